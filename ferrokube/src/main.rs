@@ -1,5 +1,148 @@
 //! The `ferrokube` binary: argument parsing and wiring of the component crates.
+//!
+//! Subcommands name the components (`server` runs the all-in-one cluster,
+//! `apiserver` the API server alone). Like hyperkube, the binary also dispatches on the
+//! name it was started as: a symlink called `kube-apiserver` runs the apiserver.
 
-fn main() -> anyhow::Result<()> {
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "ferrokube", version, about = "Kubernetes, written in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an all-in-one cluster: the API server with the embedded store (more components follow).
+    Server(ApiserverArgs),
+    /// Run the API server alone.
+    #[command(alias = "kube-apiserver")]
+    Apiserver(ApiserverArgs),
+}
+
+#[derive(Args, Clone)]
+struct ApiserverArgs {
+    /// Directory for the embedded store, the cluster CA and the admin kubeconfig.
+    #[arg(long, default_value = "/var/lib/ferrokube")]
+    data_dir: PathBuf,
+    /// Address to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// HTTPS port.
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Address advertised to the cluster (the `kubernetes` Service endpoints).
+    #[arg(long, default_value = "127.0.0.1")]
+    advertise_address: IpAddr,
+    /// etcd endpoints (comma separated); without them the embedded store is used.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// ClusterIP range of Services.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cluster_ip_range: String,
+    /// NodePort range of Services.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+    /// Extra names or IPs for the serving certificate.
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+    /// Seconds between compactions of old store revisions.
+    #[arg(long, default_value_t = 300)]
+    compaction_interval: u64,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s
+        .split_once('-')
+        .with_context(|| format!("port range {s:?} is not of the form low-high"))?;
+    let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+    anyhow::ensure!(a <= b, "port range {s:?} is empty");
+    Ok((a, b))
+}
+
+async fn open_store(args: &ApiserverArgs) -> Result<Arc<dyn store::Storage>> {
+    if args.etcd_servers.is_empty() {
+        let s = store::EmbeddedStore::open(
+            &args.data_dir.join("db"),
+            store::EmbeddedOptions::default(),
+        )
+        .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?;
+        Ok(Arc::new(s))
+    } else {
+        let s = store::EtcdStore::connect(&args.etcd_servers)
+            .await
+            .context("connecting to etcd")?;
+        Ok(Arc::new(s))
+    }
+}
+
+async fn run_apiserver(args: ApiserverArgs) -> Result<()> {
+    let started = Instant::now();
+    let store = open_store(&args).await?;
+    let mut config = apiserver::Config::new(args.data_dir.clone());
+    config.bind_address = args.bind_address;
+    config.secure_port = args.secure_port;
+    config.advertise_address = args.advertise_address;
+    config.service_cluster_ip_range = args.service_cluster_ip_range.clone();
+    config.service_node_port_range = parse_port_range(&args.service_node_port_range)?;
+    config.extra_sans = args.tls_sans.clone();
+    config.compaction_interval = std::time::Duration::from_secs(args.compaction_interval.max(1));
+    let running = apiserver::start(config, store).await?;
+    println!(
+        "ferrokube: API server listening on https://{}",
+        running.addr
+    );
+    println!(
+        "ferrokube: admin kubeconfig at {}",
+        running.kubeconfig.display()
+    );
+    if running.wait_ready(std::time::Duration::from_secs(60)).await {
+        println!("ferrokube: ready in {} ms", started.elapsed().as_millis());
+    }
+    tokio::signal::ctrl_c().await.ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    running.stop();
     Ok(())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Hyperkube style: a symlink named after a component runs that component.
+    let mut argv: Vec<String> = std::env::args().collect();
+    let invoked = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("ferrokube")
+        .to_string();
+    if matches!(invoked.as_str(), "kube-apiserver" | "apiserver") {
+        argv.insert(1, "apiserver".into());
+    }
+    let cli = Cli::parse_from(argv);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Server(args) | Command::Apiserver(args) => run_apiserver(args).await,
+        }
+    })
 }

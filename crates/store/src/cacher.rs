@@ -84,9 +84,14 @@ pub struct CachedList<T> {
     pub revision: Revision,
     /// Whether more items follow.
     pub more: bool,
-    /// How many items follow.
+    /// How many items follow (only counted when no filter was given).
     pub remaining: u64,
+    /// When `more`: the last key examined, after which the next page starts.
+    pub last_key: Option<String>,
 }
+
+/// A predicate on cached items (label and field selectors).
+pub type Filter<'a, T> = &'a (dyn Fn(&CachedItem<T>) -> bool + Send + Sync);
 
 /// A stream of cached watch items.
 pub type CachedWatchStream<T> = BoxStream<'static, Result<CachedWatchItem<T>>>;
@@ -244,8 +249,19 @@ impl<T: Send + Sync + 'static> Cacher<T> {
     /// Lists keys under `prefix` (which must lie inside the cached prefix to be served
     /// from memory).
     pub async fn list_cached(&self, prefix: &str, opts: ListOptions) -> Result<CachedList<T>> {
+        self.list_filtered(prefix, opts, None).await
+    }
+
+    /// Lists keys under `prefix` that pass `filter`; `opts.limit` counts only items
+    /// that pass.
+    pub async fn list_filtered(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        filter: Option<Filter<'_, T>>,
+    ) -> Result<CachedList<T>> {
         if !prefix.starts_with(&self.inner.prefix) {
-            return self.list_from_store(prefix, opts).await;
+            return self.list_from_store(prefix, opts, filter).await;
         }
         let from_cache = match opts.at {
             ReadAt::Latest => self.wait_fresh().await?,
@@ -264,7 +280,7 @@ impl<T: Send + Sync + 'static> Cacher<T> {
             }
         };
         if !from_cache {
-            return self.list_from_store(prefix, opts).await;
+            return self.list_from_store(prefix, opts, filter).await;
         }
         let state = self.inner.state.read();
         let end = prefix_end(prefix);
@@ -274,6 +290,8 @@ impl<T: Send + Sync + 'static> Cacher<T> {
         };
         let mut items = Vec::new();
         let mut remaining = 0u64;
+        let mut more = false;
+        let mut last_key = None;
         for (key, item) in state
             .items
             .range::<str, _>((Bound::Included(from), Bound::Unbounded))
@@ -281,28 +299,103 @@ impl<T: Send + Sync + 'static> Cacher<T> {
             if key.as_bytes() >= end.as_slice() {
                 break;
             }
-            if opts.limit == 0 || items.len() < opts.limit {
-                items.push(item.clone());
-            } else {
+            let full = opts.limit > 0 && items.len() >= opts.limit;
+            if full && filter.is_some() {
+                // With a filter, whether anything more matches is only known by looking.
+                if filter.is_none_or(|f| f(item)) {
+                    more = true;
+                    break;
+                }
+                continue;
+            }
+            if full {
+                more = true;
                 remaining += 1;
+                continue;
+            }
+            if filter.is_none_or(|f| f(item)) {
+                items.push(item.clone());
+                last_key = Some(key.clone());
             }
         }
         Ok(CachedList {
             items,
             revision: state.revision,
-            more: remaining > 0,
+            more,
             remaining,
+            last_key: if more { last_key } else { None },
         })
     }
 
-    async fn list_from_store(&self, prefix: &str, opts: ListOptions) -> Result<CachedList<T>> {
-        let list = self.inner.store.list(prefix, opts).await?;
-        Ok(CachedList {
-            items: list.items.into_iter().map(|kv| self.decorate(kv)).collect(),
-            revision: list.revision,
-            more: list.more,
-            remaining: list.remaining,
-        })
+    /// Pages through the store at one revision until `limit` items pass `filter`.
+    async fn list_from_store(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        filter: Option<Filter<'_, T>>,
+    ) -> Result<CachedList<T>> {
+        let mut at = opts.at;
+        let mut start = opts.start.clone();
+        let mut items = Vec::new();
+        loop {
+            let page_limit = match (opts.limit, filter.is_some()) {
+                (0, _) => 0,
+                (n, false) => n - items.len(),
+                (n, true) => (n - items.len()).max(self.inner.options.page_size),
+            };
+            let page = self
+                .inner
+                .store
+                .list(
+                    prefix,
+                    ListOptions {
+                        at,
+                        start: start.take(),
+                        limit: page_limit,
+                    },
+                )
+                .await?;
+            at = ReadAt::Exact(page.revision);
+            let mut last_key = None;
+            let mut page_items = page.items.into_iter();
+            for kv in page_items.by_ref() {
+                let key = kv.key.clone();
+                let item = self.decorate(kv);
+                if filter.is_none_or(|f| f(&item)) {
+                    items.push(item);
+                }
+                last_key = Some(key);
+                if opts.limit > 0 && items.len() >= opts.limit {
+                    break;
+                }
+            }
+            let leftover = page_items.len() as u64;
+            let more = page.more || leftover > 0;
+            let full = opts.limit > 0 && items.len() >= opts.limit;
+            if !more || (full && filter.is_none()) {
+                return Ok(CachedList {
+                    items,
+                    revision: page.revision,
+                    more,
+                    remaining: if filter.is_none() {
+                        page.remaining + leftover
+                    } else {
+                        0
+                    },
+                    last_key: if more { last_key } else { None },
+                });
+            }
+            if full {
+                return Ok(CachedList {
+                    items,
+                    revision: page.revision,
+                    more: true,
+                    remaining: 0,
+                    last_key,
+                });
+            }
+            start = last_key.map(|k| format!("{k}\0"));
+        }
     }
 
     /// Watches `prefix` for changes after `after` (0 = from the cache's current state).

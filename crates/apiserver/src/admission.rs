@@ -1,0 +1,399 @@
+//! Built-in admission, run on writes after validation:
+//!
+//! - NamespaceLifecycle: objects may only be created in namespaces that exist and are
+//!   not terminating; the system namespaces may not be deleted.
+//! - Service allocation: ClusterIPs and NodePorts are allocated when a Service is
+//!   created or changes type, and released when it is deleted.
+
+use crate::alloc::{AllocError, ServiceAllocators};
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::Ctx;
+use crate::registry::ResourceStore;
+use crate::Server;
+use apimachinery::{FieldError, Path};
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Namespaces that always exist and may not be deleted.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// Allocations made while admitting a create, undone if the write fails.
+#[derive(Default)]
+pub struct Admitted {
+    ips: Vec<u64>,
+    ports: Vec<u64>,
+}
+
+impl Admitted {
+    /// Releases what admission allocated.
+    pub async fn rollback(self, server: &Server) {
+        for ip in self.ips {
+            let _ = server.services.ips.release(ip).await;
+        }
+        for p in self.ports {
+            let _ = server.services.ports.release(p).await;
+        }
+    }
+}
+
+fn is_core(ctx: &Ctx<'_>, plural: &str) -> bool {
+    ctx.info.group.is_empty() && ctx.info.plural == plural
+}
+
+async fn check_namespace(ctx: &Ctx<'_>) -> ApiResult<()> {
+    let ns = ctx.namespace();
+    if ns.is_empty() {
+        return Ok(());
+    }
+    let Some(namespaces) = ctx.server.registry.get("namespaces") else {
+        return Ok(());
+    };
+    let item = namespaces
+        .cache
+        .get_cached(&namespaces.key("", ns))
+        .await
+        .map_err(ApiError::internal)?;
+    let target = crate::error::Target {
+        group: String::new(),
+        resource: "namespaces".into(),
+        name: ns.to_string(),
+    };
+    let Some(item) = item else {
+        return Err(ApiError::not_found(&target));
+    };
+    let v = item.extra.value();
+    if v["metadata"].get("deletionTimestamp").is_some() || v["status"]["phase"] == "Terminating" {
+        return Err(ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                ctx.info.group_resource(),
+                object_name(ctx),
+            ),
+            details: Some(json!({
+                "name": object_name(ctx),
+                "kind": ctx.info.plural,
+                "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}],
+            })),
+        });
+    }
+    Ok(())
+}
+
+fn object_name(ctx: &Ctx<'_>) -> String {
+    ctx.req.name.clone()
+}
+
+/// Admission for a create (storage-version object).
+pub async fn admit_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiResult<Admitted> {
+    if ctx.info.namespaced() {
+        check_namespace(ctx).await?;
+    }
+    let mut admitted = Admitted::default();
+    if is_core(ctx, "services") {
+        if let Err(e) = allocate_service(ctx, obj, None, dry_run, &mut admitted).await {
+            admitted.rollback(ctx.server).await;
+            return Err(e);
+        }
+    }
+    Ok(admitted)
+}
+
+/// Admission for an update.
+pub async fn admit_update(
+    ctx: &Ctx<'_>,
+    new: &mut Value,
+    old: &Value,
+    dry_run: bool,
+) -> ApiResult<()> {
+    if is_core(ctx, "services") {
+        let mut admitted = Admitted::default();
+        if let Err(e) = allocate_service(ctx, new, Some(old), dry_run, &mut admitted).await {
+            admitted.rollback(ctx.server).await;
+            return Err(e);
+        }
+        if !dry_run {
+            release_dropped(&ctx.server.services, old, new).await;
+        }
+    }
+    Ok(())
+}
+
+/// Admission for a delete.
+pub async fn admit_delete(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
+    if is_core(ctx, "namespaces") {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        if IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ))
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
+    }
+    Ok(())
+}
+
+/// After an object is gone from storage.
+pub async fn on_deleted(server: &Arc<Server>, store: &ResourceStore, obj: &Value) {
+    if store.info.group.is_empty() && store.storage == "services" {
+        release_dropped(&server.services, obj, &json!({})).await;
+    }
+}
+
+fn service_ips(svc: &Value) -> Vec<String> {
+    let mut ips: Vec<String> = svc["spec"]["clusterIPs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ips.is_empty() {
+        if let Some(ip) = svc["spec"]["clusterIP"].as_str().filter(|s| !s.is_empty()) {
+            ips.push(ip.to_string());
+        }
+    }
+    ips.retain(|ip| ip != "None");
+    ips
+}
+
+fn node_ports(svc: &Value) -> Vec<i64> {
+    let mut out: Vec<i64> = svc["spec"]["ports"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["nodePort"].as_i64())
+                .filter(|p| *p > 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(h) = svc["spec"]["healthCheckNodePort"]
+        .as_i64()
+        .filter(|p| *p > 0)
+    {
+        out.push(h);
+    }
+    out
+}
+
+/// Releases what `old` held and `new` no longer does.
+async fn release_dropped(a: &ServiceAllocators, old: &Value, new: &Value) {
+    let keep_ips = service_ips(new);
+    for ip in service_ips(old)
+        .into_iter()
+        .filter(|ip| !keep_ips.contains(ip))
+    {
+        if let Some(o) = ip.parse::<Ipv4Addr>().ok().and_then(|ip| a.cidr.offset(ip)) {
+            let _ = a.ips.release(o).await;
+        }
+    }
+    let keep_ports = node_ports(new);
+    for p in node_ports(old)
+        .into_iter()
+        .filter(|p| !keep_ports.contains(p))
+    {
+        if p >= i64::from(a.node_port_base) {
+            let _ = a
+                .ports
+                .release((p - i64::from(a.node_port_base)) as u64)
+                .await;
+        }
+    }
+}
+
+fn invalid(ctx: &Ctx<'_>, obj: &Value, errs: Vec<FieldError>) -> ApiError {
+    ApiError::invalid(
+        ctx.info.kind,
+        ctx.info.group,
+        obj["metadata"]["name"].as_str().unwrap_or(""),
+        &errs,
+    )
+}
+
+/// Allocates the ClusterIP and NodePorts a Service needs (create, or an update from
+/// `old`), writing them into `svc`.
+async fn allocate_service(
+    ctx: &Ctx<'_>,
+    svc: &mut Value,
+    old: Option<&Value>,
+    dry_run: bool,
+    admitted: &mut Admitted,
+) -> ApiResult<()> {
+    let a = &ctx.server.services;
+    let ty = svc["spec"]["type"]
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if ty == "ExternalName" {
+        return Ok(());
+    }
+    // ClusterIP: only when the service has none yet.
+    let had_ip =
+        old.is_some_and(|o| !service_ips(o).is_empty() || o["spec"]["clusterIP"] == "None");
+    let requested = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
+    if requested == "None" {
+        let spec = &mut svc["spec"];
+        spec["clusterIPs"] = json!(["None"]);
+        default_families(spec);
+    } else if !had_ip || old.is_some_and(|o| o["spec"]["type"] == "ExternalName") {
+        let path = Path::new("spec").child("clusterIPs");
+        let ip = if requested.is_empty() {
+            let o = if dry_run {
+                a.ips.peek_free().await
+            } else {
+                a.ips.allocate_next().await
+            };
+            let o = o.map_err(|e| alloc_internal(ctx, svc, &path, e))?;
+            if !dry_run {
+                admitted.ips.push(o);
+            }
+            a.cidr.addr(o)
+        } else {
+            let bad = |detail: String| {
+                invalid(
+                    ctx,
+                    svc,
+                    vec![FieldError::invalid(
+                        &path,
+                        json!([requested.clone()]),
+                        detail,
+                    )],
+                )
+            };
+            let ip: Ipv4Addr = requested.parse().map_err(|_| {
+                bad(format!(
+                    "failed to allocate IP {requested}: invalid IP address"
+                ))
+            })?;
+            let o = a.cidr.offset(ip).filter(|o| *o != 0 && *o != a.cidr.size() - 1).ok_or_else(|| {
+                bad(format!(
+                    "failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {}",
+                    a.cidr
+                ))
+            })?;
+            let r = if dry_run {
+                match a.ips.is_free(o).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(AllocError::Taken),
+                    Err(e) => Err(e),
+                }
+            } else {
+                a.ips.allocate(o).await
+            };
+            match r {
+                Ok(()) => {
+                    if !dry_run {
+                        admitted.ips.push(o);
+                    }
+                }
+                Err(AllocError::Taken) => {
+                    return Err(bad(format!(
+                        "failed to allocate IP {requested}: provided IP is already allocated"
+                    )))
+                }
+                Err(e) => return Err(alloc_internal(ctx, svc, &path, e)),
+            }
+            ip
+        };
+        let spec = &mut svc["spec"];
+        spec["clusterIP"] = json!(ip.to_string());
+        spec["clusterIPs"] = json!([ip.to_string()]);
+        default_families(spec);
+    }
+    // NodePorts.
+    if !matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
+        if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+            for p in ports {
+                if let Some(m) = p.as_object_mut() {
+                    m.remove("nodePort");
+                }
+            }
+        }
+        return Ok(());
+    }
+    let old_ports = old.map(node_ports).unwrap_or_default();
+    let n = svc["spec"]["ports"].as_array().map(Vec::len).unwrap_or(0);
+    for i in 0..n {
+        let path = Path::new("spec").child("ports").index(i).child("nodePort");
+        let want = svc["spec"]["ports"][i]["nodePort"].as_i64().unwrap_or(0);
+        if want > 0 && old_ports.contains(&want) {
+            continue;
+        }
+        let port = if want == 0 {
+            let o = if dry_run {
+                a.ports.peek_free().await
+            } else {
+                a.ports.allocate_next().await
+            };
+            let o = o.map_err(|e| alloc_internal(ctx, svc, &path, e))?;
+            if !dry_run {
+                admitted.ports.push(o);
+            }
+            i64::from(a.node_port_base) + o as i64
+        } else {
+            let range = format!("{}-{}", a.node_port_base, a.node_port_last);
+            if want < i64::from(a.node_port_base) || want > i64::from(a.node_port_last) {
+                return Err(invalid(ctx, svc, vec![FieldError::invalid(&path, json!(want), format!("provided port is not in the valid range. The range of valid ports is {range}"))]));
+            }
+            let o = (want - i64::from(a.node_port_base)) as u64;
+            let r = if dry_run {
+                match a.ports.is_free(o).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(AllocError::Taken),
+                    Err(e) => Err(e),
+                }
+            } else {
+                a.ports.allocate(o).await
+            };
+            match r {
+                Ok(()) => {
+                    if !dry_run {
+                        admitted.ports.push(o);
+                    }
+                }
+                Err(AllocError::Taken) => {
+                    return Err(invalid(
+                        ctx,
+                        svc,
+                        vec![FieldError::invalid(
+                            &path,
+                            json!(want),
+                            "provided port is already allocated",
+                        )],
+                    ))
+                }
+                Err(e) => return Err(alloc_internal(ctx, svc, &path, e)),
+            }
+            want
+        };
+        svc["spec"]["ports"][i]["nodePort"] = json!(port);
+    }
+    Ok(())
+}
+
+fn default_families(spec: &mut Value) {
+    if spec
+        .get("ipFamilies")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty())
+    {
+        spec["ipFamilies"] = json!(["IPv4"]);
+    }
+    if spec.get("ipFamilyPolicy").and_then(Value::as_str).is_none() {
+        spec["ipFamilyPolicy"] = json!("SingleStack");
+    }
+}
+
+fn alloc_internal(ctx: &Ctx<'_>, svc: &Value, path: &Path, e: AllocError) -> ApiError {
+    match e {
+        AllocError::Full => invalid(
+            ctx,
+            svc,
+            vec![FieldError::invalid(path, Value::Null, "range is full")],
+        ),
+        e => ApiError::internal(format!("failed to allocate: {e}")),
+    }
+}

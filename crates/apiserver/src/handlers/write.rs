@@ -1,0 +1,435 @@
+//! CREATE, UPDATE (PUT) and PATCH.
+//!
+//! Create: decode, check type and namespace, fill system metadata, let the strategy
+//! prepare and validate, run admission, store. Update and patch read the current
+//! object, compute the new one (the body, or the patch applied to the current object),
+//! apply the update strategy and validation, and compare-and-swap it into the store;
+//! when the client gave no resourceVersion a lost race is retried with the fresh
+//! object, as upstream's GuaranteedUpdate does. An update that changes nothing is not
+//! written.
+
+use super::Ctx;
+use crate::admission;
+use crate::error::{ApiError, ApiResult};
+use crate::negotiate::{self, BodyType};
+use crate::object;
+use crate::registry::ResourceStore;
+use crate::Body;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use store::StoreError;
+
+/// Which endpoint an update came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The resource itself.
+    Main,
+    /// The status subresource.
+    Status,
+    /// A server-side change with its own rules (binding, finalize, scale): the closure
+    /// computing the object decides what changes, strategy hooks are not run, but the
+    /// result is still validated as an update.
+    Internal,
+}
+
+/// Decodes a JSON or YAML request body.
+pub fn decode_body(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Value> {
+    let ct = ctx
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let yaml = match negotiate::body_type(ct)? {
+        BodyType::Json => false,
+        BodyType::Yaml => true,
+        _ => return Err(ApiError::unsupported_media_type(ct.unwrap_or(""))),
+    };
+    let v = negotiate::decode(body, yaml)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "Object '{}' is missing in '{}'",
+            "Kind",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )));
+    }
+    Ok(v)
+}
+
+/// Checks (and fills in when missing) `apiVersion` and `kind` against the endpoint.
+pub fn check_type_meta(
+    ctx: &Ctx<'_>,
+    obj: &mut Value,
+    kind: &str,
+    api_version: &str,
+) -> ApiResult<()> {
+    let (got_version, got_kind) = object::type_meta(obj);
+    if !got_version.is_empty() && got_version != api_version {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({got_version}) does not match the expected API version ({api_version})"
+        )));
+    }
+    if !got_kind.is_empty() && got_kind != kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({got_kind}) does not match the expected kind ({kind})"
+        )));
+    }
+    obj["apiVersion"] = json!(api_version);
+    obj["kind"] = json!(kind);
+    let _ = ctx;
+    Ok(())
+}
+
+/// Puts the request's namespace into the object, refusing a different one.
+pub fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+    let meta = object::meta_mut(obj);
+    if ctx.info.namespaced() {
+        let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+        if ns.is_empty() {
+            meta.insert("namespace".into(), json!(ctx.req.namespace));
+        } else if ns != ctx.req.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    Ok(())
+}
+
+/// Converts a served-version object to the storage version.
+fn to_storage(ctx: &Ctx<'_>, obj: Value) -> Value {
+    if ctx.is_storage_version() {
+        obj
+    } else {
+        crate::convert::to_storage(ctx.info, obj)
+    }
+}
+
+fn validation_error(
+    store: &ResourceStore,
+    name: &str,
+    errs: &[apimachinery::FieldError],
+) -> ApiError {
+    ApiError::invalid(store.info.kind, store.info.group, name, errs)
+}
+
+/// Response for a stored object given as a value (storage version) and revision.
+fn stored_response(
+    ctx: &Ctx<'_>,
+    code: StatusCode,
+    mut obj: Value,
+    rev: i64,
+) -> ApiResult<Response<Body>> {
+    if rev > 0 {
+        object::set_resource_version(&mut obj, rev);
+    }
+    ctx.value_response(code, ctx.served(obj))
+}
+
+/// POST: create an object.
+pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
+    let mut obj = decode_body(ctx, &body)?;
+    check_type_meta(ctx, &mut obj, ctx.info.kind, &ctx.info.api_version())?;
+    check_namespace(ctx, &mut obj)?;
+    let obj = to_storage(ctx, obj);
+    let (obj, rev) = create_object(ctx, obj).await?;
+    stored_response(ctx, StatusCode::CREATED, obj, rev)
+}
+
+/// Fills system metadata, prepares, validates, admits and stores a new object
+/// (storage version). Returns it and its revision (0 for a dry run).
+pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<(Value, i64)> {
+    let store = ctx.store()?;
+    let dry_run = ctx.query.dry_run()?;
+    {
+        let meta = object::meta_mut(&mut obj);
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "selfLink",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
+            meta.remove(k);
+        }
+        meta.insert("uid".into(), json!(object::new_uid()));
+        meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
+    }
+    store.strategy.prepare_for_create(&mut obj);
+    crate::fieldmanager::on_create(ctx, &mut obj)?;
+    let generate = object::meta_str(&obj, "generateName").to_string();
+    let needs_name = object::name(&obj).is_empty() && !generate.is_empty();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if needs_name {
+            object::meta_mut(&mut obj).insert(
+                "name".into(),
+                json!(format!("{generate}{}", object::random_suffix())),
+            );
+        }
+        let name = object::name(&obj).to_string();
+        let errs = store.strategy.validate(&obj);
+        if !errs.is_empty() {
+            return Err(validation_error(store, &name, &errs));
+        }
+        let admitted = admission::admit_create(ctx, &mut obj, dry_run).await?;
+        if dry_run {
+            return Ok((obj, 0));
+        }
+        let key = store.key(ctx.namespace(), &name);
+        match store.store().create(&key, object::to_stored(&obj)).await {
+            Ok(rev) => return Ok((obj, rev)),
+            Err(e) => {
+                admitted.rollback(ctx.server).await;
+                match e {
+                    StoreError::AlreadyExists { .. } if needs_name && attempts < 8 => continue,
+                    e => return Err(ApiError::from_store(e, &ctx.target_named(&name))),
+                }
+            }
+        }
+    }
+}
+
+/// How an update computes the new object from the current one.
+pub enum Change<'a> {
+    /// PUT: the body replaces the object.
+    Replace(Value),
+    /// PATCH: apply this patch to the current object.
+    Patch(BodyType, &'a Value),
+    /// Compute the new object (served version) from the current one.
+    Func(&'a (dyn Fn(&Value) -> ApiResult<Value> + Send + Sync)),
+}
+
+/// PUT: replace an object.
+pub async fn update(ctx: &Ctx<'_>, body: Bytes, endpoint: Endpoint) -> ApiResult<Response<Body>> {
+    let mut obj = decode_body(ctx, &body)?;
+    check_type_meta(ctx, &mut obj, ctx.info.kind, &ctx.info.api_version())?;
+    let name = object::name(&obj).to_string();
+    if name != ctx.req.name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            ctx.req.name
+        )));
+    }
+    check_namespace(ctx, &mut obj)?;
+    let (obj, rev, code) = update_object(ctx, Change::Replace(obj), endpoint).await?;
+    stored_response(ctx, code, obj, rev)
+}
+
+/// PATCH: apply a patch to an object.
+pub async fn patch(ctx: &Ctx<'_>, body: Bytes, endpoint: Endpoint) -> ApiResult<Response<Body>> {
+    let ct = ctx
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let kind = negotiate::body_type(ct)?;
+    let patch = match kind {
+        BodyType::Json | BodyType::Yaml => {
+            return Err(ApiError::unsupported_media_type(ct.unwrap_or("")))
+        }
+        BodyType::ApplyPatch => negotiate::decode(&body, true)?,
+        _ => negotiate::decode(&body, false)?,
+    };
+    if kind == BodyType::ApplyPatch {
+        return crate::fieldmanager::apply(ctx, patch, endpoint).await;
+    }
+    if ctx.query.get("force").is_some() {
+        return Err(ApiError::bad_request(
+            "force is not supported for non-apply patch requests",
+        ));
+    }
+    let (obj, rev, code) = update_object(ctx, Change::Patch(kind, &patch), endpoint).await?;
+    stored_response(ctx, code, obj, rev)
+}
+
+/// Applies a non-apply patch to a served-version object.
+pub fn apply_patch(
+    ctx: &Ctx<'_>,
+    kind: BodyType,
+    current: &Value,
+    patch: &Value,
+) -> ApiResult<Value> {
+    let unprocessable = |msg: String| ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: msg,
+        details: None,
+    };
+    let mut doc = current.clone();
+    match kind {
+        BodyType::JsonPatch => {
+            let p: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            json_patch::patch(&mut doc, &p).map_err(|e| unprocessable(e.to_string()))?;
+        }
+        BodyType::MergePatch => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "error decoding patch: the patch is not a JSON object",
+                ));
+            }
+            json_patch::merge(&mut doc, patch);
+        }
+        BodyType::StrategicMergePatch => {
+            doc = crate::fieldmanager::strategic_patch(ctx, current, patch)
+                .map_err(|e| unprocessable(e.to_string()))?;
+        }
+        _ => return Err(ApiError::bad_request("unsupported patch type")),
+    }
+    if !doc.is_object() {
+        return Err(unprocessable(
+            "the patch made the object not an object".into(),
+        ));
+    }
+    Ok(doc)
+}
+
+/// Reads the current object, computes the new one with `change`, runs the update
+/// strategy, validation and admission, and writes it. Returns the new object (storage
+/// version), its revision and the status code (200, or 201 when PUT created it).
+pub async fn update_object(
+    ctx: &Ctx<'_>,
+    change: Change<'_>,
+    endpoint: Endpoint,
+) -> ApiResult<(Value, i64, StatusCode)> {
+    let store: &Arc<ResourceStore> = ctx.store()?;
+    let dry_run = ctx.query.dry_run()?;
+    let key = store.key(ctx.namespace(), &ctx.req.name);
+    let target = ctx.target();
+    loop {
+        let current = store
+            .cache
+            .get_cached(&key)
+            .await
+            .map_err(|e| ApiError::from_store(e, &target))?;
+        let Some(current) = current else {
+            return match change {
+                Change::Replace(obj)
+                    if store.strategy.allow_create_on_update() && endpoint == Endpoint::Main =>
+                {
+                    if object::resource_version(&obj).is_some() {
+                        return Err(ApiError::not_found(&target));
+                    }
+                    let obj = to_storage(ctx, obj);
+                    let (obj, rev) = create_object(ctx, obj).await?;
+                    Ok((obj, rev, StatusCode::CREATED))
+                }
+                _ => Err(ApiError::not_found(&target)),
+            };
+        };
+        let old: Value = current.extra.value();
+        let old_served = ctx.served(old.clone());
+        let new_served = match &change {
+            Change::Replace(obj) => obj.clone(),
+            Change::Patch(kind, patch) => {
+                let mut n = apply_patch(ctx, *kind, &old_served, patch)?;
+                // A patch may not rename or move the object.
+                if object::name(&n) != ctx.req.name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({})",
+                        object::name(&n),
+                        ctx.req.name
+                    )));
+                }
+                check_namespace(ctx, &mut n)?;
+                n
+            }
+            Change::Func(f) => f(&old_served)?,
+        };
+        let precondition = object::resource_version(&new_served);
+        if let Some(rv) = precondition {
+            if rv != current.kv.mod_revision {
+                return Err(ApiError::modified(&target));
+            }
+        }
+        let mut new = to_storage(ctx, new_served);
+        prepare_update(store, &mut new, &old, endpoint);
+        // Validation sees the revision being replaced, as upstream's update does.
+        object::set_resource_version(&mut new, current.kv.mod_revision);
+        crate::fieldmanager::on_update(ctx, &old, &mut new, endpoint)?;
+        let errs = match endpoint {
+            Endpoint::Main | Endpoint::Internal => store.strategy.validate_update(&new, &old),
+            Endpoint::Status => store.strategy.validate_status_update(&new, &old),
+        };
+        if !errs.is_empty() {
+            return Err(validation_error(store, &ctx.req.name, &errs));
+        }
+        admission::admit_update(ctx, &mut new, &old, dry_run).await?;
+        let stored = object::to_stored(&new);
+        object::meta_mut(&mut new).remove("resourceVersion");
+        if stored == current.kv.value {
+            // Nothing changed: no write, same resourceVersion.
+            return Ok((new, current.kv.mod_revision, StatusCode::OK));
+        }
+        if dry_run {
+            return Ok((new, current.kv.mod_revision, StatusCode::OK));
+        }
+        match store
+            .store()
+            .update(&key, stored, current.kv.mod_revision)
+            .await
+        {
+            Ok(rev) => {
+                let rev = super::delete::finish_if_finalized(ctx, store, &key, &new, rev)
+                    .await?
+                    .unwrap_or(rev);
+                return Ok((new, rev, StatusCode::OK));
+            }
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
+                if precondition.is_none() =>
+            {
+                continue
+            }
+            Err(e) => return Err(ApiError::from_store(e, &target)),
+        }
+    }
+}
+
+/// What every update does before the strategy's own rules (upstream's BeforeUpdate):
+/// system fields come from the old object and cannot be changed by clients.
+fn prepare_update(store: &ResourceStore, new: &mut Value, old: &Value, endpoint: Endpoint) {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    {
+        let meta = object::meta_mut(new);
+        if meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            if let Some(uid) = old_meta.get("uid") {
+                meta.insert("uid".into(), uid.clone());
+            }
+        }
+        for k in [
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            match old_meta.get(k) {
+                Some(v) => {
+                    meta.insert(k.into(), v.clone());
+                }
+                None => {
+                    meta.remove(k);
+                }
+            }
+        }
+        meta.remove("resourceVersion");
+        meta.remove("selfLink");
+    }
+    let mut old_stored = old.clone();
+    object::meta_mut(&mut old_stored).remove("resourceVersion");
+    match endpoint {
+        Endpoint::Main => store.strategy.prepare_for_update(new, &old_stored),
+        Endpoint::Status => store.strategy.prepare_for_status_update(new, &old_stored),
+        Endpoint::Internal => {}
+    }
+    object::meta_mut(new).remove("resourceVersion");
+}

@@ -1,0 +1,10 @@
+//! The API's type schema.
+//!
+//! [`defs`] builds the JSON schema of every served kind from k8s-openapi (with the
+//! Kubernetes list, map and patch extensions from `data/`), and [`openapi`] assembles
+//! the OpenAPI v2 document and the per-group-version OpenAPI v3 documents kubectl reads
+//! for `explain`, client-side validation and to learn which query parameters the
+//! server supports.
+
+pub mod defs;
+pub mod openapi;
