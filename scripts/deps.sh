@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ferrokube's build and tests need (idempotent).
 #   build: protobuf-compiler (etcd client code generation)
-#   tests: etcd-server (the etcd backend), python3-venv for the Python client test
+#   tests: etcd-server (the etcd backend); a Python venv with the official
+#          `kubernetes` client in target/test-venv for the client-library test
 set -euo pipefail
 need=()
 for pkg in protobuf-compiler etcd-server; do
@@ -11,4 +12,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q "${need[@]}" >/dev/null
+fi
+
+venv="$(dirname "$0")/../target/test-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import kubernetes" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "kubernetes==33.1.0"
 fi

@@ -38,9 +38,10 @@ struct ApiserverArgs {
     /// HTTPS port.
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
-    /// Address advertised to the cluster (the `kubernetes` Service endpoints).
-    #[arg(long, default_value = "127.0.0.1")]
-    advertise_address: IpAddr,
+    /// Address advertised to the cluster (the `kubernetes` Service endpoints);
+    /// defaults to the address of the interface holding the default route.
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
     /// etcd endpoints (comma separated); without them the embedded store is used.
     #[arg(long, value_delimiter = ',')]
     etcd_servers: Vec<String>,
@@ -56,6 +57,17 @@ struct ApiserverArgs {
     /// Seconds between compactions of old store revisions.
     #[arg(long, default_value_t = 300)]
     compaction_interval: u64,
+}
+
+/// The host's primary address: the source address the kernel would use on the default
+/// route. Connecting a UDP socket only selects a route; no packet is sent.
+fn default_address() -> IpAddr {
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("10.255.255.255:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16)> {
@@ -89,7 +101,7 @@ async fn run_apiserver(args: ApiserverArgs) -> Result<()> {
     let mut config = apiserver::Config::new(args.data_dir.clone());
     config.bind_address = args.bind_address;
     config.secure_port = args.secure_port;
-    config.advertise_address = args.advertise_address;
+    config.advertise_address = args.advertise_address.unwrap_or_else(default_address);
     config.service_cluster_ip_range = args.service_cluster_ip_range.clone();
     config.service_node_port_range = parse_port_range(&args.service_node_port_range)?;
     config.extra_sans = args.tls_sans.clone();

@@ -26,6 +26,7 @@ pub struct SystemRequest {
     req: ResourceRequest,
     query: Query,
     headers: HeaderMap,
+    warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 impl SystemRequest {
@@ -52,6 +53,7 @@ impl SystemRequest {
             },
             query: Query::parse(Some("fieldManager=kube-apiserver")),
             headers: HeaderMap::new(),
+            warnings: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -65,6 +67,7 @@ impl SystemRequest {
             info: self.info,
             output: Output::Json,
             headers: &self.headers,
+            warnings: &self.warnings,
         }
     }
 }
@@ -178,6 +181,14 @@ pub async fn reconcile(server: &Arc<Server>) -> ApiResult<()> {
         reconcile_service_ports,
     )
     .await?;
+    if server.config.advertise_address.is_loopback() {
+        // Endpoints may not point at loopback addresses (as upstream validates); a
+        // loopback-only host serves clients on 127.0.0.1 without them.
+        tracing::warn!(
+            "advertise address is a loopback address: not publishing kubernetes endpoints"
+        );
+        return Ok(());
+    }
     ensure(
         server,
         "",

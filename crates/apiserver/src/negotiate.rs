@@ -127,6 +127,8 @@ pub enum BodyType {
     StrategicMergePatch,
     /// `application/apply-patch+yaml` (server-side apply).
     ApplyPatch,
+    /// `application/vnd.kubernetes.protobuf`.
+    Protobuf,
 }
 
 /// Classifies a Content-Type header.
@@ -145,6 +147,7 @@ pub fn body_type(content_type: Option<&str>) -> ApiResult<BodyType> {
         "application/merge-patch+json" => BodyType::MergePatch,
         "application/strategic-merge-patch+json" => BodyType::StrategicMergePatch,
         "application/apply-patch+yaml" | "application/apply-patch+json" => BodyType::ApplyPatch,
+        "application/vnd.kubernetes.protobuf" => BodyType::Protobuf,
         _ => return Err(ApiError::unsupported_media_type(ct)),
     })
 }
@@ -163,6 +166,12 @@ pub fn decode(body: &[u8], yaml: bool) -> ApiResult<Value> {
     }
     serde_saphyr::from_str::<Value>(text)
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+}
+
+/// Decodes a Kubernetes protobuf body into the JSON the object has.
+pub fn decode_protobuf(body: &[u8]) -> ApiResult<Value> {
+    protobuf::decode(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding protobuf body: {e}")))
 }
 
 /// Encodes a JSON value as YAML.

@@ -32,9 +32,28 @@ fn docs() -> &'static Docs {
     })
 }
 
-fn v2_bytes() -> &'static Bytes {
-    static D: OnceLock<Bytes> = OnceLock::new();
-    D.get_or_init(|| Bytes::from(serde_json::to_vec(&schema::openapi::v2()).unwrap_or_default()))
+/// The v2 document as JSON and as gnostic protobuf.
+fn v2_docs() -> &'static (Bytes, Bytes) {
+    static D: OnceLock<(Bytes, Bytes)> = OnceLock::new();
+    D.get_or_init(|| {
+        let doc = schema::openapi::v2();
+        (
+            Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
+            Bytes::from(schema::v2proto::encode(&doc)),
+        )
+    })
+}
+
+/// Media type of the protobuf OpenAPI v2 document.
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+fn accepts_v2_protobuf(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|m| {
+            let essence = m.split(';').next().unwrap_or("").trim();
+            essence.starts_with("application/com.github.proto-openapi.spec.v2")
+        })
+    })
 }
 
 fn accepts_json(accept: Option<&str>) -> bool {
@@ -49,13 +68,20 @@ fn accepts_json(accept: Option<&str>) -> bool {
 
 /// `/openapi/v2`.
 pub fn v2(accept: Option<&str>) -> ApiResult<Response<Body>> {
+    if accepts_v2_protobuf(accept) {
+        return Ok(bytes_response(
+            StatusCode::OK,
+            V2_PROTOBUF,
+            v2_docs().1.clone(),
+        ));
+    }
     if !accepts_json(accept) {
         return Err(ApiError::not_acceptable(accept.unwrap_or("")));
     }
     Ok(bytes_response(
         StatusCode::OK,
         "application/json",
-        v2_bytes().clone(),
+        v2_docs().0.clone(),
     ))
 }
 

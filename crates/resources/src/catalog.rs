@@ -2,6 +2,8 @@
 //! verbs, short names, categories, subresources) and how the apiserver backs it.
 
 use crate::strategy::{GenericStrategy, NameRule, Strategy};
+use crate::typed::TypedStrategy;
+use k8s_openapi::api;
 
 /// Namespaced or cluster scoped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,9 +182,10 @@ const POD_SUBRESOURCES: &[SubresourceInfo] = &[
     sub("status", "", GET_PATCH_UPDATE),
 ];
 
-/// Shorthand for a stored resource with a generic strategy.
-macro_rules! stored {
+/// Shorthand for a stored resource whose strategy adds typed rules of `$ty`.
+macro_rules! typed {
     (
+        $ty:ty, meta: $meta:expr;
         group: $group:expr, version: $version:expr, kind: $kind:expr, plural: $plural:expr,
         singular: $singular:expr, scope: $scope:ident, verbs: $verbs:expr,
         short: $short:expr, categories: $cats:expr, subresources: $subs:expr,
@@ -204,16 +207,19 @@ macro_rules! stored {
             backing: Backing::Stored {
                 storage: $storage,
                 storage_version: $sv,
-                strategy: &GenericStrategy {
-                    kind: $kind,
-                    namespaced: matches!(Scope::$scope, Scope::Namespaced),
-                    names: NameRule::$names,
-                    has_status: $status,
-                    generation: $gen,
-                    create_on_update: $cou,
-                    fields: $fields,
-                    field_labels: &[],
-                },
+                strategy: &TypedStrategy::<$ty>::new(
+                    GenericStrategy {
+                        kind: $kind,
+                        namespaced: matches!(Scope::$scope, Scope::Namespaced),
+                        names: NameRule::$names,
+                        has_status: $status,
+                        generation: $gen,
+                        create_on_update: $cou,
+                        fields: $fields,
+                        field_labels: &[],
+                    },
+                    $meta,
+                ),
             },
         }
     };
@@ -279,74 +285,89 @@ static CATALOG: &[ResourceInfo] = &[
         subresources: &[],
         backing: Backing::Computed,
     },
-    stored!(group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap",
+    typed!(api::core::v1::ConfigMap, meta: true;
+        group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap",
         scope: Namespaced, verbs: CRUD, short: &["cm"], categories: &[], subresources: &[],
         storage: "configmaps", storage_version: ("", "v1"), names: Subdomain, status: false,
         generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "Endpoints", plural: "endpoints", singular: "endpoints",
+    typed!(api::core::v1::Endpoints, meta: true;
+        group: "", version: "v1", kind: "Endpoints", plural: "endpoints", singular: "endpoints",
         scope: Namespaced, verbs: CRUD, short: &["ep"], categories: &[], subresources: &[],
         storage: "endpoints", storage_version: ("", "v1"), names: Subdomain, status: false,
         generation: false, create_on_update: true, fields: &[]),
-    stored!(group: "", version: "v1", kind: "Event", plural: "events", singular: "event",
+    typed!(api::core::v1::Event, meta: false;
+        group: "", version: "v1", kind: "Event", plural: "events", singular: "event",
         scope: Namespaced, verbs: CRUD, short: &["ev"], categories: &[], subresources: &[],
         storage: "events", storage_version: ("", "v1"), names: PathSegment, status: false,
         generation: false, create_on_update: true, fields: EVENT_FIELDS),
-    stored!(group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
+    typed!(api::core::v1::LimitRange, meta: true;
+        group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
         scope: Namespaced, verbs: CRUD, short: &["limits"], categories: &[], subresources: &[],
         storage: "limitranges", storage_version: ("", "v1"), names: Subdomain, status: false,
         generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace",
+    typed!(api::core::v1::Namespace, meta: true;
+        group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace",
         scope: Cluster, verbs: NO_DELETECOLLECTION, short: &["ns"], categories: &[],
         subresources: &[sub("finalize", "", &["update"]), sub("status", "", GET_PATCH_UPDATE)],
         storage: "namespaces", storage_version: ("", "v1"), names: Label, status: true,
         generation: false, create_on_update: false, fields: &[("status.phase", &["status", "phase"])]),
-    stored!(group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node",
+    typed!(api::core::v1::Node, meta: true;
+        group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node",
         scope: Cluster, verbs: CRUD, short: &["no"], categories: &[],
         subresources: &[sub("proxy", "NodeProxyOptions", &["create", "delete", "get", "patch", "update"]),
             sub("status", "", GET_PATCH_UPDATE)],
         storage: "nodes", storage_version: ("", "v1"), names: Subdomain, status: true,
         generation: false, create_on_update: false,
         fields: &[("spec.unschedulable", &["spec", "unschedulable"])]),
-    stored!(group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims",
+    typed!(api::core::v1::PersistentVolumeClaim, meta: true;
+        group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims",
         singular: "persistentvolumeclaim", scope: Namespaced, verbs: CRUD, short: &["pvc"],
         categories: &[], subresources: STATUS_ONLY, storage: "persistentvolumeclaims",
         storage_version: ("", "v1"), names: Subdomain, status: true, generation: false,
         create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "PersistentVolume", plural: "persistentvolumes",
+    typed!(api::core::v1::PersistentVolume, meta: true;
+        group: "", version: "v1", kind: "PersistentVolume", plural: "persistentvolumes",
         singular: "persistentvolume", scope: Cluster, verbs: CRUD, short: &["pv"],
         categories: &[], subresources: STATUS_ONLY, storage: "persistentvolumes",
         storage_version: ("", "v1"), names: Subdomain, status: true, generation: false,
         create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod",
+    typed!(api::core::v1::Pod, meta: true;
+        group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod",
         scope: Namespaced, verbs: CRUD, short: &["po"], categories: &["all"],
         subresources: POD_SUBRESOURCES, storage: "pods", storage_version: ("", "v1"),
         names: Subdomain, status: true, generation: false, create_on_update: false,
         fields: POD_FIELDS),
-    stored!(group: "", version: "v1", kind: "PodTemplate", plural: "podtemplates", singular: "podtemplate",
+    typed!(api::core::v1::PodTemplate, meta: true;
+        group: "", version: "v1", kind: "PodTemplate", plural: "podtemplates", singular: "podtemplate",
         scope: Namespaced, verbs: CRUD, short: &[], categories: &[], subresources: &[],
         storage: "podtemplates", storage_version: ("", "v1"), names: Subdomain, status: false,
         generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "ReplicationController", plural: "replicationcontrollers",
+    typed!(api::core::v1::ReplicationController, meta: true;
+        group: "", version: "v1", kind: "ReplicationController", plural: "replicationcontrollers",
         singular: "replicationcontroller", scope: Namespaced, verbs: CRUD, short: &["rc"],
         categories: &["all"], subresources: SCALE_STATUS, storage: "replicationcontrollers",
         storage_version: ("", "v1"), names: Subdomain, status: true, generation: true,
         create_on_update: false, fields: &[("status.replicas", &["status", "replicas"])]),
-    stored!(group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas",
+    typed!(api::core::v1::ResourceQuota, meta: true;
+        group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas",
         singular: "resourcequota", scope: Namespaced, verbs: CRUD, short: &["quota"],
         categories: &[], subresources: STATUS_ONLY, storage: "resourcequotas",
         storage_version: ("", "v1"), names: Subdomain, status: true, generation: false,
         create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret",
+    typed!(api::core::v1::Secret, meta: true;
+        group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret",
         scope: Namespaced, verbs: CRUD, short: &[], categories: &[], subresources: &[],
         storage: "secrets", storage_version: ("", "v1"), names: Subdomain, status: false,
         generation: false, create_on_update: false, fields: &[("type", &["type"])]),
-    stored!(group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts",
+    typed!(api::core::v1::ServiceAccount, meta: true;
+        group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts",
         singular: "serviceaccount", scope: Namespaced, verbs: CRUD, short: &["sa"],
         categories: &[], subresources: &[SubresourceInfo { name: "token", kind: "TokenRequest",
             group: Some("authentication.k8s.io"), version: Some("v1"), verbs: CREATE }],
         storage: "serviceaccounts", storage_version: ("", "v1"), names: Subdomain, status: false,
         generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "", version: "v1", kind: "Service", plural: "services", singular: "service",
+    typed!(api::core::v1::Service, meta: true;
+        group: "", version: "v1", kind: "Service", plural: "services", singular: "service",
         scope: Namespaced, verbs: CRUD, short: &["svc"], categories: &["all"],
         subresources: &[sub("proxy", "ServiceProxyOptions", &["create", "delete", "get", "patch", "update"]),
             sub("status", "", GET_PATCH_UPDATE)],
@@ -354,84 +375,103 @@ static CATALOG: &[ResourceInfo] = &[
         generation: false, create_on_update: false,
         fields: &[("spec.clusterIP", &["spec", "clusterIP"]), ("spec.type", &["spec", "type"])]),
     // ---- apps/v1 ----
-    stored!(group: "apps", version: "v1", kind: "ControllerRevision", plural: "controllerrevisions",
+    typed!(api::apps::v1::ControllerRevision, meta: true;
+        group: "apps", version: "v1", kind: "ControllerRevision", plural: "controllerrevisions",
         singular: "controllerrevision", scope: Namespaced, verbs: CRUD, short: &[], categories: &[],
         subresources: &[], storage: "controllerrevisions", storage_version: ("apps", "v1"),
         names: Subdomain, status: false, generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset",
+    typed!(api::apps::v1::DaemonSet, meta: true;
+        group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset",
         scope: Namespaced, verbs: CRUD, short: &["ds"], categories: &["all"], subresources: STATUS_ONLY,
         storage: "daemonsets", storage_version: ("apps", "v1"), names: Subdomain, status: true,
         generation: true, create_on_update: false, fields: &[]),
-    stored!(group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
+    typed!(api::apps::v1::Deployment, meta: true;
+        group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
         scope: Namespaced, verbs: CRUD, short: &["deploy"], categories: &["all"], subresources: SCALE_STATUS,
         storage: "deployments", storage_version: ("apps", "v1"), names: Subdomain, status: true,
         generation: true, create_on_update: false, fields: &[]),
-    stored!(group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset",
+    typed!(api::apps::v1::ReplicaSet, meta: true;
+        group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset",
         scope: Namespaced, verbs: CRUD, short: &["rs"], categories: &["all"], subresources: SCALE_STATUS,
         storage: "replicasets", storage_version: ("apps", "v1"), names: Subdomain, status: true,
         generation: true, create_on_update: false,
         fields: &[("status.replicas", &["status", "replicas"])]),
-    stored!(group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", singular: "statefulset",
+    typed!(api::apps::v1::StatefulSet, meta: true;
+        group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", singular: "statefulset",
         scope: Namespaced, verbs: CRUD, short: &["sts"], categories: &["all"], subresources: SCALE_STATUS,
         storage: "statefulsets", storage_version: ("apps", "v1"), names: Subdomain, status: true,
         generation: true, create_on_update: false, fields: &[]),
     // ---- batch/v1 ----
-    stored!(group: "batch", version: "v1", kind: "CronJob", plural: "cronjobs", singular: "cronjob",
+    typed!(api::batch::v1::CronJob, meta: true;
+        group: "batch", version: "v1", kind: "CronJob", plural: "cronjobs", singular: "cronjob",
         scope: Namespaced, verbs: CRUD, short: &["cj"], categories: &["all"], subresources: STATUS_ONLY,
         storage: "cronjobs", storage_version: ("batch", "v1"), names: Subdomain, status: true,
         generation: true, create_on_update: false, fields: &[]),
-    stored!(group: "batch", version: "v1", kind: "Job", plural: "jobs", singular: "job",
+    typed!(api::batch::v1::Job, meta: true;
+        group: "batch", version: "v1", kind: "Job", plural: "jobs", singular: "job",
         scope: Namespaced, verbs: CRUD, short: &[], categories: &["all"], subresources: STATUS_ONLY,
         storage: "jobs", storage_version: ("batch", "v1"), names: Subdomain, status: true,
         generation: true, create_on_update: false,
         fields: &[("status.successful", &["status", "succeeded"])]),
     // ---- autoscaling ----
-    stored!(group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler",
+    typed!(api::autoscaling::v2::HorizontalPodAutoscaler, meta: true;
+        group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler",
         plural: "horizontalpodautoscalers", singular: "horizontalpodautoscaler", scope: Namespaced,
         verbs: CRUD, short: &["hpa"], categories: &["all"], subresources: STATUS_ONLY,
         storage: "horizontalpodautoscalers", storage_version: ("autoscaling", "v2"), names: Subdomain,
         status: true, generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "autoscaling", version: "v1", kind: "HorizontalPodAutoscaler",
+    // Served by conversion: writes use the storage version's (v2) strategy.
+    typed!(api::autoscaling::v2::HorizontalPodAutoscaler, meta: true;
+        group: "autoscaling", version: "v1", kind: "HorizontalPodAutoscaler",
         plural: "horizontalpodautoscalers", singular: "horizontalpodautoscaler", scope: Namespaced,
         verbs: CRUD, short: &["hpa"], categories: &["all"], subresources: STATUS_ONLY,
         storage: "horizontalpodautoscalers", storage_version: ("autoscaling", "v2"), names: Subdomain,
         status: true, generation: false, create_on_update: false, fields: &[]),
     // ---- coordination.k8s.io/v1 ----
-    stored!(group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease",
+    typed!(api::coordination::v1::Lease, meta: true;
+        group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease",
         scope: Namespaced, verbs: CRUD, short: &[], categories: &[], subresources: &[],
         storage: "leases", storage_version: ("coordination.k8s.io", "v1"), names: Subdomain,
         status: false, generation: false, create_on_update: true, fields: &[]),
     // ---- discovery.k8s.io/v1 ----
-    stored!(group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
+    typed!(api::discovery::v1::EndpointSlice, meta: true;
+        group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
         singular: "endpointslice", scope: Namespaced, verbs: CRUD, short: &[], categories: &[],
         subresources: &[], storage: "endpointslices", storage_version: ("discovery.k8s.io", "v1"),
         names: Subdomain, status: false, generation: true, create_on_update: false, fields: &[]),
     // ---- events.k8s.io/v1 (the same objects as core events) ----
-    stored!(group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", singular: "event",
+    // Served by conversion: writes use the storage version's (core Event) strategy.
+    typed!(api::core::v1::Event, meta: false;
+        group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", singular: "event",
         scope: Namespaced, verbs: CRUD, short: &["ev"], categories: &[], subresources: &[],
         storage: "events", storage_version: ("", "v1"), names: PathSegment, status: false,
         generation: false, create_on_update: true, fields: &[]),
     // ---- policy/v1 ----
-    stored!(group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets",
+    typed!(api::policy::v1::PodDisruptionBudget, meta: true;
+        group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets",
         singular: "poddisruptionbudget", scope: Namespaced, verbs: CRUD, short: &["pdb"],
         categories: &[], subresources: STATUS_ONLY, storage: "poddisruptionbudgets",
         storage_version: ("policy", "v1"), names: Subdomain, status: true, generation: true,
         create_on_update: false, fields: &[]),
     // ---- networking.k8s.io/v1 ----
-    stored!(group: "networking.k8s.io", version: "v1", kind: "IngressClass", plural: "ingressclasses",
+    typed!(api::networking::v1::IngressClass, meta: true;
+        group: "networking.k8s.io", version: "v1", kind: "IngressClass", plural: "ingressclasses",
         singular: "ingressclass", scope: Cluster, verbs: CRUD, short: &[], categories: &[],
         subresources: &[], storage: "ingressclasses", storage_version: ("networking.k8s.io", "v1"),
         names: Subdomain, status: false, generation: false, create_on_update: false, fields: &[]),
-    stored!(group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses",
+    typed!(api::networking::v1::Ingress, meta: true;
+        group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses",
         singular: "ingress", scope: Namespaced, verbs: CRUD, short: &["ing"], categories: &[],
         subresources: STATUS_ONLY, storage: "ingresses", storage_version: ("networking.k8s.io", "v1"),
         names: Subdomain, status: true, generation: true, create_on_update: false, fields: &[]),
-    stored!(group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies",
+    typed!(api::networking::v1::NetworkPolicy, meta: true;
+        group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies",
         singular: "networkpolicy", scope: Namespaced, verbs: CRUD, short: &["netpol"], categories: &[],
         subresources: &[], storage: "networkpolicies", storage_version: ("networking.k8s.io", "v1"),
         names: Subdomain, status: false, generation: true, create_on_update: false, fields: &[]),
     // ---- storage.k8s.io/v1 ----
-    stored!(group: "storage.k8s.io", version: "v1", kind: "StorageClass", plural: "storageclasses",
+    typed!(api::storage::v1::StorageClass, meta: true;
+        group: "storage.k8s.io", version: "v1", kind: "StorageClass", plural: "storageclasses",
         singular: "storageclass", scope: Cluster, verbs: CRUD, short: &["sc"], categories: &[],
         subresources: &[], storage: "storageclasses", storage_version: ("storage.k8s.io", "v1"),
         names: Subdomain, status: false, generation: false, create_on_update: false, fields: &[]),

@@ -8,6 +8,8 @@
 
 pub mod catalog;
 pub mod strategy;
+pub mod typed;
 
 pub use catalog::{catalog, find, find_by_kind, Backing, ResourceInfo, Scope, SubresourceInfo};
 pub use strategy::{GenericStrategy, Strategy};
+pub use typed::TypedStrategy;

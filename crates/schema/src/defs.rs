@@ -336,3 +336,101 @@ mod tests {
         assert!(!c.contains(&"io.k8s.api.core.v1.ServiceSpec".to_string()));
     }
 }
+
+/// The zero value of a schema (what Go would hold for a missing field).
+fn zero_of(defs: &Definitions, schema: &Value, depth: usize) -> Value {
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix(REF_PREFIX))
+    {
+        return match defs.schemas.get(name) {
+            Some(s) if depth < 32 => zero_of(defs, s, depth + 1),
+            _ => json!({}),
+        };
+    }
+    match schema["type"].as_str() {
+        Some("string") => json!(""),
+        Some("integer") | Some("number") => json!(0),
+        Some("boolean") => json!(false),
+        Some("array") => json!([]),
+        _ if schema.get("x-kubernetes-int-or-string").is_some() => json!(0),
+        _ => json!({}),
+    }
+}
+
+/// Adds the fields `obj` lacks but its schema requires, with their zero values, at
+/// every level (what decoding into Go structs does), so that typed validation can
+/// report them instead of failing to decode.
+pub fn fill_required(def: &str, obj: &mut Value) {
+    let defs = definitions();
+    if let Some(schema) = defs.schemas.get(def) {
+        fill(defs, schema, obj, 0);
+    }
+}
+
+fn fill(defs: &Definitions, schema: &Value, v: &mut Value, depth: usize) {
+    if depth > 48 {
+        return;
+    }
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix(REF_PREFIX))
+    {
+        if let Some(s) = defs.schemas.get(name) {
+            fill(defs, s, v, depth + 1);
+        }
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = schema["properties"].as_object() {
+                for req in schema["required"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if m.get(req).is_none_or(Value::is_null) {
+                        if let Some(p) = props.get(req) {
+                            m.insert(req.to_string(), zero_of(defs, p, 0));
+                        }
+                    }
+                }
+                for (k, x) in m.iter_mut() {
+                    if let Some(p) = props.get(k) {
+                        fill(defs, p, x, depth + 1);
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for x in m.values_mut() {
+                    fill(defs, ap, x, depth + 1);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = schema.get("items") {
+                for x in a {
+                    fill(defs, items, x, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use super::*;
+
+    #[test]
+    fn fills_required_fields_at_every_level() {
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}});
+        fill_required("io.k8s.api.apps.v1.Deployment", &mut d);
+        assert_eq!(d["spec"]["selector"], json!({}));
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["name"], "");
+        let mut svc = json!({"spec": {"ports": [{"targetPort": 80}]}});
+        fill_required("io.k8s.api.core.v1.Service", &mut svc);
+        assert_eq!(svc["spec"]["ports"][0]["port"], 0);
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+    }
+}

@@ -7,4 +7,6 @@
 //! server supports.
 
 pub mod defs;
+pub mod graph;
 pub mod openapi;
+pub mod v2proto;

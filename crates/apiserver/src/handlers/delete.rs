@@ -49,7 +49,11 @@ impl DeleteOptions {
             ..Default::default()
         };
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let v = negotiate::decode(body, false)?;
+            let v = if body.starts_with(&protobuf::MAGIC) {
+                negotiate::decode_protobuf(body)?
+            } else {
+                negotiate::decode(body, false)?
+            };
             if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
                 o.grace_period = Some(g);
             }

@@ -29,6 +29,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 /// Everything a handler needs to know about the request.
+#[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     /// The server.
     pub server: &'a Arc<Server>,
@@ -44,9 +45,16 @@ pub struct Ctx<'a> {
     pub output: Output,
     /// Request headers.
     pub headers: &'a HeaderMap,
+    /// Warnings for the client (`Warning` response headers).
+    pub warnings: &'a parking_lot::Mutex<Vec<String>>,
 }
 
 impl Ctx<'_> {
+    /// Adds warnings for the client.
+    pub fn warn(&self, items: impl IntoIterator<Item = String>) {
+        self.warnings.lock().extend(items);
+    }
+
     /// The error target of this request.
     pub fn target(&self) -> Target {
         Target {
@@ -184,6 +192,7 @@ pub async fn handle(
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let output = negotiate::choose(accept, false)?;
+    let warnings = parking_lot::Mutex::new(Vec::new());
     let ctx = Ctx {
         server,
         user,
@@ -192,34 +201,47 @@ pub async fn handle(
         info,
         output,
         headers,
+        warnings: &warnings,
     };
+    let mut response = dispatch(&ctx, body).await?;
+    for w in warnings.into_inner() {
+        let text = format!("299 - {}", serde_json::Value::String(w));
+        if let Ok(v) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    Ok(response)
+}
+
+async fn dispatch(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
+    let (info, req) = (ctx.info, ctx.req);
     if info.namespaced() && req.namespace.is_empty() && !matches!(req.verb, "list" | "watch") {
         // Namespaced objects are addressed within a namespace.
         return Err(ApiError::path_not_found());
     }
     if !req.subresource.is_empty() {
-        return subresource::handle(&ctx, body).await;
+        return subresource::handle(ctx, body).await;
     }
     if !info.allows(req.verb) {
         return Err(ApiError::method_not_supported(&ctx.target(), req.verb));
     }
     match info.backing {
         Backing::Virtual if info.kind == "Binding" => {
-            return subresource::bind(&ctx, body, "").await
+            return subresource::bind(ctx, body, "").await
         }
-        Backing::Virtual => return crate::reviews::create(&ctx, body).await,
-        Backing::Computed => return crate::reviews::computed(&ctx).await,
+        Backing::Virtual => return crate::reviews::create(ctx, body).await,
+        Backing::Computed => return crate::reviews::computed(ctx).await,
         Backing::Stored { .. } => {}
     }
     match req.verb {
-        "get" => read::get(&ctx).await,
-        "list" => read::list(&ctx).await,
-        "watch" => watch::watch(&ctx).await,
-        "create" => write::create(&ctx, body).await,
-        "update" => write::update(&ctx, body, write::Endpoint::Main).await,
-        "patch" => write::patch(&ctx, body, write::Endpoint::Main).await,
-        "delete" => delete::delete(&ctx, body).await,
-        "deletecollection" => delete::delete_collection(&ctx, body).await,
+        "get" => read::get(ctx).await,
+        "list" => read::list(ctx).await,
+        "watch" => watch::watch(ctx).await,
+        "create" => write::create(ctx, body).await,
+        "update" => write::update(ctx, body, write::Endpoint::Main).await,
+        "patch" => write::patch(ctx, body, write::Endpoint::Main).await,
+        "delete" => delete::delete(ctx, body).await,
+        "deletecollection" => delete::delete_collection(ctx, body).await,
         _ => Err(ApiError::method_not_supported(&ctx.target(), req.verb)),
     }
 }

@@ -114,14 +114,17 @@ async fn scale(ctx: &Ctx<'_>, verb: &str, body: Bytes) -> ApiResult<Response<Bod
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let kind = negotiate::body_type(ct)?;
-    let input = negotiate::decode(&body, matches!(kind, BodyType::Yaml | BodyType::ApplyPatch))?;
+    let input = match kind {
+        BodyType::Protobuf => negotiate::decode_protobuf(&body)?,
+        k => negotiate::decode(&body, matches!(k, BodyType::Yaml | BodyType::ApplyPatch))?,
+    };
     let compute = |old: &Value| -> ApiResult<Value> {
         let current = scale_of(old);
         let new_scale = if verb == "update" {
             input.clone()
         } else {
             match kind {
-                BodyType::Json | BodyType::Yaml | BodyType::ApplyPatch => {
+                BodyType::Json | BodyType::Yaml | BodyType::ApplyPatch | BodyType::Protobuf => {
                     return Err(ApiError::unsupported_media_type(ct.unwrap_or("")))
                 }
                 // Scale has no lists: a strategic merge patch is a merge patch here.

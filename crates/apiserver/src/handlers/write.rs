@@ -40,12 +40,12 @@ pub fn decode_body(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Value> {
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let yaml = match negotiate::body_type(ct)? {
-        BodyType::Json => false,
-        BodyType::Yaml => true,
+    let v = match negotiate::body_type(ct)? {
+        BodyType::Json => negotiate::decode(body, false)?,
+        BodyType::Yaml => negotiate::decode(body, true)?,
+        BodyType::Protobuf => negotiate::decode_protobuf(body)?,
         _ => return Err(ApiError::unsupported_media_type(ct.unwrap_or(""))),
     };
-    let v = negotiate::decode(body, yaml)?;
     if !v.is_object() {
         return Err(ApiError::bad_request(format!(
             "Object '{}' is missing in '{}'",
@@ -132,6 +132,7 @@ fn stored_response(
 pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
     let mut obj = decode_body(ctx, &body)?;
     check_type_meta(ctx, &mut obj, ctx.info.kind, &ctx.info.api_version())?;
+    crate::fieldmanager::check_fields(ctx, &obj)?;
     check_namespace(ctx, &mut obj)?;
     let obj = to_storage(ctx, obj);
     let (obj, rev) = create_object(ctx, obj).await?;
@@ -140,7 +141,17 @@ pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
 
 /// Fills system metadata, prepares, validates, admits and stores a new object
 /// (storage version). Returns it and its revision (0 for a dry run).
-pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<(Value, i64)> {
+pub async fn create_object(ctx: &Ctx<'_>, obj: Value) -> ApiResult<(Value, i64)> {
+    create_object_tracked(ctx, obj, true).await
+}
+
+/// [`create_object`], recording managed fields only when `track` (apply has already
+/// recorded them).
+pub async fn create_object_tracked(
+    ctx: &Ctx<'_>,
+    mut obj: Value,
+    track: bool,
+) -> ApiResult<(Value, i64)> {
     let store = ctx.store()?;
     let dry_run = ctx.query.dry_run()?;
     {
@@ -159,8 +170,11 @@ pub async fn create_object(ctx: &Ctx<'_>, mut obj: Value) -> ApiResult<(Value, i
         meta.insert("uid".into(), json!(object::new_uid()));
         meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
     }
+    fill_required(store, &mut obj);
     store.strategy.prepare_for_create(&mut obj);
-    crate::fieldmanager::on_create(ctx, &mut obj)?;
+    if track {
+        crate::fieldmanager::on_create(ctx, &mut obj)?;
+    }
     let generate = object::meta_str(&obj, "generateName").to_string();
     let needs_name = object::name(&obj).is_empty() && !generate.is_empty();
     let mut attempts = 0;
@@ -203,12 +217,16 @@ pub enum Change<'a> {
     Patch(BodyType, &'a Value),
     /// Compute the new object (served version) from the current one.
     Func(&'a (dyn Fn(&Value) -> ApiResult<Value> + Send + Sync)),
+    /// Server-side apply: compute the new object, whose managed fields the closure
+    /// has already set.
+    Applied(&'a (dyn Fn(&Value) -> ApiResult<Value> + Send + Sync)),
 }
 
 /// PUT: replace an object.
 pub async fn update(ctx: &Ctx<'_>, body: Bytes, endpoint: Endpoint) -> ApiResult<Response<Body>> {
     let mut obj = decode_body(ctx, &body)?;
     check_type_meta(ctx, &mut obj, ctx.info.kind, &ctx.info.api_version())?;
+    crate::fieldmanager::check_fields(ctx, &obj)?;
     let name = object::name(&obj).to_string();
     if name != ctx.req.name {
         return Err(ApiError::bad_request(format!(
@@ -229,7 +247,7 @@ pub async fn patch(ctx: &Ctx<'_>, body: Bytes, endpoint: Endpoint) -> ApiResult<
         .and_then(|v| v.to_str().ok());
     let kind = negotiate::body_type(ct)?;
     let patch = match kind {
-        BodyType::Json | BodyType::Yaml => {
+        BodyType::Json | BodyType::Yaml | BodyType::Protobuf => {
             return Err(ApiError::unsupported_media_type(ct.unwrap_or("")))
         }
         BodyType::ApplyPatch => negotiate::decode(&body, true)?,
@@ -276,8 +294,7 @@ pub fn apply_patch(
             json_patch::merge(&mut doc, patch);
         }
         BodyType::StrategicMergePatch => {
-            doc = crate::fieldmanager::strategic_patch(ctx, current, patch)
-                .map_err(|e| unprocessable(e.to_string()))?;
+            doc = crate::fieldmanager::strategic_patch(ctx, current, patch)?;
         }
         _ => return Err(ApiError::bad_request("unsupported patch type")),
     }
@@ -339,8 +356,11 @@ pub async fn update_object(
                 check_namespace(ctx, &mut n)?;
                 n
             }
-            Change::Func(f) => f(&old_served)?,
+            Change::Func(f) | Change::Applied(f) => f(&old_served)?,
         };
+        if let Change::Patch(..) = change {
+            crate::fieldmanager::check_fields(ctx, &new_served)?;
+        }
         let precondition = object::resource_version(&new_served);
         if let Some(rv) = precondition {
             if rv != current.kv.mod_revision {
@@ -348,10 +368,13 @@ pub async fn update_object(
             }
         }
         let mut new = to_storage(ctx, new_served);
+        fill_required(store, &mut new);
         prepare_update(store, &mut new, &old, endpoint);
         // Validation sees the revision being replaced, as upstream's update does.
         object::set_resource_version(&mut new, current.kv.mod_revision);
-        crate::fieldmanager::on_update(ctx, &old, &mut new, endpoint)?;
+        if !matches!(change, Change::Applied(_)) {
+            crate::fieldmanager::on_update(ctx, &old, &mut new, endpoint)?;
+        }
         let errs = match endpoint {
             Endpoint::Main | Endpoint::Internal => store.strategy.validate_update(&new, &old),
             Endpoint::Status => store.strategy.validate_status_update(&new, &old),
@@ -387,6 +410,18 @@ pub async fn update_object(
             }
             Err(e) => return Err(ApiError::from_store(e, &target)),
         }
+    }
+}
+
+/// Adds required fields the object lacks, with zero values, so typed validation can
+/// report them (as decoding into Go structs would let upstream do).
+fn fill_required(store: &ResourceStore, obj: &mut Value) {
+    let defs = schema::defs::definitions();
+    if let Some(def) = defs
+        .kinds
+        .get(&(store.info.group, store.info.version, store.info.kind))
+    {
+        schema::defs::fill_required(def, obj);
     }
 }
 

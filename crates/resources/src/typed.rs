@@ -1,0 +1,129 @@
+//! A strategy for a kind with typed rules: the object is decoded into its k8s-openapi
+//! type, the kind's [`KindRules`] (upstream's defaults, PrepareFor* and validation, from
+//! the `validation` crate) run on it, and the generic rules (metadata validation,
+//! selectable fields, scope) come from a [`GenericStrategy`].
+
+use crate::strategy::{GenericStrategy, Strategy};
+use apimachinery::field::{FieldError, Path};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::marker::PhantomData;
+use validation::KindRules;
+
+/// Typed rules of kind `K` on top of generic ones.
+pub struct TypedStrategy<K> {
+    /// The generic rules.
+    pub generic: GenericStrategy,
+    /// Whether ObjectMeta is validated generically (upstream skips it for v1 Events).
+    pub validate_meta: bool,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> TypedStrategy<K> {
+    /// Typed rules of `K` with `generic` ones.
+    pub const fn new(generic: GenericStrategy, validate_meta: bool) -> TypedStrategy<K> {
+        TypedStrategy {
+            generic,
+            validate_meta,
+            kind: PhantomData,
+        }
+    }
+}
+
+fn decode<K: DeserializeOwned>(obj: &Value) -> Result<K, FieldError> {
+    serde_json::from_value(obj.clone())
+        .map_err(|e| FieldError::invalid(&Path::default(), Value::Null, e.to_string()))
+}
+
+/// Writes a typed object back, keeping `metadata.resourceVersion` (the typed form
+/// would keep it too, but callers rely on it being untouched).
+fn encode<K: Serialize>(k: &K, obj: &mut Value) {
+    if let Ok(v) = serde_json::to_value(k) {
+        *obj = v;
+    }
+}
+
+impl<K> Strategy for TypedStrategy<K>
+where
+    K: KindRules + DeserializeOwned + Serialize + 'static,
+{
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let Ok(mut k) = decode::<K>(obj) else { return };
+        k.default();
+        k.prepare_for_create();
+        encode(&k, obj);
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let mut errs = if self.validate_meta {
+            self.generic.validate(obj)
+        } else {
+            Vec::new()
+        };
+        match decode::<K>(obj) {
+            Ok(k) => errs.extend(k.validate()),
+            Err(e) => errs.push(e),
+        }
+        errs
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        let (Ok(mut n), Ok(o)) = (decode::<K>(new), decode::<K>(old)) else {
+            return;
+        };
+        n.default();
+        n.prepare_for_update(&o);
+        encode(&n, new);
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        let mut errs = if self.validate_meta {
+            self.generic.validate_update(new, old)
+        } else {
+            Vec::new()
+        };
+        match (decode::<K>(new), decode::<K>(old)) {
+            (Ok(n), Ok(o)) => errs.extend(n.validate_update(&o)),
+            (Err(e), _) | (_, Err(e)) => errs.push(e),
+        }
+        errs
+    }
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        let (Ok(mut n), Ok(o)) = (decode::<K>(new), decode::<K>(old)) else {
+            return;
+        };
+        n.prepare_for_status_update(&o);
+        encode(&n, new);
+    }
+
+    fn validate_status_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        let mut errs = if self.validate_meta {
+            self.generic.validate_update(new, old)
+        } else {
+            Vec::new()
+        };
+        match (decode::<K>(new), decode::<K>(old)) {
+            (Ok(n), Ok(o)) => errs.extend(n.validate_status_update(&o)),
+            (Err(e), _) | (_, Err(e)) => errs.push(e),
+        }
+        errs
+    }
+
+    fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        self.generic.selectable_fields(obj)
+    }
+
+    fn field_labels(&self) -> &'static [&'static str] {
+        self.generic.field_labels()
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        self.generic.allow_create_on_update()
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        self.generic.allow_unconditional_update()
+    }
+}

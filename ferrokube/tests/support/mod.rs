@@ -1,0 +1,238 @@
+//! End-to-end test harness: starts the `ferrokube` binary on a loopback port with a
+//! temporary data directory (stopped by PID when the test ends) and runs the real
+//! kubectl binaries against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running ferrokube.
+pub struct Cluster {
+    child: Child,
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The HTTPS port.
+    pub port: u16,
+    /// How long the process took from spawn to ready.
+    pub ready_after: Duration,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    /// Starts `ferrokube server` with the embedded store.
+    pub fn start() -> Cluster {
+        Self::start_with(&[])
+    }
+
+    /// Starts `ferrokube server` with extra arguments.
+    pub fn start_with(extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, extra)
+    }
+
+    /// Starts `ferrokube server` on an existing data directory.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
+        let port = free_port();
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokube"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                &port.to_string(),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting ferrokube");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("ready in") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!("ferrokube did not become ready");
+        }
+        Cluster {
+            child,
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            dir,
+            port,
+            ready_after: started.elapsed(),
+        }
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL and waits for it, keeping the data directory.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        // Hand the data directory over: swap it with a fresh empty one.
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// kubectl of the given minor version (`"1.27"`, `"1.33"`).
+    pub fn kubectl(&self, version: &str) -> Kubectl {
+        Kubectl {
+            bin: kubectl_bin(version),
+            kubeconfig: self.kubeconfig.clone(),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of `kubectl.<version>` next to the machine's kubectl.
+pub fn kubectl_bin(version: &str) -> PathBuf {
+    let which = Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .expect("locating kubectl");
+    let path = String::from_utf8_lossy(&which.stdout).trim().to_string();
+    let bin = Path::new(&path)
+        .parent()
+        .expect("kubectl directory")
+        .join(format!("kubectl.{version}"));
+    assert!(bin.exists(), "{} not found", bin.display());
+    bin
+}
+
+/// One kubectl binary pointed at a cluster.
+pub struct Kubectl {
+    /// The binary.
+    pub bin: PathBuf,
+    /// The kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    /// A command with the kubeconfig set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.kubeconfig.parent().unwrap())
+            .args(args);
+        c
+    }
+
+    /// Runs kubectl.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running kubectl")
+    }
+
+    /// Runs kubectl with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running kubectl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs kubectl, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Applies YAML from stdin, asserting success; returns stdout.
+    pub fn apply(&self, args: &[&str], yaml: &str) -> String {
+        let mut all = vec!["apply", "-f", "-"];
+        all.extend_from_slice(args);
+        let out = self.run_stdin(&all, yaml);
+        assert!(
+            out.status.success(),
+            "kubectl {all:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl, asserting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Parses `kubectl get ... -o json`.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl output is JSON")
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A kube-rs client with the cluster's admin credentials.
+pub async fn admin_client(c: &Cluster) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(&c.kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
