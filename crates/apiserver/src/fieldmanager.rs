@@ -13,7 +13,7 @@ use crate::handlers::write::{self, Change, Endpoint};
 use crate::handlers::Ctx;
 use crate::object;
 use crate::Body;
-use http::{Response, StatusCode};
+use http::Response;
 use merge::fieldpath::{FieldSet, Path as FieldPath};
 use merge::{FieldManager, ManagedFields, TypeGraph, TypeId};
 use serde_json::{json, Value};
@@ -275,21 +275,15 @@ pub async fn apply(ctx: &Ctx<'_>, config: Value, endpoint: Endpoint) -> ApiResul
             crate::convert::to_storage(ctx.info, obj)
         };
         match write::create_object_tracked(ctx, storage_obj, false).await {
-            Ok((obj, rev)) => return respond(ctx, StatusCode::CREATED, obj, rev),
+            Ok(w) => return w.response(ctx),
             // Created meanwhile: apply to it instead.
             Err(e) if e.code == 409 => {}
             Err(e) => return Err(e),
         }
     }
-    let (obj, rev, code) = write::update_object(ctx, Change::Applied(&run), endpoint).await?;
-    respond(ctx, code, obj, rev)
-}
-
-fn respond(ctx: &Ctx<'_>, code: StatusCode, mut obj: Value, rev: i64) -> ApiResult<Response<Body>> {
-    if rev > 0 {
-        object::set_resource_version(&mut obj, rev);
-    }
-    ctx.value_response(code, ctx.served(obj))
+    write::update_object(ctx, Change::Applied(&run), endpoint)
+        .await?
+        .response(ctx)
 }
 
 fn apply_error(e: merge::ApplyError) -> ApiError {

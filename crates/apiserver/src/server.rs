@@ -91,7 +91,17 @@ pub fn pki(config: &Config, service_ip: Ipv4Addr) -> Result<(TlsAcceptor, String
         .allow_unauthenticated()
         .build()
         .map_err(|e| StartError::Tls(e.to_string()))?;
-    let mut tls = rustls::ServerConfig::builder()
+    // AES-128-GCM first: as secure for this purpose, ~30% cheaper than AES-256 on the
+    // large responses (lists, watches), and what Go clients prefer too.
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites.sort_by_key(|s| match s.suite() {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => 1,
+        _ => 2,
+    });
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| StartError::Tls(e.to_string()))?;

@@ -48,6 +48,25 @@ pub trait Strategy: Send + Sync + 'static {
     fn allow_create_on_update(&self) -> bool;
     /// Whether PUT without a resourceVersion is accepted.
     fn allow_unconditional_update(&self) -> bool;
+
+    /// [`Strategy::prepare_for_create`] then [`Strategy::validate`]; kinds with typed
+    /// rules do both on one decoded object.
+    fn create(&self, obj: &mut Value) -> Vec<FieldError> {
+        self.prepare_for_create(obj);
+        self.validate(obj)
+    }
+
+    /// [`Strategy::prepare_for_update`] then [`Strategy::validate_update`] (or their
+    /// status-subresource forms when `status`), in one pass where the kind can.
+    fn update(&self, new: &mut Value, old: &Value, status: bool) -> Vec<FieldError> {
+        if status {
+            self.prepare_for_status_update(new, old);
+            self.validate_status_update(new, old)
+        } else {
+            self.prepare_for_update(new, old);
+            self.validate_update(new, old)
+        }
+    }
 }
 
 /// A strategy made of the rules most kinds share, configured per kind.
@@ -113,9 +132,16 @@ impl GenericStrategy {
     }
 
     fn validate_meta(&self, obj: &Value) -> Vec<FieldError> {
-        let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let empty;
+        let meta = match obj.get("metadata") {
+            Some(m) => m,
+            None => {
+                empty = json!({});
+                &empty
+            }
+        };
         apimachinery::validation::validate_object_meta(
-            &meta,
+            meta,
             self.namespaced,
             self.name_validator(),
             &Path::new("metadata"),

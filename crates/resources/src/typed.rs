@@ -32,7 +32,8 @@ impl<K> TypedStrategy<K> {
 }
 
 fn decode<K: DeserializeOwned>(obj: &Value) -> Result<K, FieldError> {
-    serde_json::from_value(obj.clone())
+    // Deserializing from a borrowed value avoids copying the whole object first.
+    K::deserialize(obj)
         .map_err(|e| FieldError::invalid(&Path::default(), Value::Null, e.to_string()))
 }
 
@@ -107,6 +108,45 @@ where
         match (decode::<K>(new), decode::<K>(old)) {
             (Ok(n), Ok(o)) => errs.extend(n.validate_status_update(&o)),
             (Err(e), _) | (_, Err(e)) => errs.push(e),
+        }
+        errs
+    }
+
+    fn create(&self, obj: &mut Value) -> Vec<FieldError> {
+        let mut k = match decode::<K>(obj) {
+            Ok(k) => k,
+            Err(e) => return vec![e],
+        };
+        k.default();
+        k.prepare_for_create();
+        let mut errs = k.validate();
+        encode(&k, obj);
+        if self.validate_meta {
+            let mut all = self.generic.validate(obj);
+            all.append(&mut errs);
+            errs = all;
+        }
+        errs
+    }
+
+    fn update(&self, new: &mut Value, old: &Value, status: bool) -> Vec<FieldError> {
+        let (mut n, o) = match (decode::<K>(new), decode::<K>(old)) {
+            (Ok(n), Ok(o)) => (n, o),
+            (Err(e), _) | (_, Err(e)) => return vec![e],
+        };
+        let mut errs = if status {
+            n.prepare_for_status_update(&o);
+            n.validate_status_update(&o)
+        } else {
+            n.default();
+            n.prepare_for_update(&o);
+            n.validate_update(&o)
+        };
+        encode(&n, new);
+        if self.validate_meta {
+            let mut all = self.generic.validate_update(new, old);
+            all.append(&mut errs);
+            errs = all;
         }
         errs
     }

@@ -514,9 +514,17 @@ async fn serve_watch<T: Send + Sync + 'static>(
             Ok(CachedWatchItem::Event(ev)) => {
                 if ev.revision() > delivered {
                     delivered = ev.revision();
-                    if ev.item.kv.key.starts_with(&prefix)
-                        && tx.send(Ok(CachedWatchItem::Event(ev))).await.is_err()
+                    if ev.item.kv.key.starts_with(&prefix) {
+                        if tx.send(Ok(CachedWatchItem::Event(ev))).await.is_err() {
+                            return;
+                        }
+                    } else if tx
+                        .try_send(Ok(CachedWatchItem::Progress(delivered)))
+                        .is_err()
+                        && tx.is_closed()
                     {
+                        // A change elsewhere in the resource: tell the watcher the
+                        // revision moved on (advisory, for bookmarks).
                         return;
                     }
                 }

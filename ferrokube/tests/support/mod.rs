@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -48,8 +49,8 @@ impl Cluster {
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         let port = free_port();
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokube"))
-            .arg("server")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
+        cmd.arg("server")
             .arg("--data-dir")
             .arg(dir.path())
             .args([
@@ -60,9 +61,17 @@ impl Cluster {
             ])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting ferrokube");
+            .stderr(Stdio::inherit());
+        // The server dies with the test process even if the test is killed before
+        // its guard can stop it.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("starting ferrokube");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

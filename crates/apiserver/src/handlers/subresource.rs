@@ -167,9 +167,9 @@ async fn scale(ctx: &Ctx<'_>, verb: &str, body: Bytes) -> ApiResult<Response<Bod
         object::meta_mut(&mut new).remove("resourceVersion");
         Ok(new)
     };
-    let (obj, rev, _) = write::update_object(ctx, Change::Func(&compute), Endpoint::Main).await?;
-    let mut obj = ctx.served(obj);
-    object::set_resource_version(&mut obj, rev);
+    let w = write::update_object(ctx, Change::Func(&compute), Endpoint::Main).await?;
+    let mut obj = ctx.served(w.obj);
+    object::set_resource_version(&mut obj, w.rev);
     Ok(scale_response(StatusCode::OK, &scale_of(&obj)))
 }
 
@@ -370,9 +370,7 @@ async fn finalize(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
         object::meta_mut(&mut new).remove("resourceVersion");
         Ok(new)
     };
-    let (obj, rev, _) =
-        write::update_object(ctx, Change::Func(&compute), Endpoint::Internal).await?;
-    let mut obj = ctx.served(obj);
-    object::set_resource_version(&mut obj, rev);
-    ctx.value_response(StatusCode::OK, obj)
+    write::update_object(ctx, Change::Func(&compute), Endpoint::Internal)
+        .await?
+        .response(ctx)
 }

@@ -21,6 +21,35 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use store::StoreError;
 
+/// An object as written: its value (storage version, without resourceVersion), the
+/// revision it was written at (0 for dry runs) and the exact bytes stored.
+pub struct Written {
+    /// The object.
+    pub obj: Value,
+    /// Its revision.
+    pub rev: i64,
+    /// The bytes in the store (without resourceVersion).
+    pub stored: Bytes,
+    /// 200, or 201 when the write created the object.
+    pub code: StatusCode,
+}
+
+impl Written {
+    /// The response for this object: the stored bytes with the revision spliced in
+    /// when they can be sent as they are, else the converted, encoded object.
+    pub fn response(self, ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
+        if self.rev > 0 && ctx.output == crate::negotiate::Output::Json && ctx.is_storage_version()
+        {
+            return Ok(super::bytes_response(
+                self.code,
+                "application/json",
+                object::with_resource_version(&self.stored, self.rev),
+            ));
+        }
+        stored_response(ctx, self.code, self.obj, self.rev)
+    }
+}
+
 /// Which endpoint an update came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -135,13 +164,12 @@ pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
     crate::fieldmanager::check_fields(ctx, &obj)?;
     check_namespace(ctx, &mut obj)?;
     let obj = to_storage(ctx, obj);
-    let (obj, rev) = create_object(ctx, obj).await?;
-    stored_response(ctx, StatusCode::CREATED, obj, rev)
+    create_object(ctx, obj).await?.response(ctx)
 }
 
 /// Fills system metadata, prepares, validates, admits and stores a new object
-/// (storage version). Returns it and its revision (0 for a dry run).
-pub async fn create_object(ctx: &Ctx<'_>, obj: Value) -> ApiResult<(Value, i64)> {
+/// (storage version).
+pub async fn create_object(ctx: &Ctx<'_>, obj: Value) -> ApiResult<Written> {
     create_object_tracked(ctx, obj, true).await
 }
 
@@ -151,7 +179,7 @@ pub async fn create_object_tracked(
     ctx: &Ctx<'_>,
     mut obj: Value,
     track: bool,
-) -> ApiResult<(Value, i64)> {
+) -> ApiResult<Written> {
     let store = ctx.store()?;
     let dry_run = ctx.query.dry_run()?;
     {
@@ -171,10 +199,7 @@ pub async fn create_object_tracked(
         meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
     }
     fill_required(store, &mut obj);
-    store.strategy.prepare_for_create(&mut obj);
-    if track {
-        crate::fieldmanager::on_create(ctx, &mut obj)?;
-    }
+    let mut tracked = !track;
     let generate = object::meta_str(&obj, "generateName").to_string();
     let needs_name = object::name(&obj).is_empty() && !generate.is_empty();
     let mut attempts = 0;
@@ -187,17 +212,41 @@ pub async fn create_object_tracked(
             );
         }
         let name = object::name(&obj).to_string();
-        let errs = store.strategy.validate(&obj);
+        let errs = if attempts == 1 {
+            store.strategy.create(&mut obj)
+        } else {
+            // Only the generated name changed since the first pass.
+            store.strategy.validate(&obj)
+        };
         if !errs.is_empty() {
             return Err(validation_error(store, &name, &errs));
         }
+        // Ownership is recorded on the object as the client made it, before
+        // admission fills in server-allocated fields (as upstream's order is).
+        if !tracked {
+            crate::fieldmanager::on_create(ctx, &mut obj)?;
+            tracked = true;
+        }
         let admitted = admission::admit_create(ctx, &mut obj, dry_run).await?;
+        let stored = object::to_stored(&obj);
         if dry_run {
-            return Ok((obj, 0));
+            return Ok(Written {
+                obj,
+                rev: 0,
+                stored,
+                code: StatusCode::CREATED,
+            });
         }
         let key = store.key(ctx.namespace(), &name);
-        match store.store().create(&key, object::to_stored(&obj)).await {
-            Ok(rev) => return Ok((obj, rev)),
+        match store.store().create(&key, stored.clone()).await {
+            Ok(rev) => {
+                return Ok(Written {
+                    obj,
+                    rev,
+                    stored,
+                    code: StatusCode::CREATED,
+                })
+            }
             Err(e) => {
                 admitted.rollback(ctx.server).await;
                 match e {
@@ -235,8 +284,9 @@ pub async fn update(ctx: &Ctx<'_>, body: Bytes, endpoint: Endpoint) -> ApiResult
         )));
     }
     check_namespace(ctx, &mut obj)?;
-    let (obj, rev, code) = update_object(ctx, Change::Replace(obj), endpoint).await?;
-    stored_response(ctx, code, obj, rev)
+    update_object(ctx, Change::Replace(obj), endpoint)
+        .await?
+        .response(ctx)
 }
 
 /// PATCH: apply a patch to an object.
@@ -261,8 +311,9 @@ pub async fn patch(ctx: &Ctx<'_>, body: Bytes, endpoint: Endpoint) -> ApiResult<
             "force is not supported for non-apply patch requests",
         ));
     }
-    let (obj, rev, code) = update_object(ctx, Change::Patch(kind, &patch), endpoint).await?;
-    stored_response(ctx, code, obj, rev)
+    update_object(ctx, Change::Patch(kind, &patch), endpoint)
+        .await?
+        .response(ctx)
 }
 
 /// Applies a non-apply patch to a served-version object.
@@ -307,13 +358,12 @@ pub fn apply_patch(
 }
 
 /// Reads the current object, computes the new one with `change`, runs the update
-/// strategy, validation and admission, and writes it. Returns the new object (storage
-/// version), its revision and the status code (200, or 201 when PUT created it).
+/// strategy, validation and admission, and writes it.
 pub async fn update_object(
     ctx: &Ctx<'_>,
     change: Change<'_>,
     endpoint: Endpoint,
-) -> ApiResult<(Value, i64, StatusCode)> {
+) -> ApiResult<Written> {
     let store: &Arc<ResourceStore> = ctx.store()?;
     let dry_run = ctx.query.dry_run()?;
     let key = store.key(ctx.namespace(), &ctx.req.name);
@@ -333,8 +383,7 @@ pub async fn update_object(
                         return Err(ApiError::not_found(&target));
                     }
                     let obj = to_storage(ctx, obj);
-                    let (obj, rev) = create_object(ctx, obj).await?;
-                    Ok((obj, rev, StatusCode::CREATED))
+                    create_object(ctx, obj).await
                 }
                 _ => Err(ApiError::not_found(&target)),
             };
@@ -369,39 +418,36 @@ pub async fn update_object(
         }
         let mut new = to_storage(ctx, new_served);
         fill_required(store, &mut new);
-        prepare_update(store, &mut new, &old, endpoint);
-        // Validation sees the revision being replaced, as upstream's update does.
-        object::set_resource_version(&mut new, current.kv.mod_revision);
-        if !matches!(change, Change::Applied(_)) {
-            crate::fieldmanager::on_update(ctx, &old, &mut new, endpoint)?;
-        }
-        let errs = match endpoint {
-            Endpoint::Main | Endpoint::Internal => store.strategy.validate_update(&new, &old),
-            Endpoint::Status => store.strategy.validate_status_update(&new, &old),
-        };
+        let errs = prepare_update(store, &mut new, &old, endpoint, current.kv.mod_revision);
         if !errs.is_empty() {
             return Err(validation_error(store, &ctx.req.name, &errs));
+        }
+        if !matches!(change, Change::Applied(_)) {
+            crate::fieldmanager::on_update(ctx, &old, &mut new, endpoint)?;
         }
         admission::admit_update(ctx, &mut new, &old, dry_run).await?;
         let stored = object::to_stored(&new);
         object::meta_mut(&mut new).remove("resourceVersion");
-        if stored == current.kv.value {
-            // Nothing changed: no write, same resourceVersion.
-            return Ok((new, current.kv.mod_revision, StatusCode::OK));
-        }
-        if dry_run {
-            return Ok((new, current.kv.mod_revision, StatusCode::OK));
+        let written = |obj: Value, rev, stored: Bytes| Written {
+            obj,
+            rev,
+            stored,
+            code: StatusCode::OK,
+        };
+        if stored == current.kv.value || dry_run {
+            // Nothing changed (or nothing may): no write, same resourceVersion.
+            return Ok(written(new, current.kv.mod_revision, stored));
         }
         match store
             .store()
-            .update(&key, stored, current.kv.mod_revision)
+            .update(&key, stored.clone(), current.kv.mod_revision)
             .await
         {
             Ok(rev) => {
                 let rev = super::delete::finish_if_finalized(ctx, store, &key, &new, rev)
                     .await?
                     .unwrap_or(rev);
-                return Ok((new, rev, StatusCode::OK));
+                return Ok(written(new, rev, stored));
             }
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
                 if precondition.is_none() =>
@@ -425,9 +471,16 @@ fn fill_required(store: &ResourceStore, obj: &mut Value) {
     }
 }
 
-/// What every update does before the strategy's own rules (upstream's BeforeUpdate):
-/// system fields come from the old object and cannot be changed by clients.
-fn prepare_update(store: &ResourceStore, new: &mut Value, old: &Value, endpoint: Endpoint) {
+/// What every update does (upstream's BeforeUpdate): system fields come from the old
+/// object and cannot be changed by clients; then the strategy prepares and validates
+/// (seeing the revision being replaced, as upstream's update does).
+fn prepare_update(
+    store: &ResourceStore,
+    new: &mut Value,
+    old: &Value,
+    endpoint: Endpoint,
+    revision: i64,
+) -> Vec<apimachinery::FieldError> {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     {
         let meta = object::meta_mut(new);
@@ -456,15 +509,12 @@ fn prepare_update(store: &ResourceStore, new: &mut Value, old: &Value, endpoint:
                 }
             }
         }
-        meta.remove("resourceVersion");
+        meta.insert("resourceVersion".into(), json!(revision.to_string()));
         meta.remove("selfLink");
     }
-    let mut old_stored = old.clone();
-    object::meta_mut(&mut old_stored).remove("resourceVersion");
     match endpoint {
-        Endpoint::Main => store.strategy.prepare_for_update(new, &old_stored),
-        Endpoint::Status => store.strategy.prepare_for_status_update(new, &old_stored),
-        Endpoint::Internal => {}
+        Endpoint::Main => store.strategy.update(new, old, false),
+        Endpoint::Status => store.strategy.update(new, old, true),
+        Endpoint::Internal => store.strategy.validate_update(new, old),
     }
-    object::meta_mut(new).remove("resourceVersion");
 }

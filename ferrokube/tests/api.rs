@@ -1,0 +1,447 @@
+//! End-to-end API semantics through kube-rs: subresources, deletion (grace periods,
+//! finalizers, propagation), size limits, watch bookmarks and initial events, 410 after
+//! compaction, metadata-only lists, generateName, namespace lifecycle.
+
+mod support;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodTemplate};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy, WatchEvent,
+    WatchParams,
+};
+use kube::core::ObjectMeta;
+use serde_json::json;
+use std::time::Duration;
+use support::{admin_client, Cluster};
+
+fn err_code(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason, s.message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "t"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap()
+}
+
+fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_subresource_separates_spec_and_status() {
+    let c = Cluster::start();
+    let api: Api<Deployment> = Api::namespaced(admin_client(&c).await, "default");
+    let created = api
+        .create(&PostParams::default(), &deployment("d"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    // Status sent to the main resource is dropped.
+    let mut d = created.clone();
+    d.status = Some(serde_json::from_value(json!({"replicas": 5})).unwrap());
+    let after = api.replace("d", &PostParams::default(), &d).await.unwrap();
+    assert!(after.status.as_ref().and_then(|s| s.replicas).is_none());
+    assert_eq!(
+        after.metadata.generation,
+        Some(1),
+        "no spec change, no new generation"
+    );
+    // Status written through /status sticks; spec changes there are ignored.
+    let patched = api
+        .patch_status(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 3}, "spec": {"replicas": 9}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.status.unwrap().replicas, Some(3));
+    assert_eq!(patched.spec.unwrap().replicas, Some(1));
+    // A spec change bumps the generation.
+    let scaled = api
+        .patch(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.metadata.generation, Some(2));
+    let scale = api.get_scale("d").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=d"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_delete_gracefully_once_bound() {
+    let c = Cluster::start();
+    let client = admin_client(&c).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // An unscheduled pod goes at once.
+    pods.create(&PostParams::default(), &pod("loose"))
+        .await
+        .unwrap();
+    pods.delete("loose", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(err_code(pods.get("loose").await.unwrap_err()).0, 404);
+    // A bound pod gets its grace period.
+    pods.create(&PostParams::default(), &pod("bound"))
+        .await
+        .unwrap();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
+    let req = http::Request::post("/api/v1/namespaces/default/pods/bound/binding")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&binding).unwrap())
+        .unwrap();
+    client.request_text(req).await.unwrap();
+    let bound = pods.get("bound").await.unwrap();
+    assert_eq!(
+        bound.spec.as_ref().unwrap().node_name.as_deref(),
+        Some("node-1")
+    );
+    let conds = bound.status.unwrap().conditions.unwrap();
+    assert!(conds
+        .iter()
+        .any(|c| c.type_ == "PodScheduled" && c.status == "True"));
+    // Binding again is a conflict.
+    let req = http::Request::post("/api/v1/namespaces/default/pods/bound/binding")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&binding).unwrap())
+        .unwrap();
+    assert!(client.request_text(req).await.is_err());
+    pods.delete("bound", &DeleteParams::default())
+        .await
+        .unwrap();
+    let terminating = pods.get("bound").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    // A second delete with a shorter grace period shortens it; zero removes the pod.
+    pods.delete("bound", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert_eq!(err_code(pods.get("bound").await.unwrap_err()).0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizers_and_propagation_policies() {
+    let c = Cluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(admin_client(&c).await, "default");
+    let mut cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("fg".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..Default::default()
+    };
+    api.delete("fg", &dp).await.unwrap();
+    let fg = api.get("fg").await.unwrap();
+    assert_eq!(
+        fg.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    assert!(fg.metadata.deletion_timestamp.is_some());
+    // Finalizers can be removed but not added to an object being deleted; removing
+    // the last one deletes it.
+    api.patch(
+        "fg",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(err_code(api.get("fg").await.unwrap_err()).0, 404);
+
+    cm.metadata.name = Some("orphan".into());
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    api.delete("orphan", &DeleteParams::orphan()).await.unwrap();
+    assert_eq!(
+        api.get("orphan").await.unwrap().metadata.finalizers,
+        Some(vec!["orphan".to_string()])
+    );
+
+    // Preconditions.
+    cm.metadata.name = Some("pre".into());
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let (code, reason, msg) = err_code(api.delete("pre", &dp).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(
+        msg.contains("Precondition failed: UID in precondition: not-the-uid"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_objects_are_refused_and_change_nothing() {
+    let c = Cluster::start();
+    let api: Api<PodTemplate> = Api::namespaced(admin_client(&c).await, "default");
+    let big = "x".repeat(1600 * 1024);
+    let tpl: PodTemplate = serde_json::from_value(json!({
+        "metadata": {"name": "big"},
+        "template": {"spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "BIG", "value": big}]}]}},
+    }))
+    .unwrap();
+    let (code, reason, msg) = err_code(api.create(&PostParams::default(), &tpl).await.unwrap_err());
+    assert_eq!(
+        (code, reason.as_str()),
+        (413, "RequestEntityTooLarge"),
+        "{msg}"
+    );
+    assert_eq!(err_code(api.get("big").await.unwrap_err()).0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_bookmarks_and_initial_events() {
+    let c = Cluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(admin_client(&c).await, "default");
+    for n in ["a", "b"] {
+        api.create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(n.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // sendInitialEvents: the current objects, then a bookmark marking their end.
+    let wp = WatchParams::default().initial_events().timeout(20);
+    let mut s = api.watch(&wp, "0").await.unwrap().boxed();
+    let mut names = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), s.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match ev {
+            WatchEvent::Added(o) => names.push(o.metadata.name.unwrap()),
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    names.sort();
+    assert_eq!(names, vec!["a", "b"]);
+    // Plain bookmarks arrive while nothing changes under the watch but the store moves on.
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let mut s = api
+        .watch(&WatchParams::default().timeout(30), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let other: Api<ConfigMap> = Api::namespaced(admin_client(&c).await, "kube-public");
+    let ticker = tokio::spawn(async move {
+        for i in 0..200 {
+            let _ = other
+                .create(
+                    &PostParams::default(),
+                    &ConfigMap {
+                        metadata: ObjectMeta {
+                            name: Some(format!("tick-{i}")),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let ev = tokio::time::timeout(Duration::from_secs(15), s.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let WatchEvent::Bookmark(b) = ev else {
+        panic!("expected a bookmark, got {ev:?}")
+    };
+    assert!(b.metadata.resource_version.parse::<i64>().unwrap() > rv.parse::<i64>().unwrap());
+    ticker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_a_compacted_revision_gets_410() {
+    let c = Cluster::start_with(&["--compaction-interval", "1"]);
+    let api: Api<ConfigMap> = Api::namespaced(admin_client(&c).await, "default");
+    let first = api
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("old".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let old_rv = first.metadata.resource_version.unwrap();
+    // Churn past the cache window (4096 changes) and let two compactions pass.
+    let churn = (0..8).map(|t| {
+        let api = api.clone();
+        async move {
+            for i in 0..280 {
+                let name = format!("c{t}-{}", i % 3);
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+                let mut cm = ConfigMap::default();
+                cm.metadata.name = Some(name);
+                api.create(&PostParams::default(), &cm).await.unwrap();
+            }
+        }
+    });
+    futures::future::join_all(churn).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut s = api
+        .watch(&WatchParams::default().timeout(10), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(10), s.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match ev {
+        WatchEvent::Error(e) => {
+            assert_eq!(e.code, 410);
+            assert_eq!(e.reason, "Expired");
+        }
+        other => panic!("expected a 410 error event, got {other:?}"),
+    }
+    // A list at that old revision is gone too.
+    let lp = ListParams::default()
+        .at(&old_rv)
+        .matching(kube::api::VersionMatch::Exact);
+    assert_eq!(err_code(api.list(&lp).await.unwrap_err()).0, 410);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_metadata_and_generate_name() {
+    let c = Cluster::start();
+    let api: Api<ConfigMap> = Api::namespaced(admin_client(&c).await, "default");
+    for i in 0..5 {
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                generate_name: Some("gen-".into()),
+                labels: Some(
+                    [(
+                        "batch".to_string(),
+                        if i < 3 { "one" } else { "two" }.to_string(),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let made = api.create(&PostParams::default(), &cm).await.unwrap();
+        let name = made.metadata.name.unwrap();
+        assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+    }
+    let meta = api
+        .list_metadata(&ListParams::default().labels("batch=one"))
+        .await
+        .unwrap();
+    assert_eq!(meta.items.len(), 3);
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("batch=one"),
+    )
+    .await
+    .unwrap();
+    let left = api
+        .list(&ListParams::default().labels("batch"))
+        .await
+        .unwrap();
+    assert_eq!(left.items.len(), 2);
+    assert!(left
+        .items
+        .iter()
+        .all(|c| c.metadata.labels.as_ref().unwrap()["batch"] == "two"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_namespaces_refuse_new_objects() {
+    let c = Cluster::start();
+    let client = admin_client(&c).await;
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &Namespace {
+            metadata: ObjectMeta {
+                name: Some("doomed".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let made = ns.get("doomed").await.unwrap();
+    assert_eq!(
+        made.spec.unwrap().finalizers,
+        Some(vec!["kubernetes".to_string()])
+    );
+    ns.delete("doomed", &DeleteParams::default()).await.unwrap();
+    let gone = ns.get("doomed").await.unwrap();
+    assert_eq!(gone.status.unwrap().phase.as_deref(), Some("Terminating"));
+    let cms: Api<ConfigMap> = Api::namespaced(client, "doomed");
+    let (code, reason, msg) = err_code(
+        cms.create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("late".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"), "{msg}");
+    assert!(msg.contains("because it is being terminated"), "{msg}");
+}
