@@ -537,6 +537,17 @@ macro_rules! for_versions {
                 }
             )*
         }
+        /// The same scenarios with the apiserver storing in etcd.
+        mod etcd_v1_33 {
+            $(
+                #[test]
+                fn $scenario() {
+                    let c = super::Cluster::start_on_etcd();
+                    let k = c.kubectl("1.33");
+                    super::$scenario(&c, &k);
+                }
+            )*
+        }
     };
 }
 

@@ -4,16 +4,17 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+pub use testenv::{die_with_parent, free_port, Etcd};
 
 /// A running ferrokube.
 pub struct Cluster {
     child: Child,
+    /// The etcd it stores in, if not the embedded store.
+    pub etcd: Option<Etcd>,
     /// The data directory (removed on drop).
     pub dir: tempfile::TempDir,
     /// The admin kubeconfig.
@@ -24,19 +25,18 @@ pub struct Cluster {
     pub ready_after: Duration,
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     /// Starts `ferrokube server` with the embedded store.
     pub fn start() -> Cluster {
         Self::start_with(&[])
+    }
+
+    /// Starts `ferrokube server` on a fresh etcd.
+    pub fn start_on_etcd() -> Cluster {
+        let etcd = Etcd::start();
+        let mut c = Self::start_with(&["--etcd-servers", &etcd.endpoint]);
+        c.etcd = Some(etcd);
+        c
     }
 
     /// Starts `ferrokube server` with extra arguments.
@@ -62,15 +62,7 @@ impl Cluster {
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // The server dies with the test process even if the test is killed before
-        // its guard can stop it.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting ferrokube");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -87,6 +79,7 @@ impl Cluster {
         }
         Cluster {
             child,
+            etcd: None,
             kubeconfig: dir.path().join("admin.kubeconfig"),
             dir,
             port,
