@@ -123,7 +123,6 @@ async fn run_apiserver(args: ApiserverArgs) -> Result<()> {
     if running.wait_ready(std::time::Duration::from_secs(60)).await {
         println!("ferrokube: ready in {} ms", started.elapsed().as_millis());
     }
-    tokio::signal::ctrl_c().await.ok();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -15,13 +15,19 @@ use serde_json::{json, Value};
 
 use crate::gofmt;
 
-/// One element of a [`Path`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Segment {
-    /// A struct field name, rendered as `.name` (or bare at the root).
-    Name(String),
-    /// A list index or map key, rendered as `[x]`.
-    Index(String),
+/// Bytes of rendered path kept inline before a path spills to the heap.
+/// Nearly every real field path (`spec.containers[0].readinessProbe.httpGet.port`)
+/// fits, so extending a path costs a small copy and no allocation.
+const INLINE_CAP: usize = 94;
+
+/// The storage of a rendered, non-nil path.
+#[derive(Clone)]
+enum Repr {
+    /// Short paths: `len` bytes of `buf` hold the rendering; `len == 0` is
+    /// the nil path (a non-nil path never renders empty).
+    Inline { len: u8, buf: [u8; INLINE_CAP] },
+    /// Longer paths.
+    Heap(String),
 }
 
 /// A path to a field inside an object, rendered like upstream's
@@ -29,65 +35,154 @@ enum Segment {
 ///
 /// `Path::default()` is upstream's nil path, which renders as `<nil>`;
 /// `child`, `index` and `key` on it start a fresh path.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// A path is kept in its rendered form, inline for paths up to 94 bytes,
+/// so building paths for fields that turn out valid allocates nothing.
+/// Equality and hashing compare the rendering.
+#[derive(Clone)]
 pub struct Path {
-    segments: Vec<Segment>,
+    repr: Repr,
+}
+
+impl Default for Path {
+    fn default() -> Path {
+        Path {
+            repr: Repr::Inline {
+                len: 0,
+                buf: [0; INLINE_CAP],
+            },
+        }
+    }
+}
+
+/// The decimal digits of `n`, written right-aligned into `buf`.
+fn usize_digits(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 impl Path {
     /// A root path for the named field (upstream `field.NewPath`).
     pub fn new(name: &str) -> Path {
-        Path {
-            segments: vec![Segment::Name(name.to_string())],
-        }
+        Path::default().child(name)
     }
 
     /// The path of a named sub-field.
     pub fn child(&self, name: &str) -> Path {
-        let mut p = self.clone();
-        p.segments.push(Segment::Name(name.to_string()));
-        p
+        if name.is_empty() {
+            // Upstream renders an empty name like an empty subscript.
+            self.extended(&["[]"])
+        } else if self.is_empty() {
+            self.extended(&[name])
+        } else {
+            self.extended(&[".", name])
+        }
     }
 
     /// The path of a list element.
     pub fn index(&self, index: usize) -> Path {
-        let mut p = self.clone();
-        p.segments.push(Segment::Index(index.to_string()));
-        p
+        let mut buf = [0u8; 20];
+        self.extended(&["[", usize_digits(index, &mut buf), "]"])
     }
 
     /// The path of a map entry.
     pub fn key(&self, key: &str) -> Path {
-        let mut p = self.clone();
-        p.segments.push(Segment::Index(key.to_string()));
-        p
+        self.extended(&["[", key, "]"])
     }
 
     /// Whether this is the nil path (no segments).
     pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
+        matches!(self.repr, Repr::Inline { len: 0, .. })
+    }
+
+    /// The rendered path; `<nil>` for the nil path (the same text as
+    /// `Display`, without allocating).
+    pub fn as_str(&self) -> &str {
+        match &self.repr {
+            Repr::Inline { len: 0, .. } => "<nil>",
+            Repr::Inline { len, buf } => {
+                // Only whole `&str`s are ever copied in, so this is UTF-8.
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// The rendered bytes of a non-nil path (empty for the nil path).
+    fn bytes(&self) -> &[u8] {
+        match &self.repr {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// This path with `parts` appended to its rendering.
+    fn extended(&self, parts: &[&str]) -> Path {
+        if let Repr::Inline { len, buf } = &self.repr {
+            let mut at = usize::from(*len);
+            let total = at + parts.iter().map(|p| p.len()).sum::<usize>();
+            if total <= INLINE_CAP {
+                // Copying the whole buffer is cheaper than clearing a new one.
+                let mut buf = *buf;
+                for p in parts {
+                    buf[at..at + p.len()].copy_from_slice(p.as_bytes());
+                    at += p.len();
+                }
+                return Path {
+                    repr: Repr::Inline {
+                        len: total as u8,
+                        buf,
+                    },
+                };
+            }
+        }
+        let cur = match &self.repr {
+            Repr::Inline { len: 0, .. } => "",
+            _ => self.as_str(),
+        };
+        let mut s = String::with_capacity(cur.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+        s.push_str(cur);
+        for p in parts {
+            s.push_str(p);
+        }
+        Path {
+            repr: Repr::Heap(s),
+        }
+    }
+}
+
+impl PartialEq for Path {
+    fn eq(&self, other: &Path) -> bool {
+        self.is_empty() == other.is_empty() && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Path {}
+
+impl std::hash::Hash for Path {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.is_empty().hash(state);
+        self.bytes().hash(state);
+    }
+}
+
+impl fmt::Debug for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Path").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.segments.is_empty() {
-            return f.write_str("<nil>");
-        }
-        for (i, seg) in self.segments.iter().enumerate() {
-            match seg {
-                Segment::Name(name) if !name.is_empty() => {
-                    if i > 0 {
-                        f.write_str(".")?;
-                    }
-                    f.write_str(name)?;
-                }
-                // Upstream renders an empty name like an empty subscript.
-                Segment::Name(_) => f.write_str("[]")?,
-                Segment::Index(idx) => write!(f, "[{idx}]")?,
-            }
-        }
-        Ok(())
+        f.write_str(self.as_str())
     }
 }
 
@@ -182,7 +277,7 @@ impl FieldError {
     ) -> FieldError {
         FieldError {
             kind,
-            field: path.to_string(),
+            field: path.as_str().to_string(),
             bad_value,
             detail: detail.into(),
         }
@@ -495,6 +590,41 @@ mod tests {
             Path::new("a").key("x.y").index(2).child("b").to_string(),
             "a[x.y][2].b"
         );
+    }
+
+    #[test]
+    fn long_paths_spill_to_the_heap() {
+        let mut p = Path::new("spec");
+        let mut want = String::from("spec");
+        for i in 0..40 {
+            p = p.child("template").index(i).key("a.b");
+            want.push_str(&format!(".template[{i}][a.b]"));
+            assert_eq!(p.to_string(), want);
+            assert_eq!(p.as_str(), want);
+        }
+        let long = "x".repeat(200);
+        assert_eq!(Path::default().child(&long).to_string(), long);
+        assert_eq!(Path::new(&long).index(7).to_string(), format!("{long}[7]"));
+        assert_eq!(Path::new("a").child("").to_string(), "a[]");
+        assert_eq!(Path::new("").child("a").to_string(), "[].a");
+        assert_eq!(
+            Path::new("a").index(usize::MAX).to_string(),
+            format!("a[{}]", usize::MAX)
+        );
+    }
+
+    #[test]
+    fn path_equality() {
+        assert_eq!(Path::new("a").child("b"), Path::new("a").child("b"));
+        assert_ne!(Path::new("a").child("b"), Path::new("a").child("c"));
+        assert_eq!(Path::default(), Path::default());
+        assert!(Path::default().is_empty());
+        assert!(!Path::new("").is_empty());
+        assert_ne!(Path::default(), Path::new(""));
+        assert_eq!(Path::default().as_str(), "<nil>");
+        let long = "y".repeat(120);
+        assert_eq!(Path::new(&long), Path::new(&long));
+        assert_eq!(format!("{:?}", Path::new("a").index(1)), r#"Path("a[1]")"#);
     }
 
     #[test]

@@ -90,12 +90,13 @@ impl Dec {
     }
 
     fn from_i128(v: i128, exp: i64) -> Dec {
-        let digits = v
-            .unsigned_abs()
-            .to_string()
-            .bytes()
-            .map(|b| b - b'0')
-            .collect();
+        let mut m = v.unsigned_abs();
+        let mut digits = Vec::new();
+        while m > 0 {
+            digits.push((m % 10) as u8);
+            m /= 10;
+        }
+        digits.reverse();
         Dec::from_digits(v < 0, digits, exp)
     }
 
@@ -130,21 +131,27 @@ impl Dec {
 
     /// Compares magnitudes without materializing exponents.
     fn cmp_mag(&self, other: &Dec) -> Ordering {
-        match (self.is_zero(), other.is_zero()) {
+        self.cmp_mag_digits(&other.digits, other.exp)
+    }
+
+    /// Compares the magnitude with `digits × 10^exp` (`digits` normalized
+    /// like [`Dec::digits`]).
+    fn cmp_mag_digits(&self, digits: &[u8], exp: i64) -> Ordering {
+        match (self.is_zero(), digits.is_empty()) {
             (true, true) => return Ordering::Equal,
             (true, false) => return Ordering::Less,
             (false, true) => return Ordering::Greater,
             _ => {}
         }
         let top_a = self.digits.len() as i64 + self.exp;
-        let top_b = other.digits.len() as i64 + other.exp;
+        let top_b = digits.len() as i64 + exp;
         if top_a != top_b {
             return top_a.cmp(&top_b);
         }
-        let n = self.digits.len().max(other.digits.len());
+        let n = self.digits.len().max(digits.len());
         for i in 0..n {
             let a = self.digits.get(i).copied().unwrap_or(0);
-            let b = other.digits.get(i).copied().unwrap_or(0);
+            let b = digits.get(i).copied().unwrap_or(0);
             if a != b {
                 return a.cmp(&b);
             }
@@ -160,13 +167,21 @@ impl Dec {
         d
     }
 
-    /// Little-endian digits of the magnitude scaled to exponent `e`
-    /// (`e <= self.exp`).
-    fn le_digits_at(&self, e: i64) -> Vec<u8> {
+    /// The number of little-endian digits of the magnitude scaled to
+    /// exponent `e` (`e <= self.exp`).
+    fn le_len_at(&self, e: i64) -> usize {
+        (self.exp - e) as usize + self.digits.len()
+    }
+
+    /// Digit `i` (little-endian, 0 beyond the end) of the magnitude scaled
+    /// to exponent `e` (`e <= self.exp`).
+    fn le_digit_at(&self, e: i64, i: usize) -> u8 {
         let pad = (self.exp - e) as usize;
-        let mut out = vec![0u8; pad];
-        out.extend(self.digits.iter().rev());
-        out
+        if i < pad || i >= pad + self.digits.len() {
+            0
+        } else {
+            self.digits[self.digits.len() - 1 - (i - pad)]
+        }
     }
 
     fn add(&self, other: &Dec) -> Dec {
@@ -177,13 +192,13 @@ impl Dec {
             return self.clone();
         }
         let e = self.exp.min(other.exp);
-        let a = self.le_digits_at(e);
-        let b = other.le_digits_at(e);
+        let (a_len, b_len) = (self.le_len_at(e), other.le_len_at(e));
         if self.neg == other.neg {
-            let mut out = Vec::with_capacity(a.len().max(b.len()) + 1);
+            let n = a_len.max(b_len);
+            let mut out = Vec::with_capacity(n + 1);
             let mut carry = 0u8;
-            for i in 0..a.len().max(b.len()) {
-                let s = a.get(i).copied().unwrap_or(0) + b.get(i).copied().unwrap_or(0) + carry;
+            for i in 0..n {
+                let s = self.le_digit_at(e, i) + other.le_digit_at(e, i) + carry;
                 out.push(s % 10);
                 carry = s / 10;
             }
@@ -195,13 +210,15 @@ impl Dec {
         }
         let (big, small, neg) = match self.cmp_mag(other) {
             Ordering::Equal => return Dec::default(),
-            Ordering::Greater => (a, b, self.neg),
-            Ordering::Less => (b, a, other.neg),
+            Ordering::Greater => (self, other, self.neg),
+            Ordering::Less => (other, self, other.neg),
         };
-        let mut out = Vec::with_capacity(big.len());
+        let big_len = big.le_len_at(e);
+        let mut out = Vec::with_capacity(big_len);
         let mut borrow = 0i8;
-        for (i, &d) in big.iter().enumerate() {
-            let mut v = d as i8 - small.get(i).copied().unwrap_or(0) as i8 - borrow;
+        for i in 0..big_len {
+            let d = big.le_digit_at(e, i);
+            let mut v = d as i8 - small.le_digit_at(e, i) as i8 - borrow;
             if v < 0 {
                 v += 10;
                 borrow = 1;
@@ -220,25 +237,50 @@ impl Dec {
             return Dec::default();
         }
         let mut out = Vec::with_capacity(self.digits.len() + 20);
-        let mut carry: u128 = 0;
-        for &d in self.digits.iter().rev() {
-            let v = d as u128 * m as u128 + carry;
-            out.push((v % 10) as u8);
-            carry = v / 10;
-        }
-        while carry > 0 {
-            out.push((carry % 10) as u8);
-            carry /= 10;
+        if m <= u64::from(u32::MAX) {
+            // The carry never exceeds `m`, so `9m + carry` fits in a u64 and
+            // the costly 128-bit division is avoided.
+            let mut carry: u64 = 0;
+            for &d in self.digits.iter().rev() {
+                let v = u64::from(d) * m + carry;
+                out.push((v % 10) as u8);
+                carry = v / 10;
+            }
+            while carry > 0 {
+                out.push((carry % 10) as u8);
+                carry /= 10;
+            }
+        } else {
+            let mut carry: u128 = 0;
+            for &d in self.digits.iter().rev() {
+                let v = d as u128 * m as u128 + carry;
+                out.push((v % 10) as u8);
+                carry = v / 10;
+            }
+            while carry > 0 {
+                out.push((carry % 10) as u8);
+                carry /= 10;
+            }
         }
         out.reverse();
         Dec::from_digits(self.neg, out, self.exp)
     }
 
+    /// Whether the value is a multiple of 10^scale already.
+    fn is_exact_at(&self, scale: i64) -> bool {
+        self.is_zero() || self.exp >= scale
+    }
+
     /// Rounds away from zero to a multiple of 10^scale; reports exactness.
-    fn round_up(&self, scale: i64) -> (Dec, bool) {
-        if self.is_zero() || self.exp >= scale {
-            return (self.clone(), true);
+    fn into_round_up(self, scale: i64) -> (Dec, bool) {
+        if self.is_exact_at(scale) {
+            return (self, true);
         }
+        self.round_up_inexact(scale)
+    }
+
+    /// [`Dec::into_round_up`] of a value that is not exact at `scale`.
+    fn round_up_inexact(&self, scale: i64) -> (Dec, bool) {
         let drop = scale - self.exp;
         let len = self.digits.len() as i64;
         if drop >= len {
@@ -323,18 +365,6 @@ fn div_exact(digits: &[u8], d: u32) -> Option<Vec<u8>> {
     let lead = out.iter().take_while(|&&x| x == 0).count();
     out.drain(..lead);
     Some(out)
-}
-
-fn digits_to_string(neg: bool, digits: &[u8]) -> String {
-    let mut s = String::with_capacity(digits.len() + 1);
-    if neg {
-        s.push('-');
-    }
-    if digits.is_empty() {
-        s.push('0');
-    }
-    s.extend(digits.iter().map(|d| (b'0' + d) as char));
-    s
 }
 
 /// A fixed-point quantity (upstream `resource.Quantity`).
@@ -468,6 +498,9 @@ const DECIMAL_SUFFIXES: [(i64, &str); 10] = [
 
 const BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 
+/// The decimal digits of `i64::MAX` (9223372036854775807).
+const I64_MAX_DIGITS: [u8; 19] = [9, 2, 2, 3, 3, 7, 2, 0, 3, 6, 8, 5, 4, 7, 7, 5, 8, 0, 7];
+
 impl Quantity {
     /// Parses a quantity (upstream `resource.ParseQuantity`).
     pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
@@ -485,7 +518,8 @@ impl Quantity {
         let (base, exponent, mut format) =
             interpret_suffix(parts.suffix).ok_or(QuantityError::Suffix)?;
 
-        let mut all_digits: Vec<u8> = parts.num.bytes().map(|c| c - b'0').collect();
+        let mut all_digits: Vec<u8> = Vec::with_capacity(parts.num.len() + parts.denom.len());
+        all_digits.extend(parts.num.bytes().map(|c| c - b'0'));
         all_digits.extend(parts.denom.bytes().map(|c| c - b'0'));
         let denom_len = parts.denom.len() as i64;
         let neg = !parts.positive;
@@ -497,9 +531,10 @@ impl Quantity {
             let scale = exponent as i64 - denom_len;
             let precision = 18 - (parts.num.len() + parts.denom.len()) as i64;
             if precision >= 0 && scale >= NANO as i64 {
-                let shifted = format!("{}{}", parts.num, parts.denom);
+                // The digits of `num` followed by those of `denom`.
+                let shifted = all_digits.as_slice();
                 keep_string =
-                    scale % 3 == 0 && !shifted.ends_with("000") && !shifted.starts_with('0');
+                    scale % 3 == 0 && !shifted.ends_with(&[0, 0, 0]) && shifted.first() != Some(&0);
             }
             Dec::from_digits(neg, all_digits, scale)
         } else {
@@ -525,13 +560,13 @@ impl Quantity {
         };
 
         // Round anything finer than a nano-unit up, away from zero.
-        let (mut value, _) = value.round_up(NANO as i64);
+        let (mut value, _) = value.into_round_up(NANO as i64);
         if format == Format::BinarySI {
-            let max = Dec::from_i128(i64::MAX as i128, 0);
-            if value.cmp_mag(&max) == Ordering::Greater {
+            if value.cmp_mag_digits(&I64_MAX_DIGITS, 0) == Ordering::Greater {
+                let max = Dec::from_i128(i64::MAX as i128, 0);
                 value = if value.neg { max.neg() } else { max };
             }
-            if !value.is_zero() && value.cmp_mag(&Dec::from_i128(1, 0)) == Ordering::Less {
+            if !value.is_zero() && value.cmp_mag_digits(&[1], 0) == Ordering::Less {
                 format = Format::DecimalSI;
             }
         }
@@ -607,7 +642,11 @@ impl Quantity {
     /// The value in units of 10^scale rounded up (away from zero),
     /// saturating at the i64 bounds (upstream `ScaledValue`).
     pub fn scaled_value(&self, scale: i32) -> i64 {
-        let (rounded, _) = self.value.round_up(scale as i64);
+        let rounded = if self.value.is_exact_at(scale as i64) {
+            std::borrow::Cow::Borrowed(&self.value)
+        } else {
+            std::borrow::Cow::Owned(self.value.round_up_inexact(scale as i64).0)
+        };
         match rounded.to_i128_at(scale as i64) {
             Some(v) => v.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
             None if rounded.neg => i64::MIN,
@@ -633,12 +672,12 @@ impl Quantity {
     /// Rounds up (away from zero) to a multiple of 10^scale; returns whether
     /// the value was already exact (upstream `RoundUp`).
     pub fn round_up(&mut self, scale: i32) -> bool {
-        let (rounded, exact) = self.value.round_up(scale as i64);
-        if !exact {
-            self.value = rounded;
-            self.cached = None;
+        if self.value.is_exact_at(scale as i64) {
+            return true;
         }
-        exact
+        self.value = self.value.round_up_inexact(scale as i64).0;
+        self.cached = None;
+        false
     }
 
     /// Adds `other`. A zero quantity takes on the format of `other`.
@@ -677,19 +716,39 @@ impl Quantity {
 
     /// The canonical string, ignoring any remembered input string.
     pub fn canonical_string(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.write_canonical(&mut out);
+        out
+    }
+
+    /// Writes the canonical string (see [`Quantity::canonical_string`]).
+    fn write_canonical<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
         let v = &self.value;
         if v.is_zero() {
-            return "0".to_string();
+            return w.write_str("0");
         }
         let mut format = self.format;
         if format == Format::BinarySI {
-            let small = v.cmp_mag(&Dec::from_i128(1024, 0)) == Ordering::Less;
+            let small = v.cmp_mag_digits(&[1, 0, 2, 4], 0) == Ordering::Less;
             if small || v.exp < 0 {
                 // Small or fractional binary values are shown as decimal.
                 format = Format::DecimalSI;
             }
         }
+        if v.neg {
+            w.write_char('-')?;
+        }
         if format == Format::BinarySI {
+            if let Some(n) = v.to_i128_at(0) {
+                let mut m = n.unsigned_abs();
+                let mut power = 0;
+                while power < BINARY_SUFFIXES.len() - 1 && m % 1024 == 0 {
+                    m /= 1024;
+                    power += 1;
+                }
+                return write!(w, "{m}{}", BINARY_SUFFIXES[power]);
+            }
             let mut digits = v.integer_digits();
             let mut power = 0;
             while power < BINARY_SUFFIXES.len() - 1 {
@@ -701,25 +760,54 @@ impl Quantity {
                     None => break,
                 }
             }
-            return digits_to_string(v.neg, &digits) + BINARY_SUFFIXES[power];
+            write_digits(w, &digits, 0)?;
+            return w.write_str(BINARY_SUFFIXES[power]);
         }
         // Base 10: move the exponent down to a multiple of three.
-        let mut digits = v.digits.clone();
         let mut exp = v.exp;
+        let mut zeros = 0;
         while exp % 3 != 0 {
-            digits.push(0);
+            zeros += 1;
             exp -= 1;
         }
-        let number = digits_to_string(v.neg, &digits);
+        write_digits(w, &v.digits, zeros)?;
         let decimal = DECIMAL_SUFFIXES
             .iter()
             .find(|(e, _)| *e == exp)
             .map(|(_, s)| *s);
         match (format, decimal) {
-            (Format::DecimalSI, Some(suffix)) => number + suffix,
+            (Format::DecimalSI, Some(suffix)) => w.write_str(suffix),
             // DecimalSI has no suffix beyond E or below n: use an exponent.
-            _ if exp == 0 => number,
-            _ => format!("{number}e{exp}"),
+            _ if exp == 0 => Ok(()),
+            _ => write!(w, "e{exp}"),
+        }
+    }
+}
+
+/// Writes decimal `digits` followed by `zeros` zeros ("0" when there are
+/// none at all).
+fn write_digits<W: fmt::Write>(w: &mut W, digits: &[u8], zeros: usize) -> fmt::Result {
+    if digits.is_empty() && zeros == 0 {
+        return w.write_str("0");
+    }
+    let mut buf = [b'0'; 64];
+    let mut rest = digits
+        .iter()
+        .map(|d| b'0' + d)
+        .chain(std::iter::repeat_n(b'0', zeros));
+    loop {
+        let mut n = 0;
+        for (slot, c) in buf.iter_mut().zip(rest.by_ref()) {
+            *slot = c;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // Only ASCII digits were written.
+        w.write_str(std::str::from_utf8(&buf[..n]).unwrap_or(""))?;
+        if n < buf.len() {
+            return Ok(());
         }
     }
 }
@@ -789,7 +877,7 @@ impl fmt::Display for Quantity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.cached {
             Some(s) => f.write_str(s),
-            None => f.write_str(&self.canonical_string()),
+            None => self.write_canonical(f),
         }
     }
 }
@@ -1017,6 +1105,33 @@ mod tests {
             QuantityError::FormatWrong.to_string(),
             format!("quantities must match the regular expression '{QUANTITY_REGEX}'")
         );
+    }
+
+    #[test]
+    fn canonical_strings_of_large_values() {
+        // Beyond what fits in 128 bits, and more digits than one write.
+        let mut big = Quantity::new(1 << 60, B);
+        big.mul(1 << 40);
+        assert_eq!(big.to_string(), "1099511627776Ei");
+        big.mul(1 << 40);
+        assert_eq!(big.to_string(), "1208925819614629174706176Ei");
+        big.neg();
+        assert_eq!(big.to_string(), "-1208925819614629174706176Ei");
+        big.add(&q("1"));
+        assert_eq!(
+            big.to_string(),
+            "-1393796574908163946345982392040522594123775"
+        );
+        let long = "1234567890".repeat(7);
+        assert_eq!(q(&long).to_string(), long);
+        assert_eq!(q(&format!("-{long}")).to_string(), format!("-{long}"));
+        assert_eq!(q(&format!("{long}0")).to_string(), format!("{long}0"));
+        // 10 times smaller, and a whole number.
+        assert_eq!(
+            q(&format!("{long}00m")).to_string(),
+            long.strip_suffix('0').unwrap_or_default()
+        );
+        assert_eq!(q(&"9".repeat(64)).to_string(), "9".repeat(64));
     }
 
     #[test]

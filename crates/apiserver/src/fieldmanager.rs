@@ -172,10 +172,10 @@ pub fn check_fields(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
     if mode == Validation::Ignore {
         return Ok(());
     }
-    let Some((graph, root)) = served_type(ctx) else {
+    let gvk = (ctx.info.group, ctx.info.version, ctx.info.kind);
+    let Some(unknown) = schema::shape::shapes().unknown_fields(gvk, obj) else {
         return Ok(());
     };
-    let unknown = schema::graph::unknown_fields(graph, root, obj);
     if unknown.is_empty() {
         return Ok(());
     }

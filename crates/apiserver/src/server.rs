@@ -170,7 +170,11 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, tls: TlsAcceptor)
                     Ok::<_, Infallible>(handle(server, cert_user.as_ref().as_ref(), req).await)
                 }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Let a large response (a big list) queue more than hyper's 400 KB default
+            // per stream, so producing it overlaps with encrypting it.
+            builder.http2().max_send_buf_size(4 << 20);
+            let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await;
         });

@@ -130,6 +130,27 @@ impl Pool {
         Ok((status, bytes))
     }
 
+    /// Sends a GET and reads the body frame by frame without keeping it; returns the
+    /// status and the number of body bytes.
+    pub async fn drain(&self, path: &str) -> Result<(StatusCode, usize)> {
+        let mut conn = self.raw_conn();
+        conn.ready().await?;
+        let req = Request::builder()
+            .uri(format!("https://localhost{path}"))
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))?;
+        let resp = conn.send_request(req).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut n = 0;
+        while let Some(frame) = body.frame().await {
+            if let Some(d) = frame?.data_ref() {
+                n += d.len();
+            }
+        }
+        Ok((status, n))
+    }
+
     /// Sends a request, failing on a non-2xx answer.
     pub async fn expect(&self, method: Method, path: &str, body: Option<Bytes>) -> Result<Bytes> {
         let (status, bytes) = self.send(method, path, body).await?;

@@ -14,13 +14,26 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::goval::{smd_compare, smd_equals, smd_to_string, write_go_json, write_go_json_string};
 
 pub use crate::typed::field_set_of;
+
+/// How deep `serde_json` nests objects before refusing a document.
+const MAX_READ_DEPTH: usize = 127;
+
+/// `a.cmp(b)`, deciding on the first byte without a call to `memcmp` when
+/// it can (field names mostly differ there).
+pub(crate) fn quick_cmp(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
 
 /// An error reading a field path element or a `fieldsV1` document.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -36,11 +49,12 @@ pub enum FieldPathError {
 /// One step of a field path.
 #[derive(Clone, Debug)]
 pub enum PathElement {
-    /// A struct field or map key (`f:<name>`).
-    Field(String),
+    /// A struct field or map key (`f:<name>`). Shared, so that copies of
+    /// an element do not copy the name.
+    Field(Arc<str>),
     /// A list-map item selected by its key fields, sorted by name
-    /// (`k:{"name":"nginx"}`).
-    Key(Vec<(String, Value)>),
+    /// (`k:{"name":"nginx"}`). Shared like field names.
+    Key(Arc<[(String, Value)]>),
     /// A set item selected by its value (`v:"a"`).
     Value(Value),
     /// A list item selected by index (`i:0`).
@@ -50,7 +64,7 @@ pub enum PathElement {
 impl PathElement {
     /// A field element.
     pub fn field(name: &str) -> PathElement {
-        PathElement::Field(name.to_string())
+        PathElement::Field(Arc::from(name))
     }
 
     /// A key element; the fields are sorted by name.
@@ -62,7 +76,7 @@ impl PathElement {
         let mut fields: Vec<(String, Value)> =
             fields.into_iter().map(|(k, v)| (k.into(), v)).collect();
         fields.sort_by(|a, b| a.0.cmp(&b.0));
-        PathElement::Key(fields)
+        PathElement::Key(Arc::from(fields))
     }
 
     fn rank(&self) -> u8 {
@@ -77,9 +91,9 @@ impl PathElement {
     /// The upstream order of path elements.
     pub fn compare(&self, other: &PathElement) -> Ordering {
         match (self, other) {
-            (PathElement::Field(a), PathElement::Field(b)) => a.cmp(b),
+            (PathElement::Field(a), PathElement::Field(b)) => quick_cmp(a, b),
             (PathElement::Key(a), PathElement::Key(b)) => {
-                for (x, y) in a.iter().zip(b) {
+                for (x, y) in a.iter().zip(b.iter()) {
                     let c = x.0.cmp(&y.0).then_with(|| smd_compare(&x.1, &y.1));
                     if c != Ordering::Equal {
                         return c;
@@ -96,7 +110,16 @@ impl PathElement {
     /// The `fieldsV1` key of this element (`f:name`, `k:{...}`, `v:...`,
     /// `i:n`).
     pub fn serialize(&self) -> String {
-        let mut out = String::new();
+        let mut out = match self {
+            PathElement::Field(name) => String::with_capacity(name.len() + 2),
+            _ => String::with_capacity(32),
+        };
+        self.write_key(&mut out);
+        out
+    }
+
+    /// Appends [`PathElement::serialize`] to `out`.
+    pub(crate) fn write_key(&self, out: &mut String) {
         match self {
             PathElement::Field(name) => {
                 out.push_str("f:");
@@ -108,22 +131,21 @@ impl PathElement {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_go_json_string(name, &mut out);
+                    write_go_json_string(name, out);
                     out.push(':');
-                    write_go_json(value, &mut out);
+                    write_go_json(value, out);
                 }
                 out.push('}');
             }
             PathElement::Value(v) => {
                 out.push_str("v:");
-                write_go_json(v, &mut out);
+                write_go_json(v, out);
             }
             PathElement::Index(i) => {
                 out.push_str("i:");
                 out.push_str(&i.to_string());
             }
         }
-        out
     }
 
     /// Parses a `fieldsV1` key. Unknown element kinds (a letter other than
@@ -144,11 +166,14 @@ impl PathElement {
         }
         let rest = &s[2..];
         match bytes[0] {
-            b'f' => Ok(Some(PathElement::Field(rest.to_string()))),
+            b'f' => Ok(Some(PathElement::field(rest))),
             b'v' => serde_json::from_str::<Value>(rest)
                 .map(|v| Some(PathElement::Value(v)))
                 .map_err(|e| FieldPathError::BadPathElement(e.to_string())),
             b'k' => {
+                if let Some(pe) = parse_simple_key(rest) {
+                    return Ok(Some(pe));
+                }
                 let v: Value = serde_json::from_str(rest)
                     .map_err(|e| FieldPathError::BadPathElement(e.to_string()))?;
                 match v {
@@ -182,6 +207,101 @@ impl PathElement {
     }
 }
 
+/// Most keys fields a `k:` element holds, for [`parse_simple_key`].
+const SIMPLE_KEY_FIELDS: usize = 8;
+
+/// A value of a simple key: a string without escapes or an unsigned
+/// integer, as byte ranges of the text.
+#[derive(Clone, Copy)]
+enum SimpleValue {
+    Str(usize, usize),
+    Uint(u64),
+}
+
+/// Reads the JSON object of a `k:` element the quick way when it is plain:
+/// no whitespace, keys in ascending order, names and string values without
+/// escapes or control characters, numbers that are unsigned integers. Gives
+/// what reading it as JSON gives, or None for anything else (which then
+/// goes through the JSON reader, errors included).
+fn parse_simple_key(text: &str) -> Option<PathElement> {
+    let b = text.as_bytes();
+    let plain_str = |from: usize| -> Option<usize> {
+        // Index of the closing quote of a string starting after `from`.
+        let mut i = from;
+        loop {
+            match *b.get(i)? {
+                b'"' => return Some(i),
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                _ => i += 1,
+            }
+        }
+    };
+    let mut fields = [((0usize, 0usize), SimpleValue::Uint(0)); SIMPLE_KEY_FIELDS];
+    let mut n = 0;
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut i = 1;
+    loop {
+        if n == SIMPLE_KEY_FIELDS || b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let name_end = plain_str(i + 1)?;
+        let name = (i + 1, name_end);
+        if n > 0 {
+            let (ps, pe) = fields[n - 1].0;
+            if b[ps..pe] >= b[name.0..name.1] {
+                return None;
+            }
+        }
+        i = name_end + 1;
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        let value = match *b.get(i)? {
+            b'"' => {
+                let end = plain_str(i + 1)?;
+                let v = SimpleValue::Str(i + 1, end);
+                i = end + 1;
+                v
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                let mut v: u64 = 0;
+                while let Some(d @ b'0'..=b'9') = b.get(i) {
+                    v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                    i += 1;
+                }
+                if b[start] == b'0' && i - start > 1 {
+                    return None;
+                }
+                SimpleValue::Uint(v)
+            }
+            _ => return None,
+        };
+        fields[n] = (name, value);
+        n += 1;
+        match *b.get(i)? {
+            b',' => i += 1,
+            b'}' if i + 1 == b.len() => break,
+            _ => return None,
+        }
+    }
+    let owned: Arc<[(String, Value)]> = fields[..n]
+        .iter()
+        .map(|&((ns, ne), v)| {
+            let value = match v {
+                SimpleValue::Str(vs, ve) => Value::String(text[vs..ve].to_string()),
+                SimpleValue::Uint(u) => Value::from(u),
+            };
+            (text[ns..ne].to_string(), value)
+        })
+        .collect();
+    Some(PathElement::Key(owned))
+}
+
 impl PartialEq for PathElement {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
@@ -189,7 +309,7 @@ impl PartialEq for PathElement {
             (PathElement::Key(a), PathElement::Key(b)) => {
                 a.len() == b.len()
                     && a.iter()
-                        .zip(b)
+                        .zip(b.iter())
                         .all(|(x, y)| x.0 == y.0 && smd_equals(&x.1, &y.1))
             }
             (PathElement::Value(a), PathElement::Value(b)) => smd_equals(a, b),
@@ -278,6 +398,40 @@ fn find<T>(
     pe: &PathElement,
 ) -> Result<usize, usize> {
     items.binary_search_by(|x| key(x).compare(pe))
+}
+
+/// Merges two sorted vectors; on equal elements `tie` folds the second
+/// into the first.
+fn merge_sorted<T>(
+    a: Vec<T>,
+    b: Vec<T>,
+    cmp: impl Fn(&T, &T) -> Ordering,
+    mut tie: impl FnMut(&mut T, T),
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut bi = b.into_iter().peekable();
+    for x in a {
+        while let Some(y) = bi.peek() {
+            if cmp(y, &x) == Ordering::Less {
+                if let Some(y) = bi.next() {
+                    out.push(y);
+                }
+            } else {
+                break;
+            }
+        }
+        let mut x = x;
+        if let Some(y) = bi.peek() {
+            if cmp(&x, y) == Ordering::Equal {
+                if let Some(y) = bi.next() {
+                    tie(&mut x, y);
+                }
+            }
+        }
+        out.push(x);
+    }
+    out.extend(bi);
+    out
 }
 
 impl FieldSet {
@@ -480,6 +634,127 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// Removes from `self` the paths of `other`, like
+    /// [`FieldSet::difference`] but in place: only the nodes `other` reaches
+    /// are looked at.
+    pub(crate) fn difference_with(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            if let Ok(i) = find(&self.members, |x| x, m) {
+                self.members.remove(i);
+            }
+        }
+        for (pe, oc) in &other.children {
+            if let Ok(i) = find(&self.children, |x| &x.0, pe) {
+                let c = &mut self.children[i].1;
+                c.difference_with(oc);
+                if c.is_empty() {
+                    self.children.remove(i);
+                }
+            }
+        }
+    }
+
+    /// [`FieldSet::recursive_difference`] in place.
+    pub(crate) fn recursive_difference_with(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            if let Ok(i) = find(&self.members, |x| x, m) {
+                self.members.remove(i);
+            }
+            if let Ok(i) = find(&self.children, |x| &x.0, m) {
+                self.children.remove(i);
+            }
+        }
+        for (pe, oc) in &other.children {
+            if other.has_member(pe) {
+                continue;
+            }
+            if let Ok(i) = find(&self.children, |x| &x.0, pe) {
+                let c = &mut self.children[i].1;
+                c.recursive_difference_with(oc);
+                if c.is_empty() {
+                    self.children.remove(i);
+                }
+            }
+        }
+    }
+
+    /// [`FieldSet::union`] in place, taking `other` apart instead of
+    /// cloning it. On equal elements the ones of `self` are kept.
+    pub(crate) fn union_with(&mut self, other: FieldSet) {
+        if other.members.is_empty() && other.children.is_empty() {
+            return;
+        }
+        if self.members.is_empty() && self.children.is_empty() {
+            *self = other;
+            return;
+        }
+        if !other.members.is_empty() {
+            let mine = std::mem::take(&mut self.members);
+            self.members = merge_sorted(mine, other.members, |a, b| a.compare(b), |_, _| {});
+        }
+        if !other.children.is_empty() {
+            let mine = std::mem::take(&mut self.children);
+            self.children = merge_sorted(
+                mine,
+                other.children,
+                |a, b| a.0.compare(&b.0),
+                |a, b| a.1.union_with(b.1),
+            );
+        }
+    }
+
+    /// Makes room for this many more members and subtrees at this level.
+    pub(crate) fn reserve(&mut self, members: usize, children: usize) {
+        self.members.reserve(members);
+        self.children.reserve(children);
+    }
+
+    /// Appends a member without keeping the order; [`FieldSet::normalize`]
+    /// must follow unless elements come in order.
+    pub(crate) fn push_member(&mut self, pe: PathElement) {
+        self.members.push(pe);
+    }
+
+    /// Appends a non-empty subtree without keeping the order; see
+    /// [`FieldSet::push_member`].
+    pub(crate) fn push_child(&mut self, pe: PathElement, set: FieldSet) {
+        self.children.push((pe, set));
+    }
+
+    /// Restores the order of this level after pushes, merging equal
+    /// elements (the first pushed wins, like inserting them one by one).
+    pub(crate) fn normalize(&mut self) {
+        let strictly_sorted =
+            |v: &[PathElement]| v.windows(2).all(|w| w[0].compare(&w[1]) == Ordering::Less);
+        if !strictly_sorted(&self.members) {
+            self.members.sort_by(|a, b| a.compare(b));
+            self.members
+                .dedup_by(|later, first| later.compare(first) == Ordering::Equal);
+        }
+        let children_sorted = self
+            .children
+            .windows(2)
+            .all(|w| w[0].0.compare(&w[1].0) == Ordering::Less);
+        if !children_sorted {
+            self.children.sort_by(|a, b| a.0.compare(&b.0));
+            let distinct = self
+                .children
+                .windows(2)
+                .all(|w| w[0].0.compare(&w[1].0) == Ordering::Less);
+            if distinct {
+                return;
+            }
+            let mut merged: Vec<(PathElement, FieldSet)> = Vec::with_capacity(self.children.len());
+            for (pe, set) in std::mem::take(&mut self.children) {
+                match merged.last_mut() {
+                    Some(last) if last.0.compare(&pe) == Ordering::Equal => last.1.union_with(set),
+                    _ => merged.push((pe, set)),
+                }
+            }
+            self.children = merged;
+        }
+    }
+
     /// Only the leaf paths: members that have no children in the set.
     pub fn leaves(&self) -> FieldSet {
         let members = self
@@ -528,10 +803,142 @@ impl FieldSet {
         out
     }
 
-    /// The `fieldsV1` document as a JSON value.
+    /// The `fieldsV1` document as a JSON value (what reading back
+    /// [`FieldSet::to_fields_v1`] gives; a document nested deeper than a
+    /// JSON reader accepts comes out as `{}`).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.to_fields_v1())
-            .unwrap_or_else(|_| Value::Object(Default::default()))
+        let mut too_deep = false;
+        let m = self.value_v1(false, 1, &mut too_deep);
+        if too_deep {
+            return Value::Object(Map::new());
+        }
+        Value::Object(m)
+    }
+
+    /// Turns `doc` into [`FieldSet::to_value`], reusing what it already
+    /// holds: parts of a previous `fieldsV1` document that still match are
+    /// left as they are instead of being built again.
+    pub(crate) fn write_value(&self, doc: &mut Value) {
+        if let Value::Object(m) = doc {
+            let mut buf = String::new();
+            let mut too_deep = false;
+            if self.fix_v1(false, 1, m, &mut buf, &mut too_deep) && !too_deep {
+                return;
+            }
+        }
+        *doc = self.to_value();
+    }
+
+    /// The keys of the `fieldsV1` object of this node in the order
+    /// [`FieldSet::emit_v1`] writes them.
+    fn entries_v1(&self, include_self: bool) -> EntriesV1<'_> {
+        EntriesV1 {
+            set: self,
+            dot: include_self && !(self.members.is_empty() && self.children.is_empty()),
+            mi: 0,
+            ci: 0,
+            mj: self.members.len(),
+            cj: self.children.len(),
+        }
+    }
+
+    /// Makes `m` what [`FieldSet::value_v1`] builds for the same arguments,
+    /// changing only what differs; false when it gave up (`m` is then left
+    /// half done).
+    fn fix_v1(
+        &self,
+        include_self: bool,
+        depth: usize,
+        m: &mut Map<String, Value>,
+        buf: &mut String,
+        too_deep: &mut bool,
+    ) -> bool {
+        if depth >= MAX_READ_DEPTH {
+            // Close to the limit: let `value_v1` deal with it.
+            return false;
+        }
+        // Usually the keys are all there and come in writing order: check
+        // them side by side, without looking each one up.
+        if m.len() == self.entries_v1(include_self).count() {
+            let mut in_order = true;
+            for ((key, v), entry) in m.iter_mut().zip(self.entries_v1(include_self)) {
+                if !entry.key_is(key, buf) {
+                    in_order = false;
+                    break;
+                }
+                entry.fix_value(v, depth, buf, too_deep);
+            }
+            if in_order {
+                return true;
+            }
+        }
+        let mut count = 0;
+        for entry in self.entries_v1(include_self) {
+            count += 1;
+            entry.write_key(buf);
+            match m.get_mut(buf.as_str()) {
+                Some(v) => entry.fix_value(v, depth, buf, too_deep),
+                None => {
+                    let key = buf.clone();
+                    let mut v = Value::Null;
+                    entry.fix_value(&mut v, depth, buf, too_deep);
+                    m.insert(key, v);
+                }
+            }
+        }
+        if m.len() == count {
+            return true;
+        }
+        // Keys the set does not have (or elements written alike): keep
+        // only the expected ones, which hold their final values by now.
+        let mut old = std::mem::take(m);
+        for entry in self.entries_v1(include_self) {
+            entry.write_key(buf);
+            if m.contains_key(buf.as_str()) {
+                continue;
+            }
+            match old.remove_entry(buf.as_str()) {
+                Some((k, v)) => {
+                    m.insert(k, v);
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The object of one node, built in the order [`FieldSet::emit_v1`]
+    /// writes it (so that a key written twice keeps the later value, like
+    /// reading the text does). `depth` is the nesting of the object.
+    fn value_v1(
+        &self,
+        include_self: bool,
+        depth: usize,
+        too_deep: &mut bool,
+    ) -> Map<String, Value> {
+        let mut out = Map::new();
+        if depth > MAX_READ_DEPTH {
+            *too_deep = true;
+            return out;
+        }
+        // Keys go in from the last: they mostly come in ascending order, and
+        // a map places a key below all it holds at once. A key written
+        // twice keeps its later value, as reading the text does.
+        for entry in self.entries_v1(include_self).rev() {
+            let v = match entry {
+                EntryV1::Leaf(_) => {
+                    if depth >= MAX_READ_DEPTH {
+                        *too_deep = true;
+                    }
+                    Map::new()
+                }
+                EntryV1::Node(_, c, with_self) => c.value_v1(with_self, depth + 1, too_deep),
+            };
+            if let serde_json::map::Entry::Vacant(slot) = out.entry(entry.key()) {
+                slot.insert(Value::Object(v));
+            }
+        }
+        out
     }
 
     fn emit_v1(&self, include_self: bool, out: &mut String) {
@@ -608,6 +1015,144 @@ impl FieldSet {
     }
 }
 
+/// One key of a node's `fieldsV1` object.
+#[derive(Clone, Copy)]
+enum EntryV1<'a> {
+    /// A key whose value is `{}`: `"."` (no element) or a member without
+    /// children.
+    Leaf(Option<&'a PathElement>),
+    /// A key with children; with `"."` among them when it is also a member.
+    Node(&'a PathElement, &'a FieldSet, bool),
+}
+
+impl EntryV1<'_> {
+    fn key(self) -> String {
+        match self {
+            EntryV1::Leaf(None) => ".".to_string(),
+            EntryV1::Leaf(Some(pe)) | EntryV1::Node(pe, _, _) => pe.serialize(),
+        }
+    }
+
+    /// Whether `key` is this entry's key (`buf` is scratch space).
+    fn key_is(self, key: &str, buf: &mut String) -> bool {
+        match self {
+            EntryV1::Leaf(None) => key == ".",
+            EntryV1::Leaf(Some(PathElement::Field(name)))
+            | EntryV1::Node(PathElement::Field(name), _, _) => {
+                key.len() == name.len() + 2 && key.starts_with("f:") && key[2..] == **name
+            }
+            _ => {
+                self.write_key(buf);
+                buf == key
+            }
+        }
+    }
+
+    /// Makes `v`, found under this entry's key in an object at `depth`,
+    /// what [`FieldSet::value_v1`] builds for the entry.
+    fn fix_value(self, v: &mut Value, depth: usize, buf: &mut String, too_deep: &mut bool) {
+        match (self, v) {
+            (EntryV1::Leaf(_), Value::Object(o)) if o.is_empty() => {}
+            (EntryV1::Leaf(_), v) => *v = Value::Object(Map::new()),
+            (EntryV1::Node(_, c, with_self), Value::Object(cm)) => {
+                if !c.fix_v1(with_self, depth + 1, cm, buf, too_deep) {
+                    *cm = c.value_v1(with_self, depth + 1, too_deep);
+                }
+            }
+            (EntryV1::Node(_, c, with_self), v) => {
+                *v = Value::Object(c.value_v1(with_self, depth + 1, too_deep));
+            }
+        }
+    }
+
+    /// Puts the key in `buf` (replacing what it held).
+    fn write_key(self, buf: &mut String) {
+        buf.clear();
+        match self {
+            EntryV1::Leaf(None) => buf.push('.'),
+            EntryV1::Leaf(Some(pe)) | EntryV1::Node(pe, _, _) => pe.write_key(buf),
+        }
+    }
+}
+
+/// The keys of a node's `fieldsV1` object in writing order.
+struct EntriesV1<'a> {
+    set: &'a FieldSet,
+    dot: bool,
+    /// Members and children not yet given out from the front...
+    mi: usize,
+    ci: usize,
+    /// ...and from the back (exclusive ends).
+    mj: usize,
+    cj: usize,
+}
+
+impl<'a> Iterator for EntriesV1<'a> {
+    type Item = EntryV1<'a>;
+
+    fn next(&mut self) -> Option<EntryV1<'a>> {
+        if self.dot {
+            self.dot = false;
+            return Some(EntryV1::Leaf(None));
+        }
+        let set = self.set;
+        let m = (self.mi < self.mj).then(|| &set.members[self.mi]);
+        let c = (self.ci < self.cj).then(|| &set.children[self.ci]);
+        match (m, c) {
+            (None, None) => None,
+            (Some(m), None) => {
+                self.mi += 1;
+                Some(EntryV1::Leaf(Some(m)))
+            }
+            (m, Some((pe, c))) => {
+                let order = m.map(|m| m.compare(pe)).unwrap_or(Ordering::Greater);
+                if order == Ordering::Less {
+                    self.mi += 1;
+                    return Some(EntryV1::Leaf(m));
+                }
+                if order == Ordering::Equal {
+                    self.mi += 1;
+                }
+                self.ci += 1;
+                Some(EntryV1::Node(pe, c, order == Ordering::Equal))
+            }
+        }
+    }
+}
+
+impl DoubleEndedIterator for EntriesV1<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let set = self.set;
+        let m = (self.mi < self.mj).then(|| &set.members[self.mj - 1]);
+        let c = (self.ci < self.cj).then(|| &set.children[self.cj - 1]);
+        match (m, c) {
+            (None, None) => {
+                if self.dot {
+                    self.dot = false;
+                    return Some(EntryV1::Leaf(None));
+                }
+                None
+            }
+            (Some(m), None) => {
+                self.mj -= 1;
+                Some(EntryV1::Leaf(Some(m)))
+            }
+            (m, Some((pe, c))) => {
+                let order = m.map(|m| m.compare(pe)).unwrap_or(Ordering::Less);
+                if order == Ordering::Greater {
+                    self.mj -= 1;
+                    return Some(EntryV1::Leaf(m));
+                }
+                if order == Ordering::Equal {
+                    self.mj -= 1;
+                }
+                self.cj -= 1;
+                Some(EntryV1::Node(pe, c, order == Ordering::Equal))
+            }
+        }
+    }
+}
+
 /// Returns the children set (None when there are none) and whether the node
 /// itself is a member.
 fn read_v1(doc: &Value) -> Result<(Option<FieldSet>, bool), FieldPathError> {
@@ -615,7 +1160,14 @@ fn read_v1(doc: &Value) -> Result<(Option<FieldSet>, bool), FieldPathError> {
         // A non-object value under a key carries no children.
         return Ok((None, true));
     };
-    let mut children: Option<FieldSet> = None;
+    let nested = m
+        .values()
+        .filter(|v| matches!(v, Value::Object(c) if !c.is_empty()))
+        .count();
+    let mut set = FieldSet {
+        members: Vec::with_capacity(m.len()),
+        children: Vec::with_capacity(nested),
+    };
     let mut is_member = false;
     for (key, sub) in m {
         if key == "." {
@@ -625,22 +1177,23 @@ fn read_v1(doc: &Value) -> Result<(Option<FieldSet>, bool), FieldPathError> {
         let Some(pe) = PathElement::parse(key)? else {
             continue;
         };
-        let (grand, child_is_member) = read_v1(sub)?;
-        if child_is_member {
-            children
-                .get_or_insert_with(FieldSet::new)
-                .insert_member(&pe);
-        }
-        if let Some(g) = grand {
-            let c = children.get_or_insert_with(FieldSet::new);
-            let slot = c.descend(&pe);
-            *slot = slot.union(&g);
+        match read_v1(sub)? {
+            (Some(grand), child_is_member) => {
+                if child_is_member {
+                    set.members.push(pe.clone());
+                }
+                set.children.push((pe, grand));
+            }
+            (None, _) => set.members.push(pe),
         }
     }
-    if children.is_none() {
-        is_member = true;
+    if set.members.is_empty() && set.children.is_empty() {
+        return Ok((None, true));
     }
-    Ok((children, is_member))
+    // Keys come sorted as text, which is element order except for keys,
+    // values and indices; equal elements written differently are merged.
+    set.normalize();
+    Ok((Some(set), is_member))
 }
 
 #[cfg(test)]
@@ -772,5 +1325,110 @@ mod tests {
                 "i:1"
             ]
         );
+    }
+
+    #[test]
+    fn in_place_operations_match_copying_ones() {
+        let a = FieldSet::from_paths([
+            p(&["f:a", "f:b"]),
+            p(&["f:a"]),
+            p(&["f:a", "f:c", "f:d"]),
+            p(&["f:x"]),
+            p(&[r#"k:{"name":"n"}"#, "f:image"]),
+        ]);
+        let b = FieldSet::from_paths([
+            p(&["f:a", "f:c"]),
+            p(&["f:a", "f:c", "f:d"]),
+            p(&["f:y"]),
+            p(&["f:x", "f:z"]),
+            p(&[r#"k:{"name":"n"}"#]),
+        ]);
+        for (x, y) in [(&a, &b), (&b, &a), (&a, &a), (&a, &FieldSet::new())] {
+            let mut d = x.clone();
+            d.difference_with(y);
+            assert_eq!(d, x.difference(y));
+            let mut r = x.clone();
+            r.recursive_difference_with(y);
+            assert_eq!(r, x.recursive_difference(y));
+            let mut u = x.clone();
+            u.union_with(y.clone());
+            assert_eq!(u, x.union(y));
+        }
+    }
+
+    #[test]
+    fn value_is_the_text_read_back() {
+        for s in [
+            r#"{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:name":{}}}}}"#,
+            r#"{"f:aaa":{"k:{\"name\":\"second\"}":{"v:3":{"f:aab":{}}},"v:3":{},"v:true":{}},"i:1":{"i:3":{"f:aaf":{}}},"v:\"a\u003cb\"":{}}"#,
+        ] {
+            let set = FieldSet::from_fields_v1_str(s).unwrap();
+            let text: Value = serde_json::from_str(&set.to_fields_v1()).unwrap();
+            assert_eq!(set.to_value(), text);
+        }
+        // Nested deeper than a JSON reader goes: the text does not read
+        // back, and the value is empty like before.
+        for depth in [126, 127, 128] {
+            let path: Vec<PathElement> = (0..depth).map(|_| PathElement::field("a")).collect();
+            let set = FieldSet::from_paths([Path(path)]);
+            let read = serde_json::from_str(&set.to_fields_v1())
+                .unwrap_or_else(|_| Value::Object(Map::new()));
+            assert_eq!(set.to_value(), read, "depth {}", depth);
+        }
+    }
+
+    #[test]
+    fn write_value_fixes_a_previous_document() {
+        let set = FieldSet::from_fields_v1_str(
+            r#"{"f:a":{".":{},"f:b":{}},"f:c":{},"k:{\"a\":2,\"b\":1}":{"f:d":{}}}"#,
+        )
+        .unwrap();
+        let expected = set.to_value();
+        for previous in [
+            json!({}),
+            json!([1]),
+            expected.clone(),
+            json!({"f:a": {"f:b": {"x": 1}}, "f:c": {"f:zz": {}}, "f:stray": {}}),
+            json!({"f:a": 1, "k:{\"b\":1,\"a\":2}": {"f:d": {}}, ".": {}}),
+            json!({"f:c": {}, "f:a": {".": {}, "f:b": {}, "f:q": {}}, "k:{\"a\":2,\"b\":1}": {}}),
+        ] {
+            let mut doc = previous.clone();
+            set.write_value(&mut doc);
+            assert_eq!(doc, expected, "from {}", previous);
+        }
+    }
+
+    #[test]
+    fn simple_keys_read_like_json() {
+        for key in [
+            r#"k:{"name":"web"}"#,
+            r#"k:{"containerPort":8080,"protocol":"TCP"}"#,
+            r#"k:{"port":0,"x":"é"}"#,
+            r#"k:{"b":1,"a":2}"#,
+            r#"k:{"a":1,"a":2}"#,
+            r#"k:{"a":080}"#,
+            r#"k:{"a":-1}"#,
+            r#"k:{"a":1.5}"#,
+            r#"k:{"a":18446744073709551616}"#,
+            r#"k:{"a":"x\"y"}"#,
+            r#"k:{"a": 1}"#,
+            r#"k:{"a":true}"#,
+            r#"k:{}"#,
+            r#"k:{"a":1}x"#,
+            r#"k:{"a":1"#,
+            r#"k:[1]"#,
+        ] {
+            let slow = serde_json::from_str::<Value>(&key[2..])
+                .map_err(|e| FieldPathError::BadPathElement(e.to_string()))
+                .and_then(|v| match v {
+                    Value::Object(m) => Ok(Some(PathElement::key(m))),
+                    _ => Err(FieldPathError::BadPathElement(format!(
+                        "expected an object in key path element: {}",
+                        key
+                    ))),
+                });
+            let fast = PathElement::parse(key);
+            assert_eq!(format!("{:?}", fast), format!("{:?}", slow), "{}", key);
+        }
     }
 }

@@ -254,6 +254,16 @@ fn go_json_number(n: &Number) -> String {
 /// HTML escaping).
 pub(crate) fn write_go_json_string(s: &str, out: &mut String) {
     out.push('"');
+    let plain = s
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&'));
+    if plain {
+        // Nothing to escape (printable ASCII without quotes, backslashes
+        // or HTML characters).
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -4,9 +4,11 @@
 //! a live object, removing field paths from an object, and validating list
 //! keys.
 
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
 
-use crate::fieldpath::{FieldSet, Path, PathElement};
+use crate::fieldpath::{quick_cmp, FieldSet, Path, PathElement};
 use crate::goval::smd_equals;
 use crate::schema::{Field, ListType, TypeDef, TypeGraph, TypeId};
 
@@ -50,6 +52,67 @@ impl Shape<'_> {
             Shape::Map(values) => *values,
             Shape::Assoc { items, .. } => *items,
             Shape::Leaf => TypeId::UNTYPED_ATOMIC,
+        }
+    }
+}
+
+/// Finds the types of an object's children for keys that come in sorted
+/// order (as `serde_json` maps give them), walking the struct's sorted
+/// fields alongside instead of searching them for every key. Keys out of
+/// order are looked up the ordinary way.
+pub(crate) struct ChildTypes<'g, 'v> {
+    shape: Shape<'g>,
+    cursor: Option<std::collections::btree_map::Iter<'g, String, Field>>,
+    current: Option<(&'g String, &'g Field)>,
+    previous: Option<&'v str>,
+}
+
+impl<'g, 'v> ChildTypes<'g, 'v> {
+    pub(crate) fn new(shape: Shape<'g>) -> ChildTypes<'g, 'v> {
+        let mut cursor = match shape {
+            Shape::Struct(fields) => Some(fields.iter()),
+            _ => None,
+        };
+        let current = cursor.as_mut().and_then(Iterator::next);
+        ChildTypes {
+            shape,
+            cursor,
+            current,
+            previous: None,
+        }
+    }
+
+    /// The field of struct child `key` (None for unknown keys and for
+    /// shapes other than structs).
+    pub(crate) fn field(&mut self, key: &'v str) -> Option<&'g Field> {
+        let Shape::Struct(fields) = self.shape else {
+            return None;
+        };
+        let in_order = self.previous.map(|p| p < key).unwrap_or(true);
+        if !in_order {
+            return fields.get(key);
+        }
+        self.previous = Some(key);
+        while let Some((name, f)) = self.current {
+            match quick_cmp(name, key) {
+                std::cmp::Ordering::Less => {
+                    self.current = self.cursor.as_mut().and_then(Iterator::next);
+                }
+                std::cmp::Ordering::Equal => return Some(f),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    /// The type of child `key`, like [`Shape::child_type`].
+    pub(crate) fn child_type(&mut self, key: &'v str) -> TypeId {
+        match self.shape {
+            Shape::Struct(_) => self
+                .field(key)
+                .map(|f| f.ty)
+                .unwrap_or(TypeId::UNTYPED_ATOMIC),
+            other => other.child_type(key),
         }
     }
 }
@@ -113,20 +176,35 @@ pub(crate) fn item_path_element(
                 }
                 _ => return Err("associative list with keys may not have non-map elements".into()),
             };
-            let mut fields = Vec::with_capacity(keys.len());
+            if let [k] = keys {
+                // The usual single key field, present.
+                if let Some((name, v)) = obj.get_key_value(k) {
+                    let fields: std::sync::Arc<[(String, Value)]> =
+                        std::sync::Arc::new([(name.clone(), v.clone())]);
+                    return Ok(PathElement::Key(fields));
+                }
+            }
+            let default = |k: &str| g.field(items, k).and_then(|f| f.default.clone());
             for k in keys {
-                if let Some(v) = obj.get(k) {
-                    fields.push((k.clone(), v.clone()));
-                } else if let Some(d) = g.field(items, k).and_then(|f| f.default.clone()) {
-                    fields.push((k.clone(), d));
-                } else {
+                if !obj.contains_key(k) && default(k).is_none() {
                     return Err(format!(
                         "associative list with keys has an element that omits key field {} (and doesn't have default value)",
                         crate::goval::go_quote(k)
                     ));
                 }
             }
-            Ok(PathElement::key(fields))
+            // Every key is there or has a default by now.
+            let value = |k: &String| match obj.get(k) {
+                Some(v) => v.clone(),
+                None => default(k).unwrap_or(Value::Null),
+            };
+            if keys.windows(2).all(|w| w[0] <= w[1]) {
+                // Already in element order: build the shared list in one go.
+                let fields: std::sync::Arc<[(String, Value)]> =
+                    keys.iter().map(|k| (k.clone(), value(k))).collect();
+                return Ok(PathElement::Key(fields));
+            }
+            Ok(PathElement::key(keys.iter().map(|k| (k.clone(), value(k)))))
         }
         None => match item {
             Value::Object(_) => {
@@ -181,50 +259,103 @@ fn is_empty_value(v: Option<&Value>) -> bool {
 /// granular values appear only through their children.
 pub fn field_set_of(obj: &Value, graph: &TypeGraph, root: TypeId) -> FieldSet {
     let mut set = FieldSet::new();
-    let mut path = Vec::new();
-    to_set(graph, root, obj, &mut path, &mut set);
+    // The root itself (the empty path) is never a member.
+    to_set(graph, root, obj, &mut set);
     set
 }
 
-fn to_set(g: &TypeGraph, ty: TypeId, v: &Value, path: &mut Vec<PathElement>, set: &mut FieldSet) {
+/// Whether `serde_json` maps iterate in key order (they do unless its
+/// `preserve_order` feature is on), so that field elements pushed while
+/// walking an object come out sorted.
+fn maps_iterate_sorted() -> bool {
+    static SORTED: OnceLock<bool> = OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut m = Map::new();
+        m.insert("b".to_string(), Value::Null);
+        m.insert("a".to_string(), Value::Null);
+        m.keys().next().map(String::as_str) == Some("a")
+    })
+}
+
+/// Sizes `out` for the children of object `m`: at most one member per key,
+/// a subtree per non-empty object or list.
+fn reserve_for_object(out: &mut FieldSet, m: &Map<String, Value>) {
+    let nested = m
+        .values()
+        .filter(|v| match v {
+            Value::Object(o) => !o.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        })
+        .count();
+    out.reserve(m.len(), nested);
+}
+
+/// Adds to `out` the paths below `v` (relative to it) and tells whether the
+/// path of `v` itself is a member.
+fn to_set(g: &TypeGraph, ty: TypeId, v: &Value, out: &mut FieldSet) -> bool {
     let sh = shape(g, ty, v);
     match sh {
-        Shape::Leaf => set.insert(path),
-        Shape::Struct(fields) => {
+        Shape::Leaf => return true,
+        Shape::Struct(_) => {
             if let Value::Object(m) = v {
+                reserve_for_object(out, m);
+                let mut types = ChildTypes::new(sh);
                 for (k, cv) in m {
-                    path.push(PathElement::Field(k.clone()));
-                    to_set(g, sh.child_type(k), cv, path, set);
-                    if !fields.contains_key(k) {
-                        set.insert(path);
-                    }
-                    path.pop();
+                    let mut sub = FieldSet::new();
+                    let field = types.field(k);
+                    let ty = field.map(|f| f.ty).unwrap_or(TypeId::UNTYPED_ATOMIC);
+                    let member = to_set(g, ty, cv, &mut sub) | field.is_none();
+                    attach(out, || PathElement::field(k), member, sub);
                 }
             }
         }
         Shape::Map(values) => {
             if let Value::Object(m) = v {
+                reserve_for_object(out, m);
                 for (k, cv) in m {
-                    path.push(PathElement::Field(k.clone()));
-                    to_set(g, values, cv, path, set);
-                    set.insert(path);
-                    path.pop();
+                    let mut sub = FieldSet::new();
+                    to_set(g, values, cv, &mut sub);
+                    attach(out, || PathElement::field(k), true, sub);
                 }
             }
         }
         Shape::Assoc { items, keys } => {
             if let Value::Array(arr) = v {
+                out.reserve(arr.len(), arr.len());
                 for item in arr {
                     let Ok(pe) = item_path_element(g, items, keys, item) else {
                         continue;
                     };
-                    path.push(pe);
-                    to_set(g, items, item, path, set);
-                    set.insert(path);
-                    path.pop();
+                    let mut sub = FieldSet::new();
+                    to_set(g, items, item, &mut sub);
+                    attach(out, || pe, true, sub);
                 }
             }
         }
+    }
+    if matches!(sh, Shape::Assoc { .. }) || !maps_iterate_sorted() {
+        out.normalize();
+    }
+    false
+}
+
+/// Adds the node `pe` of a parent set: as a member when `member`, with
+/// `sub` below it when that is not empty. The element is only built when
+/// it is needed.
+fn attach(out: &mut FieldSet, pe: impl FnOnce() -> PathElement, member: bool, sub: FieldSet) {
+    let has_sub = !sub.is_empty();
+    if !member && !has_sub {
+        return;
+    }
+    let pe = pe();
+    match (member, has_sub) {
+        (true, true) => {
+            out.push_member(pe.clone());
+            out.push_child(pe, sub);
+        }
+        (true, false) => out.push_member(pe),
+        _ => out.push_child(pe, sub),
     }
 }
 
@@ -242,7 +373,8 @@ pub(crate) fn ensure_named_fields_are_members(
     }
     for (pe, child) in set.children() {
         let child_ty = match (pe, def) {
-            (PathElement::Field(name), TypeDef::Struct { fields, .. }) => match fields.get(name) {
+            (PathElement::Field(name), TypeDef::Struct { fields, .. }) => match fields.get(&**name)
+            {
                 Some(f) => {
                     out.insert(std::slice::from_ref(pe));
                     f.ty
@@ -275,46 +407,164 @@ impl Comparison {
         if ignored.is_empty() {
             return self;
         }
-        self.added = self.added.recursive_difference(ignored);
-        self.modified = self.modified.recursive_difference(ignored);
-        self.removed = self.removed.recursive_difference(ignored);
+        self.added.recursive_difference_with(ignored);
+        self.modified.recursive_difference_with(ignored);
+        self.removed.recursive_difference_with(ignored);
         self
+    }
+
+    fn normalize(&mut self) {
+        self.added.normalize();
+        self.modified.normalize();
+        self.removed.normalize();
+    }
+
+    fn union_with(&mut self, other: Comparison) {
+        self.added.union_with(other.added);
+        self.modified.union_with(other.modified);
+        self.removed.union_with(other.removed);
     }
 }
 
 /// Compares `lhs` (old) with `rhs` (new).
 pub(crate) fn compare(g: &TypeGraph, root: TypeId, lhs: &Value, rhs: &Value) -> Comparison {
+    compare_with(g, root, lhs, rhs, Skip::Nothing)
+}
+
+/// Compares `lhs` (old) with `rhs` (new) as if neither had
+/// `metadata.managedFields`.
+pub(crate) fn compare_without_managed_fields(
+    g: &TypeGraph,
+    root: TypeId,
+    lhs: &Value,
+    rhs: &Value,
+) -> Comparison {
+    compare_with(g, root, lhs, rhs, Skip::RootMeta)
+}
+
+fn compare_with(g: &TypeGraph, root: TypeId, lhs: &Value, rhs: &Value, skip: Skip) -> Comparison {
     let mut c = Comparison::default();
-    let mut path = Vec::new();
-    cmp(g, root, Some(lhs), Some(rhs), &mut path, &mut c);
+    // What happens to the root itself (the empty path) is not tracked.
+    cmp(g, root, Some(lhs), Some(rhs), skip, &mut c);
     c
 }
 
-fn leaf_rule(lhs: Option<&Value>, rhs: Option<&Value>, path: &[PathElement], c: &mut Comparison) {
-    match (lhs, rhs) {
-        (None, Some(_)) => c.added.insert(path),
-        (Some(_), None) => c.removed.insert(path),
-        (Some(l), Some(r)) => {
-            if !smd_equals(l, r) {
-                c.modified.insert(path)
-            }
+/// Which part of the compared values to act as if it were absent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Nothing,
+    /// The values are whole objects: leave out `metadata.managedFields`.
+    RootMeta,
+    /// The values are `metadata`: leave out its `managedFields` key.
+    MetaKey,
+}
+
+const MANAGED_FIELDS: &str = "managedFields";
+
+impl Skip {
+    /// What to leave out below the child `key` of an object.
+    fn child(self, key: &str) -> Skip {
+        match self {
+            Skip::RootMeta if key == "metadata" => Skip::MetaKey,
+            _ => Skip::Nothing,
         }
-        (None, None) => {}
+    }
+
+    /// Whether the key `key` of an object is left out.
+    fn drops(self, key: &str) -> bool {
+        self == Skip::MetaKey && key == MANAGED_FIELDS
     }
 }
 
+/// Whether a value is empty once the skipped part is left out.
+fn is_empty_skipping(v: Option<&Value>, skip: Skip) -> bool {
+    match (v, skip) {
+        (Some(Value::Object(m)), Skip::MetaKey) => m.keys().all(|k| k == MANAGED_FIELDS),
+        _ => is_empty_value(v),
+    }
+}
+
+/// [`smd_equals`] once the skipped part is left out.
+fn equals_skipping(a: &Value, b: &Value, skip: Skip) -> bool {
+    match (a, b, skip) {
+        (_, _, Skip::Nothing) => smd_equals(a, b),
+        (Value::Object(x), Value::Object(y), _) => {
+            let kept = |m: &Map<String, Value>| m.keys().filter(|k| !skip.drops(k)).count();
+            kept(x) == kept(y)
+                && x.iter().filter(|(k, _)| !skip.drops(k)).all(|(k, v)| {
+                    y.get(k)
+                        .map(|w| equals_skipping(v, w, skip.child(k)))
+                        .unwrap_or(false)
+                })
+        }
+        _ => smd_equals(a, b),
+    }
+}
+
+/// What happened to a node itself (its own path).
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    added: bool,
+    modified: bool,
+    removed: bool,
+}
+
+/// Attaches what was found at and below the child `pe` of a node to the
+/// node's comparison.
+fn attach_cmp(out: &mut Comparison, pe: impl FnOnce() -> PathElement, f: Flags, sub: Comparison) {
+    let Comparison {
+        added,
+        modified,
+        removed,
+    } = sub;
+    let parts = [
+        (f.added, added),
+        (f.modified, modified),
+        (f.removed, removed),
+    ];
+    if parts.iter().all(|(flag, set)| !flag && set.is_empty()) {
+        return;
+    }
+    let pe = pe();
+    let [a, m, r] = parts;
+    attach(&mut out.added, || pe.clone(), a.0, a.1);
+    attach(&mut out.modified, || pe.clone(), m.0, m.1);
+    attach(&mut out.removed, || pe.clone(), r.0, r.1);
+}
+
+/// Compares one node: returns what happened to it and adds to `out` what
+/// happened below it (paths relative to it).
 fn cmp(
     g: &TypeGraph,
     ty: TypeId,
     lhs: Option<&Value>,
     rhs: Option<&Value>,
-    path: &mut Vec<PathElement>,
-    c: &mut Comparison,
-) {
+    skip: Skip,
+    out: &mut Comparison,
+) -> Flags {
+    let mut flags = Flags::default();
+    match (lhs, rhs) {
+        // Equal values hold no change (with or without the skipped part);
+        // comparing them as JSON is much cheaper than walking them. Whole
+        // objects are not compared at once: they seldom are equal, and the
+        // children are compared one by one right after.
+        (Some(l), Some(r)) if std::ptr::eq(l, r) || (skip != Skip::RootMeta && l == r) => {
+            return flags
+        }
+        (None, Some(r)) => {
+            // Everything below a new value is new.
+            let mut sub = FieldSet::new();
+            let member = added_set(g, ty, r, skip, &mut sub);
+            out.added.union_with(sub);
+            flags.added = member;
+            return flags;
+        }
+        _ => {}
+    }
     let sl = lhs.map(|v| shape(g, ty, v));
     let sr = rhs.map(|v| shape(g, ty, v));
     let sh = match (sl, sr) {
-        (None, None) => return,
+        (None, None) => return flags,
         (Some(a), None) => a,
         (None, Some(b)) => b,
         (Some(a), Some(b)) => {
@@ -322,24 +572,72 @@ fn cmp(
                 // The value changed kind: the node itself is modified, what
                 // hung below the old value is gone and what hangs below the
                 // new one is new.
-                c.modified.insert(path);
-                cmp_children(g, a, lhs, None, path, c);
-                cmp_children(g, b, None, rhs, path, c);
-                return;
+                flags.modified = true;
+                cmp_children(g, a, lhs, None, skip, out);
+                let mut more = Comparison::default();
+                cmp_children(g, b, None, rhs, skip, &mut more);
+                out.union_with(more);
+                return flags;
             }
             b
         }
     };
-    if matches!(sh, Shape::Leaf) || (is_empty_value(lhs) && is_empty_value(rhs)) {
-        leaf_rule(lhs, rhs, path, c);
-        return;
+    if matches!(sh, Shape::Leaf) || (is_empty_skipping(lhs, skip) && is_empty_skipping(rhs, skip)) {
+        match (lhs, rhs) {
+            (None, Some(_)) => flags.added = true,
+            (Some(_), None) => flags.removed = true,
+            (Some(l), Some(r)) => flags.modified = !equals_skipping(l, r, skip),
+            (None, None) => {}
+        }
+        return flags;
     }
-    cmp_children(g, sh, lhs, rhs, path, c);
+    cmp_children(g, sh, lhs, rhs, skip, out);
     if lhs.is_none() {
-        c.added.insert(path);
+        flags.added = true;
     } else if rhs.is_none() {
-        c.removed.insert(path);
+        flags.removed = true;
     }
+    flags
+}
+
+/// What [`cmp`] finds for a value that is new (`lhs` absent): adds the
+/// paths below `v` to `out` and tells whether `v` itself counts as added
+/// (always, unless its kind has no node at all).
+fn added_set(g: &TypeGraph, ty: TypeId, v: &Value, skip: Skip, out: &mut FieldSet) -> bool {
+    let sh = shape(g, ty, v);
+    if matches!(sh, Shape::Leaf) || is_empty_skipping(Some(v), skip) {
+        return true;
+    }
+    match sh {
+        Shape::Leaf => {}
+        Shape::Struct(_) | Shape::Map(_) => {
+            if let Value::Object(m) = v {
+                reserve_for_object(out, m);
+                let mut types = ChildTypes::new(sh);
+                for (k, cv) in m {
+                    if skip.drops(k) {
+                        continue;
+                    }
+                    let mut sub = FieldSet::new();
+                    let member = added_set(g, types.child_type(k), cv, skip.child(k), &mut sub);
+                    attach(out, || PathElement::field(k), member, sub);
+                }
+            }
+        }
+        Shape::Assoc { items, keys } => {
+            let items_of = index_items(g, items, keys, Some(v));
+            out.reserve(items_of.len(), items_of.len());
+            for (pe, item) in items_of {
+                let mut sub = FieldSet::new();
+                let member = added_set(g, items, item, Skip::Nothing, &mut sub);
+                attach(out, || pe, member, sub);
+            }
+        }
+    }
+    if matches!(sh, Shape::Assoc { .. }) || !maps_iterate_sorted() {
+        out.normalize();
+    }
+    true
 }
 
 fn cmp_children(
@@ -347,8 +645,8 @@ fn cmp_children(
     sh: Shape<'_>,
     lhs: Option<&Value>,
     rhs: Option<&Value>,
-    path: &mut Vec<PathElement>,
-    c: &mut Comparison,
+    skip: Skip,
+    out: &mut Comparison,
 ) {
     match sh {
         Shape::Leaf => {}
@@ -356,47 +654,67 @@ fn cmp_children(
             let lm = lhs.and_then(Value::as_object);
             let rm = rhs.and_then(Value::as_object);
             if let Some(lm) = lm {
+                let mut types = ChildTypes::new(sh);
                 for (k, lv) in lm {
-                    path.push(PathElement::Field(k.clone()));
-                    cmp(
+                    if skip.drops(k) {
+                        continue;
+                    }
+                    let mut sub = Comparison::default();
+                    let rv = rm.and_then(|m| m.get(k));
+                    let f = cmp(
                         g,
-                        sh.child_type(k),
+                        types.child_type(k),
                         Some(lv),
-                        rm.and_then(|m| m.get(k)),
-                        path,
-                        c,
+                        rv,
+                        skip.child(k),
+                        &mut sub,
                     );
-                    path.pop();
+                    attach_cmp(out, || PathElement::field(k), f, sub);
                 }
             }
             if let Some(rm) = rm {
+                let mut types = ChildTypes::new(sh);
                 for (k, rv) in rm {
-                    if lm.map(|m| m.contains_key(k)).unwrap_or(false) {
+                    if skip.drops(k) || lm.map(|m| m.contains_key(k)).unwrap_or(false) {
                         continue;
                     }
-                    path.push(PathElement::Field(k.clone()));
-                    cmp(g, sh.child_type(k), None, Some(rv), path, c);
-                    path.pop();
+                    // A new key: everything at and below it is added.
+                    let mut sub = FieldSet::new();
+                    let ty = types.child_type(k);
+                    let member = added_set(g, ty, rv, skip.child(k), &mut sub);
+                    attach(&mut out.added, || PathElement::field(k), member, sub);
                 }
             }
+            out.normalize();
         }
         Shape::Assoc { items, keys } => {
             let li = index_items(g, items, keys, lhs);
-            let ri = index_items(g, items, keys, rhs);
-            for (pe, lv) in &li {
-                let rv = ri.iter().find(|(p, _)| p == pe).map(|(_, v)| *v);
-                path.push(pe.clone());
-                cmp(g, items, Some(lv), rv, path, c);
-                path.pop();
+            let mut ri: Vec<Option<(PathElement, &Value)>> = index_items(g, items, keys, rhs)
+                .into_iter()
+                .map(Some)
+                .collect();
+            for (pe, lv) in li {
+                let matched = ri
+                    .iter_mut()
+                    .find(|slot| slot.as_ref().map(|(p, _)| *p == pe).unwrap_or(false))
+                    .and_then(Option::take);
+                let mut sub = Comparison::default();
+                let f = cmp(
+                    g,
+                    items,
+                    Some(lv),
+                    matched.map(|(_, v)| v),
+                    Skip::Nothing,
+                    &mut sub,
+                );
+                attach_cmp(out, || pe, f, sub);
             }
-            for (pe, rv) in &ri {
-                if li.iter().any(|(p, _)| p == pe) {
-                    continue;
-                }
-                path.push(pe.clone());
-                cmp(g, items, None, Some(rv), path, c);
-                path.pop();
+            for (pe, rv) in ri.into_iter().flatten() {
+                let mut sub = FieldSet::new();
+                let member = added_set(g, items, rv, Skip::Nothing, &mut sub);
+                attach(&mut out.added, || pe, member, sub);
             }
+            out.normalize();
         }
     }
 }
@@ -548,7 +866,7 @@ pub(crate) fn remove_items(g: &TypeGraph, ty: TypeId, value: &Value, set: &Field
         (Shape::Struct(_) | Shape::Map(_), Value::Object(m)) => {
             let mut out = Map::new();
             for (k, cv) in m {
-                let pe = PathElement::Field(k.clone());
+                let pe = PathElement::field(k);
                 if set.has_member(&pe) {
                     continue;
                 }
@@ -652,7 +970,7 @@ fn validate_value(
     match (sh, v) {
         (Shape::Struct(_) | Shape::Map(_), Value::Object(m)) => {
             for (k, cv) in m {
-                path.push(PathElement::Field(k.clone()));
+                path.push(PathElement::field(k));
                 validate_value(g, sh.child_type(k), cv, allow_duplicates, path, errs);
                 path.pop();
             }
@@ -856,5 +1174,48 @@ mod tests {
             format_validation_errors(&validate(&g, root, &one, false)),
             ".spec.containers: duplicate entries for key [name=\"a\"]"
         );
+    }
+
+    #[test]
+    fn compare_leaves_managed_fields_out() {
+        let (g, root) = graph();
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(Value::Object(m)) = v.get_mut("metadata") {
+                m.remove("managedFields");
+            }
+            v
+        };
+        let mf = json!([{"manager": "m", "operation": "Update"}]);
+        let cases = [
+            (json!({}), json!({"metadata": {"managedFields": mf}})),
+            (
+                json!({"spec": {}}),
+                json!({"metadata": {"managedFields": mf}}),
+            ),
+            (
+                json!({"metadata": {"managedFields": mf, "name": "a"}}),
+                json!({"metadata": {"name": "b", "labels": {"x": "y"}}}),
+            ),
+            (
+                json!({"metadata": {"managedFields": mf}, "spec": {"replicas": 1}}),
+                json!({"metadata": {"managedFields": [], "labels": {}}, "spec": {"replicas": 2}}),
+            ),
+            (
+                json!({"metadata": {"managedFields": mf}}),
+                json!({"metadata": 5}),
+            ),
+        ];
+        for (old, new) in &cases {
+            for (l, r) in [(old, new), (new, old), (old, old)] {
+                assert_eq!(
+                    compare_without_managed_fields(&g, root, l, r),
+                    compare(&g, root, &strip(l), &strip(r)),
+                    "{} -> {}",
+                    l,
+                    r
+                );
+            }
+        }
     }
 }

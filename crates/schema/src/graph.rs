@@ -1,6 +1,5 @@
 //! The type graph the `merge` crate works on (strategic merge patch, server-side
-//! apply, managed fields), built from the same definitions as the OpenAPI documents,
-//! and the unknown-field check behind `fieldValidation=Strict|Warn`.
+//! apply, managed fields), built from the same definitions as the OpenAPI documents.
 
 use crate::defs::{definitions, Gvk, REF_PREFIX};
 use merge::{Field, ListType, TypeDef, TypeGraph, TypeId};
@@ -198,46 +197,6 @@ fn build() -> ApiGraph {
     ApiGraph { graph: b.g, roots }
 }
 
-/// Field paths (`spec.replica`, `spec.containers[0].imagePullPolice`) of `obj` that
-/// its type does not declare.
-pub fn unknown_fields(graph: &TypeGraph, root: TypeId, obj: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    walk(graph, root, obj, "", &mut out);
-    out
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-fn walk(graph: &TypeGraph, ty: TypeId, v: &Value, path: &str, out: &mut Vec<String>) {
-    match (graph.get(ty), v) {
-        (TypeDef::Struct { fields, .. }, Value::Object(m)) => {
-            for (k, x) in m {
-                match fields.get(k) {
-                    Some(f) => walk(graph, f.ty, x, &join(path, k), out),
-                    None => out.push(join(path, k)),
-                }
-            }
-        }
-        (TypeDef::Map { values, .. }, Value::Object(m)) => {
-            for (k, x) in m {
-                walk(graph, *values, x, &join(path, k), out);
-            }
-        }
-        (TypeDef::List { items, .. }, Value::Array(a)) => {
-            for (i, x) in a.iter().enumerate() {
-                walk(graph, *items, x, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// An empty map, for callers building objects.
 pub fn empty() -> Map<String, Value> {
     Map::new()
@@ -261,26 +220,6 @@ mod tests {
             json!([
             {"name": "a", "image": "a:1"}, {"name": "b", "image": "b:2"}])
         );
-    }
-
-    #[test]
-    fn unknown_fields_have_upstream_paths() {
-        let g = api_graph();
-        let root = g.root("apps", "v1", "Deployment").unwrap();
-        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "bogus": 1},
-            "spec": {"replica": 2, "template": {"spec": {"containers": [{"name": "c", "imagex": "y"}]}}}});
-        let mut u = unknown_fields(&g.graph, root, &obj);
-        u.sort();
-        assert_eq!(
-            u,
-            vec![
-                "metadata.bogus",
-                "spec.replica",
-                "spec.template.spec.containers[0].imagex"
-            ]
-        );
-        let labels = json!({"metadata": {"labels": {"any": "thing"}, "annotations": {"a": "b"}}});
-        assert!(unknown_fields(&g.graph, root, &labels).is_empty());
     }
 
     #[test]

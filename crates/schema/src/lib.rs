@@ -9,4 +9,5 @@
 pub mod defs;
 pub mod graph;
 pub mod openapi;
+pub mod shape;
 pub mod v2proto;

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod core;
 pub mod cron;
 pub mod other;
+mod semantic;
 pub mod util;
 
 #[cfg(test)]

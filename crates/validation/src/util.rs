@@ -191,7 +191,7 @@ pub fn immutable(new: Value, old: Value, path: &Path) -> Vec<FieldError> {
 pub fn validate_labels(m: &Option<BTreeMap<String, String>>, path: &Path) -> Vec<FieldError> {
     match m {
         None => Vec::new(),
-        Some(m) => av::validate_labels(&to_json(m), path),
+        Some(m) => av::validate_label_pairs(m.iter().map(|(k, v)| (k.as_str(), v.as_str())), path),
     }
 }
 
@@ -199,7 +199,9 @@ pub fn validate_labels(m: &Option<BTreeMap<String, String>>, path: &Path) -> Vec
 pub fn validate_annotations(m: &Option<BTreeMap<String, String>>, path: &Path) -> Vec<FieldError> {
     match m {
         None => Vec::new(),
-        Some(m) => av::validate_annotations(&to_json(m), path),
+        Some(m) => {
+            av::validate_annotation_pairs(m.iter().map(|(k, v)| (k.as_str(), v.as_str())), path)
+        }
     }
 }
 
@@ -275,6 +277,9 @@ pub fn validate_kube_finalizer_name(name: &str, path: &Path) -> Vec<FieldError> 
 /// `ValidateObjectMetaUpdate` add to apimachinery's, reported at
 /// `metadata.finalizers[i]`.
 pub fn validate_kube_finalizers(meta: &ObjectMeta) -> Vec<FieldError> {
+    if list(&meta.finalizers).is_empty() {
+        return Vec::new();
+    }
     let p = Path::new("metadata").child("finalizers");
     list(&meta.finalizers)
         .iter()
@@ -328,8 +333,23 @@ fn is_emptyish(v: &Value) -> bool {
 
 /// Upstream `apiequality.Semantic.DeepEqual` approximated on JSON: nil and
 /// empty collections are equal.
-pub fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
-    normalize(to_json(a)) == normalize(to_json(b))
+///
+/// Equal values are recognized without serializing; otherwise both are
+/// compared as normalized token streams (see [`crate::semantic`]), falling
+/// back to normalized JSON trees for values the stream cannot mirror.
+pub fn semantic_eq<T: serde::Serialize + PartialEq + ?Sized>(a: &T, b: &T) -> bool {
+    if a == b {
+        return true;
+    }
+    let mut sa = Vec::with_capacity(4096);
+    let mut sb = Vec::with_capacity(4096);
+    match (
+        crate::semantic::write_stream(a, &mut sa),
+        crate::semantic::write_stream(b, &mut sb),
+    ) {
+        (Ok(()), Ok(())) => sa == sb,
+        _ => normalize(to_json(a)) == normalize(to_json(b)),
+    }
 }
 
 /// A short rendering of the fields that differ between two values, used

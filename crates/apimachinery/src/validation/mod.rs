@@ -13,10 +13,11 @@ pub use ip::{
     is_valid_ipv6_address, parse_cidr_sloppy, parse_ip_sloppy, IpAddr,
 };
 pub use objectmeta::{
-    validate_annotations, validate_finalizer_name, validate_finalizers, validate_immutable_field,
-    validate_label_name, validate_labels, validate_managed_fields, validate_nonnegative_field,
-    validate_object_meta, validate_object_meta_update, validate_owner_references,
-    FIELD_IMMUTABLE_ERROR_MSG, IS_NEGATIVE_ERROR_MSG, TOTAL_ANNOTATION_SIZE_LIMIT_B,
+    validate_annotation_pairs, validate_annotations, validate_finalizer_name, validate_finalizers,
+    validate_immutable_field, validate_label_name, validate_label_pairs, validate_labels,
+    validate_managed_fields, validate_nonnegative_field, validate_object_meta,
+    validate_object_meta_update, validate_owner_references, FIELD_IMMUTABLE_ERROR_MSG,
+    IS_NEGATIVE_ERROR_MSG, TOTAL_ANNOTATION_SIZE_LIMIT_B,
 };
 
 use crate::field::{FieldError, Path};
@@ -232,10 +233,9 @@ pub fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
 /// characters.
 pub fn is_qualified_name(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    let name = match value.split_once('/') {
+        None => value,
+        Some((prefix, name)) if !name.contains('/') => {
             if prefix.is_empty() {
                 errs.push(format!("prefix part {}", empty_error()));
             } else {
@@ -243,9 +243,9 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
                     errs.push(format!("prefix part {msg}"));
                 }
             }
-            *name
+            name
         }
-        _ => {
+        Some(_) => {
             errs.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 regex_error(

@@ -63,7 +63,11 @@ fn get_i64(obj: &Value, key: &str, path: &Path, errs: &mut Vec<FieldError>) -> i
 
 /// A string-to-string map value, as sorted (key, value) pairs; type errors
 /// are reported at `path` (or `path[key]` for a bad entry).
-fn string_map(value: &Value, path: &Path, errs: &mut Vec<FieldError>) -> Vec<(String, String)> {
+fn string_map<'a>(
+    value: &'a Value,
+    path: &Path,
+    errs: &mut Vec<FieldError>,
+) -> Vec<(&'a str, &'a str)> {
     let map: &Map<String, Value> = match value {
         Value::Null => return Vec::new(),
         Value::Object(m) => m,
@@ -79,8 +83,8 @@ fn string_map(value: &Value, path: &Path, errs: &mut Vec<FieldError>) -> Vec<(St
     let mut out = Vec::with_capacity(map.len());
     for (k, v) in map {
         match v {
-            Value::String(s) => out.push((k.clone(), s.clone())),
-            Value::Null => out.push((k.clone(), String::new())),
+            Value::String(s) => out.push((k.as_str(), s.as_str())),
+            Value::Null => out.push((k.as_str(), "")),
             other => errs.push(FieldError::type_invalid(
                 &path.key(k),
                 other.clone(),
@@ -88,7 +92,7 @@ fn string_map(value: &Value, path: &Path, errs: &mut Vec<FieldError>) -> Vec<(St
             )),
         }
     }
-    out.sort();
+    out.sort_unstable();
     out
 }
 
@@ -134,10 +138,22 @@ pub fn validate_label_name(name: &str, path: &Path) -> Vec<FieldError> {
 /// reported at `path` itself, not per key, as upstream does.
 pub fn validate_labels(labels: &Value, path: &Path) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    for (k, v) in string_map(labels, path, &mut errs) {
-        errs.extend(validate_label_name(&k, path));
-        for msg in is_valid_label_value(&v) {
-            errs.push(FieldError::invalid(path, v.as_str(), msg));
+    let pairs = string_map(labels, path, &mut errs);
+    errs.extend(validate_label_pairs(pairs, path));
+    errs
+}
+
+/// [`validate_labels`] on (key, value) pairs, checked in the given order
+/// (typed callers pass a sorted map).
+pub fn validate_label_pairs<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    path: &Path,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (k, v) in labels {
+        errs.extend(validate_label_name(k, path));
+        for msg in is_valid_label_value(v) {
+            errs.push(FieldError::invalid(path, v, msg));
         }
     }
     errs
@@ -149,10 +165,27 @@ pub fn validate_labels(labels: &Value, path: &Path) -> Vec<FieldError> {
 pub fn validate_annotations(annotations: &Value, path: &Path) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let pairs = string_map(annotations, path, &mut errs);
+    errs.extend(validate_annotation_pairs(pairs, path));
+    errs
+}
+
+/// [`validate_annotations`] on (key, value) pairs, checked in the given
+/// order (typed callers pass a sorted map).
+pub fn validate_annotation_pairs<'a>(
+    annotations: impl IntoIterator<Item = (&'a str, &'a str)>,
+    path: &Path,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
     let mut total = 0usize;
-    for (k, v) in &pairs {
-        for msg in is_qualified_name(&k.to_lowercase()) {
-            errs.push(FieldError::invalid(path, k.as_str(), msg));
+    for (k, v) in annotations {
+        let msgs = if k.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            is_qualified_name(&k.to_lowercase())
+        } else {
+            // Already lower case: no need to copy the key.
+            is_qualified_name(k)
+        };
+        for msg in msgs {
+            errs.push(FieldError::invalid(path, k, msg));
         }
         total += k.len() + v.len();
     }

@@ -213,29 +213,17 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response<Body>> {
 /// Encodes a list of cached objects in the negotiated representation.
 pub fn list_response(ctx: &Ctx<'_>, items: &[Item], list_meta: Value) -> ApiResult<Response<Body>> {
     if ctx.output == Output::Json && ctx.is_storage_version() {
-        // Fast path: splice the cached bytes together.
+        // Fast path: the cached bytes, concatenated lazily in chunks as the body is
+        // sent, so copying overlaps with encryption and the first bytes leave at once.
         let head = json!({
             "kind": format!("{}List", ctx.info.kind),
             "apiVersion": ctx.info.api_version(),
             "metadata": list_meta,
         });
-        let head = serde_json::to_vec(&head).map_err(ApiError::internal)?;
-        let size: usize = items.iter().map(|i| i.extra.json.len() + 1).sum();
-        let mut buf = BytesMut::with_capacity(head.len() + size + 16);
-        buf.put_slice(&head[..head.len() - 1]);
-        buf.put_slice(b",\"items\":[");
-        for (n, item) in items.iter().enumerate() {
-            if n > 0 {
-                buf.put_u8(b',');
-            }
-            buf.put_slice(&item.extra.json);
-        }
-        buf.put_slice(b"]}");
-        return Ok(bytes_response(
-            StatusCode::OK,
-            "application/json",
-            buf.freeze(),
-        ));
+        let mut head = serde_json::to_vec(&head).map_err(ApiError::internal)?;
+        head.pop();
+        head.extend_from_slice(b",\"items\":[");
+        return Ok(chunked_list(head, items.to_vec()));
     }
     let objs: Vec<Value> = items.iter().map(|i| ctx.served(i.extra.value())).collect();
     let body = match ctx.output {
@@ -265,6 +253,62 @@ pub fn list_response(ctx: &Ctx<'_>, items: &[Item], list_meta: Value) -> ApiResu
         &ctx.output.content_type(),
         Bytes::from(bytes),
     ))
+}
+
+/// Size of the pieces a JSON list is sent in.
+const LIST_CHUNK: usize = 256 * 1024;
+
+/// A list response whose body is produced piece by piece from the cached items.
+fn chunked_list(head: Vec<u8>, items: Vec<Item>) -> Response<Body> {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    struct State {
+        head: Option<Vec<u8>>,
+        items: std::vec::IntoIter<Item>,
+        first: bool,
+        done: bool,
+    }
+    let state = State {
+        head: Some(head),
+        items: items.into_iter(),
+        first: true,
+        done: false,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let mut buf = BytesMut::with_capacity(LIST_CHUNK + 8192);
+        if let Some(h) = st.head.take() {
+            buf.put_slice(&h);
+        }
+        while buf.len() < LIST_CHUNK {
+            match st.items.next() {
+                Some(item) => {
+                    if !st.first {
+                        buf.put_u8(b',');
+                    }
+                    st.first = false;
+                    buf.put_slice(&item.extra.json);
+                }
+                None => {
+                    buf.put_slice(b"]}");
+                    st.done = true;
+                    break;
+                }
+            }
+        }
+        Some((
+            Ok::<_, std::convert::Infallible>(Frame::data(buf.freeze())),
+            st,
+        ))
+    });
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 #[cfg(test)]

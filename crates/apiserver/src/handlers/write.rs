@@ -462,13 +462,8 @@ pub async fn update_object(
 /// Adds required fields the object lacks, with zero values, so typed validation can
 /// report them (as decoding into Go structs would let upstream do).
 fn fill_required(store: &ResourceStore, obj: &mut Value) {
-    let defs = schema::defs::definitions();
-    if let Some(def) = defs
-        .kinds
-        .get(&(store.info.group, store.info.version, store.info.kind))
-    {
-        schema::defs::fill_required(def, obj);
-    }
+    schema::shape::shapes()
+        .fill_required((store.info.group, store.info.version, store.info.kind), obj);
 }
 
 /// What every update does (upstream's BeforeUpdate): system fields come from the old

@@ -70,7 +70,8 @@ pub(crate) fn manager_identifier(
     api_version: &str,
     subresource: &str,
 ) -> String {
-    let mut out = String::from("{");
+    let mut out = String::with_capacity(48 + manager.len() + api_version.len() + subresource.len());
+    out.push('{');
     let mut first = true;
     let mut field = |out: &mut String, name: &str, value: &str| {
         if !first {
@@ -178,6 +179,60 @@ impl ManagedFieldsEntry {
         Value::Object(m)
     }
 
+    /// Turns `v` into [`ManagedFieldsEntry::to_value`], keeping what
+    /// already matches (`v` is usually this manager's previous entry).
+    fn write_value(&self, v: &mut Value) {
+        let Value::Object(m) = v else {
+            *v = self.to_value();
+            return;
+        };
+        let mut count = 0;
+        let mut text = |m: &mut Map<String, Value>, key: &str, value: &str| {
+            count += 1;
+            match m.get_mut(key) {
+                Some(Value::String(s)) if s == value => {}
+                Some(old) => *old = Value::String(value.to_string()),
+                None => {
+                    m.insert(key.to_string(), Value::String(value.to_string()));
+                }
+            }
+        };
+        if !self.manager.is_empty() {
+            text(m, "manager", &self.manager);
+        }
+        text(m, "operation", self.operation.as_str());
+        if !self.api_version.is_empty() {
+            text(m, "apiVersion", &self.api_version);
+        }
+        if let Some(t) = &self.time {
+            text(m, "time", t);
+        }
+        if !self.fields_type.is_empty() {
+            text(m, "fieldsType", &self.fields_type);
+        }
+        if !self.subresource.is_empty() {
+            text(m, "subresource", &self.subresource);
+        }
+        match m.get_mut("fieldsV1") {
+            Some(doc) => self.fields_v1.write_value(doc),
+            None => {
+                m.insert("fieldsV1".into(), self.fields_v1.to_value());
+            }
+        }
+        count += 1;
+        if m.len() != count {
+            *v = self.to_value();
+        }
+    }
+
+    /// Whether `v` looks like an entry of the same manager.
+    fn same_manager(&self, v: &Value) -> bool {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+        text("manager") == self.manager
+            && text("operation") == self.operation.as_str()
+            && text("subresource") == self.subresource
+    }
+
     fn parse(i: usize, v: &Value) -> Result<ManagedFieldsEntry, ManagedFieldsError> {
         let Value::Object(m) = v else {
             return Err(ManagedFieldsError::Invalid(format!(
@@ -281,7 +336,7 @@ impl ManagedFields {
 
     /// Reads `metadata.managedFields` of an object (absent is empty).
     pub fn from_object(obj: &Value) -> Result<ManagedFields, ManagedFieldsError> {
-        match obj.pointer("/metadata/managedFields") {
+        match at(obj, "/metadata/managedFields") {
             None => Ok(ManagedFields::new()),
             Some(v) => ManagedFields::parse(v),
         }
@@ -297,7 +352,7 @@ impl ManagedFields {
         if is_subresource {
             return from_live();
         }
-        if is_reset(new.pointer("/metadata/managedFields")) {
+        if is_reset(at(new, "/metadata/managedFields")) {
             return ManagedFields::new();
         }
         match ManagedFields::from_object(new) {
@@ -345,7 +400,27 @@ impl ManagedFields {
             *meta = Value::Object(Map::new());
         }
         if let Value::Object(meta) = meta {
-            meta.insert("managedFields".into(), self.to_value());
+            // The entries the object had are rewritten in place: most of a
+            // manager's fields are usually unchanged by a write.
+            let mut previous: Vec<Option<Value>> = match meta.get_mut("managedFields") {
+                Some(Value::Array(items)) => std::mem::take(items).into_iter().map(Some).collect(),
+                _ => Vec::new(),
+            };
+            let mut entries = Vec::with_capacity(self.entries.len());
+            for e in &self.entries {
+                let reusable = previous
+                    .iter_mut()
+                    .find(|p| p.as_ref().map(|v| e.same_manager(v)).unwrap_or(false))
+                    .and_then(Option::take);
+                entries.push(match reusable {
+                    Some(mut v) => {
+                        e.write_value(&mut v);
+                        v
+                    }
+                    None => e.to_value(),
+                });
+            }
+            meta.insert("managedFields".into(), Value::Array(entries));
         }
     }
 
@@ -360,6 +435,16 @@ impl ManagedFields {
             e.manager == manager && e.operation == operation && e.subresource == subresource
         })
     }
+}
+
+/// The value at a JSON pointer made of plain object keys (no `~` escapes,
+/// no list indices), like `Value::pointer` gives it for such pointers.
+pub(crate) fn at<'v>(obj: &'v Value, pointer: &str) -> Option<&'v Value> {
+    let mut v = obj;
+    for key in pointer.split('/').skip(1) {
+        v = v.as_object()?.get(key)?;
+    }
+    Some(v)
 }
 
 fn is_reset(list: Option<&Value>) -> bool {
@@ -414,32 +499,40 @@ impl Managers {
     /// Upstream's encoding: one entry per manager, sorted by operation,
     /// time (seconds), manager, API version and subresource.
     pub fn encode(&self) -> ManagedFields {
-        let mut entries: Vec<ManagedFieldsEntry> = self
+        self.clone().into_encoded()
+    }
+
+    /// [`Managers::encode`], moving the field sets instead of copying them.
+    pub fn into_encoded(self) -> ManagedFields {
+        let mut keyed: Vec<(i64, ManagedFieldsEntry)> = self
             .map
-            .values()
+            .into_values()
             .map(|m| ManagedFieldsEntry {
-                manager: m.manager.clone(),
+                manager: m.manager,
                 operation: if m.applied {
                     Operation::Apply
                 } else {
                     m.operation
                 },
-                api_version: m.api_version.clone(),
-                time: m.time.clone(),
+                api_version: m.api_version,
+                time: m.time,
                 fields_type: "FieldsV1".into(),
-                fields_v1: m.set.clone(),
-                subresource: m.subresource.clone(),
+                fields_v1: m.set,
+                subresource: m.subresource,
             })
+            .map(|e| (time_seconds(&e.time), e))
             .collect();
-        entries.sort_by(|p, q| {
+        keyed.sort_by(|(tp, p), (tq, q)| {
             p.operation
                 .cmp(&q.operation)
-                .then_with(|| time_seconds(&p.time).cmp(&time_seconds(&q.time)))
+                .then_with(|| tp.cmp(tq))
                 .then_with(|| p.manager.cmp(&q.manager))
                 .then_with(|| p.api_version.cmp(&q.api_version))
                 .then_with(|| p.subresource.cmp(&q.subresource))
         });
-        ManagedFields { entries }
+        ManagedFields {
+            entries: keyed.into_iter().map(|(_, e)| e).collect(),
+        }
     }
 }
 
@@ -671,5 +764,35 @@ mod tests {
             false
         )
         .is_empty());
+    }
+
+    #[test]
+    fn write_to_over_previous_entries() {
+        let doc = json!([
+            {"manager": "a", "operation": "Update", "apiVersion": "v1",
+             "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}},
+            {"manager": "b", "operation": "Apply", "apiVersion": "v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+             "subresource": "status"}
+        ]);
+        let mf = ManagedFields::parse(&doc).unwrap();
+        let fresh = |mf: &ManagedFields| {
+            let mut obj = json!({"metadata": {"name": "x"}});
+            mf.write_to(&mut obj);
+            obj
+        };
+        let previous = [
+            doc.clone(),
+            json!([]),
+            json!("garbage"),
+            json!([{"manager": "b", "operation": "Apply", "subresource": "status", "extra": 1}]),
+            json!([{"manager": "a", "operation": "Update", "fieldsV1": {"f:spec": {}}, "time": 5}]),
+        ];
+        for p in previous {
+            let mut obj = json!({"metadata": {"name": "x", "managedFields": p.clone()}});
+            mf.write_to(&mut obj);
+            assert_eq!(obj, fresh(&mf), "over {}", p);
+        }
     }
 }

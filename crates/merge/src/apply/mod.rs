@@ -36,6 +36,8 @@
 mod conflict;
 mod managed;
 
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -46,8 +48,8 @@ use crate::fieldpath::{FieldSet, Path, PathElement};
 use crate::goval::{go_json, smd_equals};
 use crate::schema::{TypeGraph, TypeId};
 use crate::typed::{
-    compare, ensure_named_fields_are_members, field_set_of, format_validation_errors, merge,
-    remove_items, validate,
+    compare, compare_without_managed_fields, ensure_named_fields_are_members, field_set_of,
+    format_validation_errors, merge, remove_items, validate, Comparison,
 };
 use managed::{manager_identifier, time_seconds, ManagerEntry, Managers};
 
@@ -98,7 +100,12 @@ pub struct FieldManager<'g> {
 }
 
 /// The fields no manager ever owns.
-fn strip_set() -> FieldSet {
+fn strip_set() -> &'static FieldSet {
+    static STRIP: OnceLock<FieldSet> = OnceLock::new();
+    STRIP.get_or_init(build_strip_set)
+}
+
+fn build_strip_set() -> FieldSet {
     let mut s = FieldSet::new();
     for p in [
         &["apiVersion"][..],
@@ -127,8 +134,12 @@ fn without_managed_fields(obj: &Value) -> Value {
     obj
 }
 
+/// The string at a JSON pointer of plain object keys (no escapes, no list
+/// indices), or `""`; without the allocations `Value::pointer` makes.
 fn str_at<'v>(obj: &'v Value, pointer: &str) -> &'v str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    managed::at(obj, pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn is_empty_object(v: &Value) -> bool {
@@ -198,28 +209,24 @@ impl<'g> FieldManager<'g> {
         if managers.map.is_empty() && !is_create {
             return ManagedFields::new();
         }
+        let zero;
         let old = if is_empty_object(old) {
-            self.graph.zero_value(self.root)
+            zero = self.graph.zero_value(self.root);
+            &zero
         } else {
-            without_managed_fields(old)
+            old
         };
-        let new = without_managed_fields(new);
-        let version = match str_at(&new, "/apiVersion") {
-            "" => str_at(&old, "/apiVersion").to_string(),
+        let version = match str_at(new, "/apiVersion") {
+            "" => str_at(old, "/apiVersion").to_string(),
             v => v.to_string(),
         };
         let now = managed::normalize_time(now).unwrap_or_else(|| now.to_string());
-        self.update_managers(
-            &old,
-            &new,
-            manager,
-            subresource,
-            &version,
-            &mut managers,
-            &now,
-        );
+        // The comparison leaves `metadata.managedFields` of both objects
+        // out, as if they had been taken off.
+        let cmp = compare_without_managed_fields(self.graph, self.root, old, new);
+        self.update_managers(cmp, manager, subresource, &version, &mut managers, &now);
         self.cap_managers(&mut managers);
-        managers.encode()
+        managers.into_encoded()
     }
 
     /// Server-side apply of `config` by `manager` over `live` (`null` or
@@ -322,8 +329,7 @@ impl<'g> FieldManager<'g> {
             // Adopt the fields of an object nobody manages yet.
             let zero = g.zero_value(self.root);
             self.update_managers(
-                &zero,
-                ctx.live,
+                compare(g, self.root, &zero, ctx.live),
                 BEFORE_FIRST_APPLY,
                 ctx.subresource,
                 ctx.version,
@@ -385,7 +391,7 @@ impl<'g> FieldManager<'g> {
 
         let changed = !smd_equals(ctx.live, &new_obj);
         if let Some(entry) = managers.map.get_mut(&id) {
-            entry.set = entry.set.difference(&strip_set());
+            entry.set.difference_with(strip_set());
             if changed {
                 entry.time = Some(ctx.now.to_string());
             }
@@ -397,44 +403,45 @@ impl<'g> FieldManager<'g> {
     }
 
     /// The ownership bookkeeping of an ordinary write (upstream's managed
-    /// fields updater around the structured-merge-diff updater).
-    #[allow(clippy::too_many_arguments)]
+    /// fields updater around the structured-merge-diff updater), given the
+    /// comparison of the old and the new object.
     fn update_managers(
         &self,
-        old: &Value,
-        new: &Value,
+        cmp: Comparison,
         manager: &str,
         subresource: &str,
         version: &str,
         managers: &mut Managers,
         now: &str,
     ) {
-        let cmp = compare(self.graph, self.root, old, new).exclude(&self.ignored_fields);
-        let touched = cmp.modified.union(&cmp.added);
+        let cmp = cmp.exclude(&self.ignored_fields);
+        let mut touched = cmp.modified;
+        touched.union_with(cmp.added);
+        let removed = cmp.removed;
         for entry in managers.map.values_mut() {
-            entry.set = entry.set.difference(&touched).difference(&cmp.removed);
+            entry.set.difference_with(&touched);
+            entry.set.difference_with(&removed);
         }
         managers.map.retain(|_, e| !e.set.is_empty());
 
-        let own = touched
-            .difference(&cmp.removed)
-            .recursive_difference(&self.ignored_fields)
-            .difference(&strip_set());
+        let mut own = touched;
+        own.difference_with(&removed);
+        own.recursive_difference_with(&self.ignored_fields);
+        own.difference_with(strip_set());
         if own.is_empty() {
             return;
         }
         let id = manager_identifier(manager, Operation::Update, version, subresource);
-        let set = match managers.map.get(&id) {
-            Some(prev) => own.union(&prev.set),
-            None => own,
-        };
+        if let Some(prev) = managers.map.remove(&id) {
+            own.union_with(prev.set);
+        }
         managers.map.insert(
             id,
             ManagerEntry {
                 manager: manager.to_string(),
                 operation: Operation::Update,
                 subresource: subresource.to_string(),
-                set,
+                set: own,
                 api_version: version.to_string(),
                 applied: false,
                 time: Some(now.to_string()),

@@ -31,8 +31,34 @@ pub fn canonical_quantity(q: &mut Quantity, round_milli: bool) {
         if round_milli {
             parsed.round_up(-3);
         }
-        q.0 = parsed.to_string();
+        if !renders_as(&parsed, &q.0) {
+            q.0 = parsed.to_string();
+        }
     }
+}
+
+/// Whether `q` renders exactly as `text` (checked without rendering it
+/// into a new string).
+fn renders_as(q: &Q, text: &str) -> bool {
+    struct Compare<'a> {
+        rest: &'a str,
+        same: bool,
+    }
+    impl std::fmt::Write for Compare<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            match self.rest.strip_prefix(s) {
+                Some(rest) if self.same => self.rest = rest,
+                _ => self.same = false,
+            }
+            Ok(())
+        }
+    }
+    let mut cmp = Compare {
+        rest: text,
+        same: true,
+    };
+    let _ = std::fmt::Write::write_fmt(&mut cmp, format_args!("{q}"));
+    cmp.same && cmp.rest.is_empty()
 }
 
 /// Upstream `SetDefaults_ResourceList` on an optional list.
@@ -55,13 +81,18 @@ fn default_resources(r: &mut Option<ResourceRequirements>) {
 /// reports it: `latest` when neither tag nor digest is given, "" when the
 /// reference cannot be parsed or only has a digest.
 pub fn image_tag(image: &str) -> String {
+    image_tag_str(image).to_string()
+}
+
+/// [`image_tag`] without copying: the tag is a slice of `image`.
+fn image_tag_str(image: &str) -> &str {
     let (name, digest) = match image.split_once('@') {
         Some((n, d)) => (n, Some(d)),
         None => (image, None),
     };
     if let Some(d) = digest {
         if !valid_digest(d) {
-            return String::new();
+            return "";
         }
     }
     let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
@@ -71,16 +102,16 @@ pub fn image_tag(image: &str) -> String {
     };
     if let Some(t) = tag {
         if !valid_tag(t) {
-            return String::new();
+            return "";
         }
     }
     if !valid_repository(repo) {
-        return String::new();
+        return "";
     }
     match (tag, digest) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(_)) => String::new(),
-        (None, None) => "latest".to_string(),
+        (Some(t), _) => t,
+        (None, Some(_)) => "",
+        (None, None) => "latest",
     }
 }
 
@@ -161,24 +192,23 @@ fn valid_repository(repo: &str) -> bool {
     if repo.is_empty() || repo.len() > 255 {
         return false;
     }
-    let mut parts: Vec<&str> = repo.split('/').collect();
-    if parts.len() > 1 {
-        let first = parts[0];
+    let mut path = repo;
+    if let Some((first, rest)) = repo.split_once('/') {
         let is_domain = first.contains('.') || first.contains(':') || first == "localhost";
         if is_domain || first.bytes().any(|c| c.is_ascii_uppercase()) {
             if !valid_domain(first) {
                 return false;
             }
-            parts.remove(0);
+            path = rest;
         }
     }
-    parts.iter().all(|p| valid_path_component(p))
+    path.split('/').all(valid_path_component)
 }
 
 /// The default image pull policy for an image: `Always` for `:latest` (or
 /// no tag), `IfNotPresent` otherwise.
 pub fn default_pull_policy(image: &str) -> &'static str {
-    if image_tag(image) == "latest" {
+    if image_tag_str(image) == "latest" {
         "Always"
     } else {
         "IfNotPresent"
@@ -472,6 +502,29 @@ pub fn default_pod_only(spec: &mut PodSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_quantities() {
+        for (input, milli, want) in [
+            ("128Mi", true, "128Mi"),
+            ("100m", true, "100m"),
+            ("0.5", true, "500m"),
+            ("1000m", true, "1"),
+            ("1.5Gi", false, "1536Mi"),
+            ("1n", true, "1m"),
+            ("1n", false, "1n"),
+            ("junk", true, "junk"),
+        ] {
+            let mut q = Quantity(input.to_string());
+            canonical_quantity(&mut q, milli);
+            assert_eq!(q.0, want, "{input}");
+        }
+        let one = Q::parse("1").unwrap();
+        assert!(renders_as(&one, "1"));
+        assert!(!renders_as(&one, "1k"));
+        assert!(!renders_as(&one, ""));
+        assert!(!renders_as(&Q::parse("128Mi").unwrap(), "128M"));
+    }
 
     #[test]
     fn image_tags() {

@@ -9,14 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use apimachinery::validation as av;
 use apimachinery::{FieldError, Path, Quantity as Q};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus, PodTemplate,
-    PodTemplateSpec,
+    AppArmorProfile, Container, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+    PodTemplate, PodTemplateSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use crate::core::defaults::{default_pod_only, default_pod_spec};
 use crate::core::podspec::{
-    validate_pod_create, validate_pod_metadata_and_spec, validate_pod_template_spec,
+    or_default, validate_pod_create, validate_pod_metadata_and_spec, validate_pod_template_spec,
     validate_tolerations, PodOpts,
 };
 use crate::util::{
@@ -32,8 +32,14 @@ pub fn default_pod_template(t: &mut PodTemplateSpec) {
 
 /// Upstream's QoS class computation (`qos.ComputePodQOS`).
 pub fn compute_qos(spec: &PodSpec) -> &'static str {
-    let mut requests: BTreeMap<&str, Q> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, Q> = BTreeMap::new();
+    // Sums per QoS resource, indexed by `qos_index`: cpu, then memory.
+    let mut requests: [Option<Q>; 2] = [None, None];
+    let mut limits: [Option<Q>; 2] = [None, None];
+    let qos_index = |name: &str| match name {
+        "cpu" => Some(0),
+        "memory" => Some(1),
+        _ => None,
+    };
     let mut guaranteed = true;
     let zero = Q::new(0, apimachinery::Format::DecimalSI);
     for c in list(&spec.init_containers)
@@ -45,45 +51,46 @@ pub fn compute_qos(spec: &PodSpec) -> &'static str {
             continue;
         };
         for (name, q) in r.requests.iter().flatten() {
-            if name != "cpu" && name != "memory" {
+            let Some(i) = qos_index(name) else {
                 continue;
-            }
+            };
             if let Ok(q) = Q::parse(&q.0) {
                 if q > zero {
-                    let key = if name == "cpu" { "cpu" } else { "memory" };
-                    requests.entry(key).or_insert_with(|| zero.clone()).add(&q);
+                    requests[i].get_or_insert_with(|| zero.clone()).add(&q);
                 }
             }
         }
-        let mut found = BTreeSet::new();
+        let mut found = [false; 2];
         for (name, q) in r.limits.iter().flatten() {
-            if name != "cpu" && name != "memory" {
+            let Some(i) = qos_index(name) else {
                 continue;
-            }
+            };
             if let Ok(q) = Q::parse(&q.0) {
                 if q > zero {
-                    let key = if name == "cpu" { "cpu" } else { "memory" };
-                    found.insert(key);
-                    limits.entry(key).or_insert_with(|| zero.clone()).add(&q);
+                    found[i] = true;
+                    limits[i].get_or_insert_with(|| zero.clone()).add(&q);
                 }
             }
         }
-        if !(found.contains("cpu") && found.contains("memory")) {
+        if !(found[0] && found[1]) {
             guaranteed = false;
         }
     }
-    if requests.is_empty() && limits.is_empty() {
+    let count = |sums: &[Option<Q>; 2]| sums.iter().filter(|q| q.is_some()).count();
+    if count(&requests) == 0 && count(&limits) == 0 {
         return "BestEffort";
     }
     if guaranteed {
-        for (name, req) in &requests {
-            if limits.get(name) != Some(req) {
-                guaranteed = false;
-                break;
+        for (req, limit) in requests.iter().zip(&limits) {
+            if let Some(req) = req {
+                if limit.as_ref() != Some(req) {
+                    guaranteed = false;
+                    break;
+                }
             }
         }
     }
-    if guaranteed && requests.len() == limits.len() {
+    if guaranteed && count(&requests) == count(&limits) {
         "Guaranteed"
     } else {
         "Burstable"
@@ -113,10 +120,12 @@ fn apply_label_keys(
 }
 
 fn mutate_pod_affinity(pod: &mut Pod) {
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    let Some(aff) = pod.spec.as_mut().and_then(|s| s.affinity.as_mut()) else {
+    let Pod { metadata, spec, .. } = pod;
+    let Some(aff) = spec.as_mut().and_then(|s| s.affinity.as_mut()) else {
         return;
     };
+    let no_labels = BTreeMap::new();
+    let labels = metadata.labels.as_ref().unwrap_or(&no_labels);
     let mut terms: Vec<&mut k8s_openapi::api::core::v1::PodAffinityTerm> = Vec::new();
     if let Some(pa) = &mut aff.pod_affinity {
         terms.extend(
@@ -145,13 +154,13 @@ fn mutate_pod_affinity(pod: &mut Pod) {
         );
     }
     for t in terms {
-        let mk = t.match_label_keys.clone().unwrap_or_default();
-        let mmk = t.mismatch_label_keys.clone().unwrap_or_default();
+        let mk = list(&t.match_label_keys);
+        let mmk = list(&t.mismatch_label_keys);
         if (mk.is_empty() && mmk.is_empty()) || t.label_selector.is_none() {
             continue;
         }
-        apply_label_keys(&mut t.label_selector, &mk, "In", &labels);
-        apply_label_keys(&mut t.label_selector, &mmk, "NotIn", &labels);
+        apply_label_keys(&mut t.label_selector, mk, "In", labels);
+        apply_label_keys(&mut t.label_selector, mmk, "NotIn", labels);
     }
 }
 
@@ -178,9 +187,21 @@ fn apparmor_field_for_annotation(a: &str) -> Option<AppArmorProfile> {
     })
 }
 
+/// The prefix of the deprecated per-container AppArmor annotations.
+const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
 fn apply_app_armor_version_skew(pod: &mut Pod) {
-    let ann = pod.metadata.annotations.clone().unwrap_or_default();
-    let Some(spec) = pod.spec.as_mut() else {
+    let Pod { metadata, spec, .. } = pod;
+    let Some(ann) = metadata.annotations.as_ref() else {
+        return;
+    };
+    if !ann
+        .keys()
+        .any(|k| k.starts_with(APPARMOR_ANNOTATION_PREFIX))
+    {
+        return;
+    }
+    let Some(spec) = spec.as_mut() else {
         return;
     };
     if spec.os.as_ref().is_some_and(|o| o.name == "windows") {
@@ -196,7 +217,7 @@ fn apply_app_armor_version_skew(pod: &mut Pod) {
         .flatten()
         .chain(spec.containers.iter_mut());
     for c in containers {
-        let key = format!("container.apparmor.security.beta.kubernetes.io/{}", c.name);
+        let key = format!("{APPARMOR_ANNOTATION_PREFIX}{}", c.name);
         let Some(a) = ann.get(&key) else {
             continue;
         };
@@ -431,6 +452,164 @@ fn container_updates(
     (errs, false)
 }
 
+/// Whether two containers are equal but for their images.
+fn container_equal_but_image(new: &Container, old: &Container) -> bool {
+    // Exhaustive on purpose: a field added to `Container` must be
+    // considered here (and is not updatable unless listed as ignored).
+    let Container {
+        args,
+        command,
+        env,
+        env_from,
+        image: _,
+        image_pull_policy,
+        lifecycle,
+        liveness_probe,
+        name,
+        ports,
+        readiness_probe,
+        resize_policy,
+        resources,
+        restart_policy,
+        security_context,
+        startup_probe,
+        stdin,
+        stdin_once,
+        termination_message_path,
+        termination_message_policy,
+        tty,
+        volume_devices,
+        volume_mounts,
+        working_dir,
+    } = new;
+    *name == old.name
+        && *args == old.args
+        && *command == old.command
+        && *env == old.env
+        && *env_from == old.env_from
+        && *image_pull_policy == old.image_pull_policy
+        && *lifecycle == old.lifecycle
+        && *liveness_probe == old.liveness_probe
+        && *ports == old.ports
+        && *readiness_probe == old.readiness_probe
+        && *resize_policy == old.resize_policy
+        && *resources == old.resources
+        && *restart_policy == old.restart_policy
+        && *security_context == old.security_context
+        && *startup_probe == old.startup_probe
+        && *stdin == old.stdin
+        && *stdin_once == old.stdin_once
+        && *termination_message_path == old.termination_message_path
+        && *termination_message_policy == old.termination_message_policy
+        && *tty == old.tty
+        && *volume_devices == old.volume_devices
+        && *volume_mounts == old.volume_mounts
+        && *working_dir == old.working_dir
+}
+
+/// Whether two container lists are equal but for images.
+fn containers_equal_but_images(new: &[Container], old: &[Container]) -> bool {
+    new.len() == old.len()
+        && new
+            .iter()
+            .zip(old)
+            .all(|(n, o)| container_equal_but_image(n, o))
+}
+
+/// Whether the specs of an update are exactly equal but for the fields an
+/// update may change, so that the "may not change fields other than" check
+/// passes. `false` when they differ otherwise (possibly only as nil versus
+/// empty, which the caller's full semantic check accepts) or when the old
+/// pod is scheduling-gated (whose extra allowances the full check handles).
+fn equal_but_updatable(new: &PodSpec, old: &PodSpec) -> bool {
+    if !list(&old.scheduling_gates).is_empty() {
+        return false;
+    }
+    let grace_to_one = old.termination_grace_period_seconds.is_some_and(|g| g < 0)
+        && new.termination_grace_period_seconds == Some(1);
+    // Exhaustive on purpose, like `container_equal_but_image`.
+    let PodSpec {
+        active_deadline_seconds: _,
+        affinity,
+        automount_service_account_token,
+        containers,
+        dns_config,
+        dns_policy,
+        enable_service_links,
+        ephemeral_containers,
+        host_aliases,
+        host_ipc,
+        host_network,
+        host_pid,
+        host_users,
+        hostname,
+        image_pull_secrets,
+        init_containers,
+        node_name,
+        node_selector,
+        os,
+        overhead,
+        preemption_policy,
+        priority,
+        priority_class_name,
+        readiness_gates,
+        resource_claims,
+        resources,
+        restart_policy,
+        runtime_class_name,
+        scheduler_name,
+        scheduling_gates: _,
+        security_context,
+        service_account,
+        service_account_name,
+        set_hostname_as_fqdn,
+        share_process_namespace,
+        subdomain,
+        termination_grace_period_seconds,
+        tolerations: _,
+        topology_spread_constraints,
+        volumes,
+    } = new;
+    (grace_to_one || *termination_grace_period_seconds == old.termination_grace_period_seconds)
+        && containers_equal_but_images(containers, &old.containers)
+        && init_containers.is_some() == old.init_containers.is_some()
+        && containers_equal_but_images(list(init_containers), list(&old.init_containers))
+        && *affinity == old.affinity
+        && *automount_service_account_token == old.automount_service_account_token
+        && *dns_config == old.dns_config
+        && *dns_policy == old.dns_policy
+        && *enable_service_links == old.enable_service_links
+        && *ephemeral_containers == old.ephemeral_containers
+        && *host_aliases == old.host_aliases
+        && *host_ipc == old.host_ipc
+        && *host_network == old.host_network
+        && *host_pid == old.host_pid
+        && *host_users == old.host_users
+        && *hostname == old.hostname
+        && *image_pull_secrets == old.image_pull_secrets
+        && *node_name == old.node_name
+        && *node_selector == old.node_selector
+        && *os == old.os
+        && *overhead == old.overhead
+        && *preemption_policy == old.preemption_policy
+        && *priority == old.priority
+        && *priority_class_name == old.priority_class_name
+        && *readiness_gates == old.readiness_gates
+        && *resource_claims == old.resource_claims
+        && *resources == old.resources
+        && *restart_policy == old.restart_policy
+        && *runtime_class_name == old.runtime_class_name
+        && *scheduler_name == old.scheduler_name
+        && *security_context == old.security_context
+        && *service_account == old.service_account
+        && *service_account_name == old.service_account_name
+        && *set_hostname_as_fqdn == old.set_hostname_as_fqdn
+        && *share_process_namespace == old.share_process_namespace
+        && *subdomain == old.subdomain
+        && *topology_spread_constraints == old.topology_spread_constraints
+        && *volumes == old.volumes
+}
+
 /// Upstream `ValidatePodUpdate` without the generic ObjectMeta update checks.
 pub fn validate_pod_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
     let mp = Path::new("metadata");
@@ -441,8 +620,8 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
         old,
         &mp.child("annotations"),
     ));
-    let ns = new.spec.clone().unwrap_or_default();
-    let os = old.spec.clone().unwrap_or_default();
+    let (new_spec, old_spec) = (or_default(&new.spec), or_default(&old.spec));
+    let (ns, os) = (&*new_spec, &*old_spec);
     let (e, stop) = container_updates(&ns.containers, &os.containers, &sp.child("containers"));
     errs.extend(e);
     if stop {
@@ -522,7 +701,9 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
             }
         }
     }
-    if semantic_eq(&ns, &os) {
+    // Exactly equal specs are semantically equal, and specs exactly equal
+    // but for the updatable fields pass the check below without error.
+    if ns == os || equal_but_updatable(ns, os) {
         return errs;
     }
     let mut munged = ns.clone();
@@ -583,8 +764,8 @@ pub fn validate_pod_update(new: &Pod, old: &Pod) -> Vec<FieldError> {
             }
         }
     }
-    if !semantic_eq(&munged, &os) {
-        let diff = simple_diff("core.PodSpec", &os, &munged);
+    if !semantic_eq(&munged, os) {
+        let diff = simple_diff("core.PodSpec", os, &munged);
         errs.push(FieldError::forbidden(
             &sp,
             format!(
@@ -825,5 +1006,243 @@ impl KindRules for PodTemplate {
 
     fn validate_status_update(&self, _old: &Self) -> Vec<FieldError> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// The reference "may not change fields other than" check of an ungated
+    /// pod: copy the updatable fields from the old spec, then compare.
+    fn munged_equal(ns: &PodSpec, os: &PodSpec) -> bool {
+        let mut munged = ns.clone();
+        for (c, oc) in munged.containers.iter_mut().zip(&os.containers) {
+            c.image = oc.image.clone();
+        }
+        for (c, oc) in munged
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .zip(list(&os.init_containers))
+        {
+            c.image = oc.image.clone();
+        }
+        munged.active_deadline_seconds = os.active_deadline_seconds;
+        munged.scheduling_gates = os.scheduling_gates.clone();
+        munged.tolerations = os.tolerations.clone();
+        if os.termination_grace_period_seconds.is_some_and(|g| g < 0)
+            && munged.termination_grace_period_seconds == Some(1)
+        {
+            munged.termination_grace_period_seconds = os.termination_grace_period_seconds;
+        }
+        semantic_eq(&munged, os)
+    }
+
+    fn spec(extra: Value) -> PodSpec {
+        let mut v = json!({
+            "containers": [
+                {"name": "a", "image": "nginx:1", "env": [{"name": "X", "value": "1"}]},
+                {"name": "b", "image": "busybox", "resources": {"limits": {"cpu": "1"}}}
+            ],
+            "initContainers": [{"name": "i", "image": "init:1"}],
+            "terminationGracePeriodSeconds": 30,
+            "schedulingGates": [],
+        });
+        if let (Some(base), Value::Object(extra)) = (v.as_object_mut(), extra) {
+            for (k, val) in extra {
+                base.insert(k, val);
+            }
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn with_container(field: &str, value: Value) -> PodSpec {
+        let mut s = spec(json!({}));
+        let mut c = serde_json::to_value(&s.containers[0]).unwrap();
+        c[field] = value;
+        s.containers[0] = serde_json::from_value(c).unwrap();
+        s
+    }
+
+    /// Cases of (name, new spec, old spec, whether the full check passes);
+    /// the last ones differ only semantically, which the exact shortcut
+    /// leaves to the full check.
+    #[test]
+    fn updatable_fields_match_the_munged_comparison() {
+        let base = spec(json!({}));
+        let cases: Vec<(&str, PodSpec, PodSpec, bool)> = vec![
+            ("same", base.clone(), base.clone(), true),
+            (
+                "image",
+                with_container("image", json!("nginx:2")),
+                base.clone(),
+                true,
+            ),
+            (
+                "init image",
+                spec(json!({"initContainers": [{"name": "i", "image": "init:2"}]})),
+                base.clone(),
+                true,
+            ),
+            (
+                "deadline",
+                spec(json!({"activeDeadlineSeconds": 5})),
+                base.clone(),
+                true,
+            ),
+            (
+                "tolerations",
+                spec(json!({"tolerations": [{"key": "k", "operator": "Exists"}]})),
+                base.clone(),
+                true,
+            ),
+            (
+                "grace -1 to 1",
+                spec(json!({"terminationGracePeriodSeconds": 1})),
+                spec(json!({"terminationGracePeriodSeconds": -1})),
+                true,
+            ),
+            (
+                "grace 30 to 1",
+                spec(json!({"terminationGracePeriodSeconds": 1})),
+                base.clone(),
+                false,
+            ),
+            (
+                "grace -1 to 2",
+                spec(json!({"terminationGracePeriodSeconds": 2})),
+                spec(json!({"terminationGracePeriodSeconds": -1})),
+                false,
+            ),
+            (
+                "hostname",
+                spec(json!({"hostname": "h"})),
+                base.clone(),
+                false,
+            ),
+            (
+                "env",
+                with_container("env", json!([{"name": "X", "value": "2"}])),
+                base.clone(),
+                false,
+            ),
+            (
+                "node selector",
+                spec(json!({"nodeSelector": {"a": "b"}})),
+                base.clone(),
+                false,
+            ),
+            (
+                "name",
+                with_container("name", json!("z")),
+                base.clone(),
+                false,
+            ),
+            (
+                "image and name",
+                {
+                    let mut s = with_container("name", json!("z"));
+                    s.containers[0].image = Some("other".into());
+                    s
+                },
+                base.clone(),
+                false,
+            ),
+            (
+                "no gates",
+                spec(json!({"schedulingGates": null})),
+                base.clone(),
+                true,
+            ),
+            (
+                "no init containers",
+                spec(json!({"initContainers": null})),
+                spec(json!({"initContainers": null})),
+                true,
+            ),
+            (
+                "init containers dropped",
+                spec(json!({"initContainers": null})),
+                base.clone(),
+                false,
+            ),
+        ];
+        for (name, new, old, want) in cases {
+            assert_eq!(munged_equal(&new, &old), want, "{name}: reference");
+            assert_eq!(equal_but_updatable(&new, &old), want, "{name}");
+        }
+        // Nil versus empty is only semantically equal: the shortcut says no
+        // and leaves the verdict to the full check.
+        for (name, new) in [
+            ("empty args", with_container("args", json!([]))),
+            ("empty resources", with_container("resources", json!({}))),
+            ("empty node selector", spec(json!({"nodeSelector": {}}))),
+            ("empty init containers", spec(json!({"initContainers": []}))),
+        ] {
+            let old = if name == "empty init containers" {
+                spec(json!({"initContainers": null}))
+            } else {
+                base.clone()
+            };
+            assert!(munged_equal(&new, &old), "{name}: reference");
+            assert!(!equal_but_updatable(&new, &old), "{name}");
+        }
+    }
+
+    #[test]
+    fn semantically_equal_updates_pass() {
+        let pod = |spec: PodSpec| Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(spec),
+            status: None,
+        };
+        let old = pod(spec(
+            json!({"restartPolicy": "Always", "dnsPolicy": "ClusterFirst"}),
+        ));
+        let mut new = old.clone();
+        if let Some(s) = new.spec.as_mut() {
+            s.containers[0].args = Some(Vec::new());
+            s.containers[0].image = Some("nginx:2".into());
+            s.node_selector = Some(BTreeMap::new());
+        }
+        let errs: Vec<String> = validate_pod_update(&new, &old)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            !errs.iter().any(|e| e.starts_with("spec: Forbidden")),
+            "{errs:?}"
+        );
+        if let Some(s) = new.spec.as_mut() {
+            s.containers[0].args = Some(vec!["x".into()]);
+        }
+        let errs: Vec<String> = validate_pod_update(&new, &old)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.iter().any(|e| e
+                .starts_with("spec: Forbidden: pod updates may not change fields other than")
+                && e.contains("containers")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn gated_pods_take_the_full_check() {
+        let old = PodSpec {
+            scheduling_gates: Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate {
+                name: "g".into(),
+            }]),
+            ..Default::default()
+        };
+        assert!(!equal_but_updatable(&old, &old));
     }
 }

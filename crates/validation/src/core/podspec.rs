@@ -4,6 +4,7 @@
 //! contexts, scheduling constraints, DNS), with the validation options that
 //! Kubernetes 1.33's default feature gates imply.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use apimachinery::validation as av;
@@ -70,6 +71,14 @@ pub fn validate_port_num_or_name(port: &IntOrString, path: &Path) -> Vec<FieldEr
     }
 }
 
+/// Whether [`validate_port_num_or_name`] finds nothing to report.
+fn port_num_or_name_ok(port: &IntOrString) -> bool {
+    match port {
+        IntOrString::Int(i) => av::is_valid_port_num(i64::from(*i)).is_empty(),
+        IntOrString::String(v) => av::is_valid_port_name(v).is_empty(),
+    }
+}
+
 fn validate_container_ports(ports: &[core::ContainerPort], path: &Path) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut names = BTreeSet::new();
@@ -80,7 +89,7 @@ fn validate_container_ports(ports: &[core::ContainerPort], path: &Path) -> Vec<F
             let msgs = av::is_valid_port_name(name);
             if !msgs.is_empty() {
                 errs.extend(msgs_invalid(&ip.child("name"), name, msgs));
-            } else if !names.insert(name.to_string()) {
+            } else if !names.insert(name) {
                 errs.push(FieldError::duplicate(&ip.child("name"), name));
             }
         }
@@ -117,19 +126,36 @@ fn validate_container_ports(ports: &[core::ContainerPort], path: &Path) -> Vec<F
 fn validate_env(vars: &[core::EnvVar], path: &Path) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (i, ev) in vars.iter().enumerate() {
-        let ip = path.index(i);
+        let ip = || path.index(i);
         if ev.name.is_empty() {
-            errs.push(FieldError::required(&ip.child("name"), ""));
+            errs.push(FieldError::required(&ip().child("name"), ""));
         } else {
-            errs.extend(msgs_invalid(
-                &ip.child("name"),
-                &ev.name,
-                av::is_relaxed_env_var_name(&ev.name),
-            ));
+            let msgs = av::is_relaxed_env_var_name(&ev.name);
+            if !msgs.is_empty() {
+                errs.extend(msgs_invalid(&ip().child("name"), &ev.name, msgs));
+            }
         }
-        errs.extend(validate_env_value_from(ev, &ip.child("valueFrom")));
+        if let Some(vf) = &ev.value_from {
+            // The common case, a single well-formed field reference, has
+            // nothing to report.
+            let plain_field_ref = vf.field_ref.as_ref().is_some_and(field_ref_ok)
+                && vf.resource_field_ref.is_none()
+                && vf.config_map_key_ref.is_none()
+                && vf.secret_key_ref.is_none()
+                && empty(&ev.value);
+            if !plain_field_ref {
+                errs.extend(validate_env_value_from(ev, &ip().child("valueFrom")));
+            }
+        }
     }
     errs
+}
+
+/// Whether an env var's field reference is one that
+/// `validate_object_field_selector` accepts without conversion: API version
+/// `v1` and a supported, unsubscripted field path.
+fn field_ref_ok(fr: &core::ObjectFieldSelector) -> bool {
+    s(&fr.api_version) == "v1" && ENV_FIELD_PATHS.contains(&fr.field_path.as_str())
 }
 
 fn validate_env_value_from(ev: &core::EnvVar, path: &Path) -> Vec<FieldError> {
@@ -276,13 +302,13 @@ fn validate_volume_mounts(
         if m.name.is_empty() {
             errs.push(FieldError::required(&ip.child("name"), ""));
         }
-        if !volumes.contains_key(&m.name) {
+        if !volumes.contains_key(m.name.as_str()) {
             errs.push(FieldError::not_found(&ip.child("name"), m.name.as_str()));
         }
         if m.mount_path.is_empty() {
             errs.push(FieldError::required(&ip.child("mountPath"), ""));
         }
-        if !mount_points.insert(m.mount_path.clone()) {
+        if !mount_points.insert(m.mount_path.as_str()) {
             errs.push(FieldError::invalid(
                 &ip.child("mountPath"),
                 m.mount_path.as_str(),
@@ -303,7 +329,10 @@ fn validate_volume_mounts(
                 "must not already exist as a path in volumeDevices",
             ));
         }
-        if volumes.get(&m.name).is_some_and(|v| v.image.is_some()) {
+        if volumes
+            .get(m.name.as_str())
+            .is_some_and(|v| v.image.is_some())
+        {
             if !empty(&m.sub_path) {
                 errs.push(FieldError::invalid(
                     &ip.child("subPath"),
@@ -394,7 +423,7 @@ fn validate_volume_devices(
     let mut names = BTreeSet::new();
     for (i, d) in list(&c.volume_devices).iter().enumerate() {
         let ip = path.index(i);
-        let matched = volumes.get(&d.name);
+        let matched = volumes.get(d.name.as_str());
         let is_pvc =
             matched.is_some_and(|v| v.persistent_volume_claim.is_some() || v.ephemeral.is_some());
         if d.name.is_empty() {
@@ -823,7 +852,10 @@ fn validate_container_common(
     if c.name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else {
-        errs.extend(validate_dns1123_label(&c.name, &path.child("name")));
+        let msgs = av::is_dns1123_label(&c.name);
+        if !msgs.is_empty() {
+            errs.extend(msgs_invalid(&path.child("name"), &c.name, msgs));
+        }
     }
     if empty(&c.image) {
         errs.push(FieldError::required(&path.child("image"), ""));
@@ -840,41 +872,61 @@ fn validate_container_common(
             &["File", "FallbackToLogsOnError"],
         )),
     }
-    errs.extend(validate_container_ports(
-        list(&c.ports),
-        &path.child("ports"),
-    ));
-    errs.extend(validate_env(list(&c.env), &path.child("env")));
-    errs.extend(validate_env_from(list(&c.env_from), &path.child("envFrom")));
-    errs.extend(validate_volume_mounts(
-        c,
-        volumes,
-        &path.child("volumeMounts"),
-    ));
-    errs.extend(validate_volume_devices(
-        c,
-        volumes,
-        &path.child("volumeDevices"),
-    ));
-    errs.extend(validate_pull_policy(
-        &c.image_pull_policy,
-        &path.child("imagePullPolicy"),
-    ));
-    errs.extend(validate_container_resources(
-        &c.resources,
-        claim_names,
-        &path.child("resources"),
-    ));
-    errs.extend(validate_resize_policy(
-        list(&c.resize_policy),
-        &path.child("resizePolicy"),
-        restart_policy,
-    ));
-    errs.extend(validate_security_context(
-        &c.security_context,
-        &path.child("securityContext"),
-        host_users,
-    ));
+    // Sub-paths are built only for the parts that are set: empty parts
+    // have nothing to report.
+    if !list(&c.ports).is_empty() {
+        errs.extend(validate_container_ports(
+            list(&c.ports),
+            &path.child("ports"),
+        ));
+    }
+    if !list(&c.env).is_empty() {
+        errs.extend(validate_env(list(&c.env), &path.child("env")));
+    }
+    if !list(&c.env_from).is_empty() {
+        errs.extend(validate_env_from(list(&c.env_from), &path.child("envFrom")));
+    }
+    if !list(&c.volume_mounts).is_empty() {
+        errs.extend(validate_volume_mounts(
+            c,
+            volumes,
+            &path.child("volumeMounts"),
+        ));
+    }
+    if !list(&c.volume_devices).is_empty() {
+        errs.extend(validate_volume_devices(
+            c,
+            volumes,
+            &path.child("volumeDevices"),
+        ));
+    }
+    if !matches!(s(&c.image_pull_policy), "Always" | "IfNotPresent" | "Never") {
+        errs.extend(validate_pull_policy(
+            &c.image_pull_policy,
+            &path.child("imagePullPolicy"),
+        ));
+    }
+    if c.resources.is_some() {
+        errs.extend(validate_container_resources(
+            &c.resources,
+            claim_names,
+            &path.child("resources"),
+        ));
+    }
+    if !list(&c.resize_policy).is_empty() {
+        errs.extend(validate_resize_policy(
+            list(&c.resize_policy),
+            &path.child("resizePolicy"),
+            restart_policy,
+        ));
+    }
+    if c.security_context.is_some() {
+        errs.extend(validate_security_context(
+            &c.security_context,
+            &path.child("securityContext"),
+            host_users,
+        ));
+    }
     errs
 }
 
@@ -926,7 +978,9 @@ fn validate_handler(
                 if empty(&h.path) {
                     e.push(FieldError::required(&p.child("path"), ""));
                 }
-                e.extend(validate_port_num_or_name(&h.port, &p.child("port")));
+                if !port_num_or_name_ok(&h.port) {
+                    e.extend(validate_port_num_or_name(&h.port, &p.child("port")));
+                }
                 let scheme = s(&h.scheme);
                 if scheme != "HTTP" && scheme != "HTTPS" {
                     e.push(FieldError::not_supported(
@@ -1032,10 +1086,12 @@ fn validate_probe(p: &core::Probe, grace: Option<i64>, path: &Path) -> Vec<Field
         (p.success_threshold, "successThreshold"),
         (p.failure_threshold, "failureThreshold"),
     ] {
-        errs.extend(av::validate_nonnegative_field(
-            i64::from(i32v(v)),
-            &path.child(name),
-        ));
+        if i32v(v) < 0 {
+            errs.extend(av::validate_nonnegative_field(
+                i64::from(i32v(v)),
+                &path.child(name),
+            ));
+        }
     }
     if let Some(t) = p.termination_grace_period_seconds {
         if t <= 0 {
@@ -1084,13 +1140,13 @@ fn validate_readiness(p: &Option<core::Probe>, grace: Option<i64>, path: &Path) 
     errs
 }
 
-fn check_host_port_conflicts(
-    containers: &[&core::Container],
+fn check_host_port_conflicts<'a>(
+    containers: impl IntoIterator<Item = &'a core::Container>,
     path: &Path,
     seen: &mut BTreeSet<String>,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    for (ci, c) in containers.iter().enumerate() {
+    for (ci, c) in containers.into_iter().enumerate() {
         for (pi, p) in list(&c.ports).iter().enumerate() {
             let hp = p.host_port.unwrap_or(0);
             if hp == 0 {
@@ -1132,27 +1188,33 @@ fn validate_containers(
             restart_policy,
             host_users,
         ));
-        if !names.insert(c.name.clone()) {
+        if !names.insert(c.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), c.name.as_str()));
         }
         if let Some(l) = &c.lifecycle {
             errs.extend(validate_lifecycle(l, grace, &p.child("lifecycle")));
         }
-        errs.extend(validate_liveness_or_startup(
-            &c.liveness_probe,
-            grace,
-            &p.child("livenessProbe"),
-        ));
-        errs.extend(validate_readiness(
-            &c.readiness_probe,
-            grace,
-            &p.child("readinessProbe"),
-        ));
-        errs.extend(validate_liveness_or_startup(
-            &c.startup_probe,
-            grace,
-            &p.child("startupProbe"),
-        ));
+        if c.liveness_probe.is_some() {
+            errs.extend(validate_liveness_or_startup(
+                &c.liveness_probe,
+                grace,
+                &p.child("livenessProbe"),
+            ));
+        }
+        if c.readiness_probe.is_some() {
+            errs.extend(validate_readiness(
+                &c.readiness_probe,
+                grace,
+                &p.child("readinessProbe"),
+            ));
+        }
+        if c.startup_probe.is_some() {
+            errs.extend(validate_liveness_or_startup(
+                &c.startup_probe,
+                grace,
+                &p.child("startupProbe"),
+            ));
+        }
         if c.restart_policy.is_some() {
             errs.push(FieldError::forbidden(
                 &p.child("restartPolicy"),
@@ -1160,8 +1222,11 @@ fn validate_containers(
             ));
         }
     }
-    let refs: Vec<&core::Container> = containers.iter().collect();
-    errs.extend(check_host_port_conflicts(&refs, path, &mut BTreeSet::new()));
+    errs.extend(check_host_port_conflicts(
+        containers,
+        path,
+        &mut BTreeSet::new(),
+    ));
     errs
 }
 
@@ -1177,7 +1242,7 @@ fn validate_init_containers(
     host_users: bool,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let mut names: BTreeSet<String> = regular.iter().map(|c| c.name.clone()).collect();
+    let mut names: BTreeSet<&str> = regular.iter().map(|c| c.name.as_str()).collect();
     for (i, c) in containers.iter().enumerate() {
         let ip = path.index(i);
         errs.extend(validate_container_common(
@@ -1199,12 +1264,12 @@ fn validate_init_containers(
             }
             restart_always = rp == "Always";
         }
-        if names.contains(&c.name) {
+        if names.contains(c.name.as_str()) {
             errs.push(FieldError::duplicate(&ip.child("name"), c.name.as_str()));
         } else if !c.name.is_empty() {
-            names.insert(c.name.clone());
+            names.insert(c.name.as_str());
         }
-        errs.extend(check_host_port_conflicts(&[c], path, &mut BTreeSet::new()));
+        errs.extend(check_host_port_conflicts([c], path, &mut BTreeSet::new()));
         if restart_always {
             if let Some(l) = &c.lifecycle {
                 errs.extend(validate_lifecycle(l, grace, &ip.child("lifecycle")));
@@ -1245,11 +1310,15 @@ fn validate_init_containers(
 
 /// Upstream `validateContainerOnlyForPod`: no leading or trailing
 /// whitespace in the image.
-fn validate_container_only_for_pod(image: &Option<String>, path: &Path) -> Vec<FieldError> {
+/// `path` (the container's) is only built when reporting.
+fn validate_container_only_for_pod(
+    image: &Option<String>,
+    path: impl FnOnce() -> Path,
+) -> Vec<FieldError> {
     let img = s(image);
     if img.len() != img.trim().len() {
         return vec![FieldError::invalid(
-            &path.child("image"),
+            &path().child("image"),
             img,
             "must not have leading or trailing whitespace",
         )];
@@ -1289,7 +1358,7 @@ fn validate_ephemeral_containers(
             restart_policy,
             host_users,
         ));
-        errs.extend(validate_container_only_for_pod(&c.image, &ip));
+        errs.extend(validate_container_only_for_pod(&c.image, || ip.clone()));
         if !all.insert(ec.name.clone()) {
             errs.push(FieldError::duplicate(&ip.child("name"), ec.name.as_str()));
         }
@@ -1401,7 +1470,10 @@ pub fn validate_tolerations(tolerations: &[core::Toleration], path: &Path) -> Ve
         let effect = s(&t.effect);
         let value = s(&t.value);
         if !key.is_empty() {
-            errs.extend(validate_label_name(key, &ip.child("key")));
+            let msgs = av::is_qualified_name(key);
+            if !msgs.is_empty() {
+                errs.extend(msgs_invalid(&ip.child("key"), key, msgs));
+            }
         }
         if key.is_empty() && op != "Exists" {
             errs.push(FieldError::invalid(&ip.child("operator"), op, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""));
@@ -2023,26 +2095,60 @@ fn validate_topology_spread_constraints(
     errs
 }
 
-fn all_containers(spec: &core::PodSpec) -> Vec<(core::Container, Path)> {
-    let base = Path::new("spec");
-    let mut out = Vec::new();
-    for (i, c) in list(&spec.init_containers).iter().enumerate() {
-        out.push((c.clone(), base.child("initContainers").index(i)));
-    }
-    for (i, c) in spec.containers.iter().enumerate() {
-        out.push((c.clone(), base.child("containers").index(i)));
-    }
-    for (i, c) in list(&spec.ephemeral_containers).iter().enumerate() {
-        out.push((
-            ephemeral_as_container(c),
-            base.child("ephemeralContainers").index(i),
-        ));
-    }
-    out
+/// What the cross-container checks read of a container, init container or
+/// ephemeral container, borrowed from the spec.
+struct ContainerRef<'a> {
+    name: &'a str,
+    security_context: Option<&'a core::SecurityContext>,
+    /// The spec field holding the container (`containers`, ...).
+    field: &'static str,
+    index: usize,
 }
 
+impl ContainerRef<'_> {
+    /// The container's path under `spec_path`, built only when reported.
+    fn path(&self, spec_path: &Path) -> Path {
+        spec_path.child(self.field).index(self.index)
+    }
+}
+
+/// Every container of a spec in upstream's visiting order (init,
+/// regular, ephemeral), without copying them.
+fn all_containers(spec: &core::PodSpec) -> impl Iterator<Item = ContainerRef<'_>> {
+    let init = list(&spec.init_containers)
+        .iter()
+        .enumerate()
+        .map(|(index, c)| ContainerRef {
+            name: &c.name,
+            security_context: c.security_context.as_ref(),
+            field: "initContainers",
+            index,
+        });
+    let regular = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(index, c)| ContainerRef {
+            name: &c.name,
+            security_context: c.security_context.as_ref(),
+            field: "containers",
+            index,
+        });
+    let ephemeral = list(&spec.ephemeral_containers)
+        .iter()
+        .enumerate()
+        .map(|(index, c)| ContainerRef {
+            name: &c.name,
+            security_context: c.security_context.as_ref(),
+            field: "ephemeralContainers",
+            index,
+        });
+    init.chain(regular).chain(ephemeral)
+}
+
+/// Re-roots a `spec...` path under `spec_path` (for templates).
+#[cfg(test)]
 fn rebase(p: &Path, spec_path: &Path) -> Path {
-    // Re-root a `spec...` path under `spec_path` (for templates).
     let rendered = p.to_string();
     let rest = rendered.strip_prefix("spec").unwrap_or(&rendered);
     let mut out = spec_path.clone();
@@ -2089,16 +2195,15 @@ fn validate_windows_host_process(spec: &core::PodSpec, path: &Path) -> Vec<Field
         .and_then(|w| w.host_process);
     let mut count = 0;
     let mut hp_count = 0;
-    for (c, cp) in all_containers(spec) {
+    for c in all_containers(spec) {
         count += 1;
         let chp = c
             .security_context
-            .as_ref()
             .and_then(|sc| sc.windows_options.as_ref())
             .and_then(|w| w.host_process);
         if let (Some(p), Some(cv)) = (pod_hp, chp) {
             if p != cv {
-                let cp = rebase(&cp, path);
+                let cp = c.path(path);
                 errs.push(FieldError::invalid(
                     &cp.child("securityContext")
                         .child("windowsOptions")
@@ -2157,13 +2262,12 @@ fn validate_os(spec: &core::PodSpec, path: &Path) -> Vec<FieldError> {
                 &mut errs,
             );
         }
-        for (c, cp) in all_containers(spec) {
+        for c in all_containers(spec) {
             if c.security_context
-                .as_ref()
                 .is_some_and(|sc| sc.windows_options.is_some())
             {
                 forbid(
-                    rebase(&cp, path)
+                    c.path(path)
                         .child("securityContext")
                         .child("windowsOptions"),
                     msg,
@@ -2223,11 +2327,11 @@ fn validate_os(spec: &core::PodSpec, path: &Path) -> Vec<FieldError> {
             }
         }
     }
-    for (c, cp) in all_containers(spec) {
-        let Some(csc) = &c.security_context else {
+    for c in all_containers(spec) {
+        let Some(csc) = c.security_context else {
             continue;
         };
-        let p = rebase(&cp, path).child("securityContext");
+        let p = c.path(path).child("securityContext");
         for (set, name) in [
             (csc.app_armor_profile.is_some(), "appArmorProfile"),
             (csc.se_linux_options.is_some(), "seLinuxOptions"),
@@ -2284,10 +2388,12 @@ pub fn validate_pod_spec(
         .filter(|c| !c.name.is_empty())
         .map(|c| c.name.clone())
         .collect();
-    errs.extend(validate_pod_resource_claims(
-        list(&spec.resource_claims),
-        &path.child("resourceClaims"),
-    ));
+    if !list(&spec.resource_claims).is_empty() {
+        errs.extend(validate_pod_resource_claims(
+            list(&spec.resource_claims),
+            &path.child("resourceClaims"),
+        ));
+    }
     errs.extend(validate_containers(
         &spec.containers,
         &vols,
@@ -2297,26 +2403,30 @@ pub fn validate_pod_spec(
         restart_policy,
         host_users,
     ));
-    errs.extend(validate_init_containers(
-        list(&spec.init_containers),
-        &spec.containers,
-        &vols,
-        &claim_names,
-        grace,
-        &path.child("initContainers"),
-        restart_policy,
-        host_users,
-    ));
-    errs.extend(validate_ephemeral_containers(
-        list(&spec.ephemeral_containers),
-        &spec.containers,
-        list(&spec.init_containers),
-        &vols,
-        &claim_names,
-        &path.child("ephemeralContainers"),
-        restart_policy,
-        host_users,
-    ));
+    if !list(&spec.init_containers).is_empty() {
+        errs.extend(validate_init_containers(
+            list(&spec.init_containers),
+            &spec.containers,
+            &vols,
+            &claim_names,
+            grace,
+            &path.child("initContainers"),
+            restart_policy,
+            host_users,
+        ));
+    }
+    if !list(&spec.ephemeral_containers).is_empty() {
+        errs.extend(validate_ephemeral_containers(
+            list(&spec.ephemeral_containers),
+            &spec.containers,
+            list(&spec.init_containers),
+            &vols,
+            &claim_names,
+            &path.child("ephemeralContainers"),
+            restart_policy,
+            host_users,
+        ));
+    }
     // Host-network dependencies.
     if b(spec.host_network) {
         for (i, c) in spec.containers.iter().enumerate() {
@@ -2356,16 +2466,22 @@ pub fn validate_pod_spec(
             &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         )),
     }
-    errs.extend(validate_labels(
-        &spec.node_selector,
-        &path.child("nodeSelector"),
-    ));
-    errs.extend(validate_pod_security_context(
-        spec,
-        &path.child("securityContext"),
-    ));
+    if spec.node_selector.is_some() {
+        errs.extend(validate_labels(
+            &spec.node_selector,
+            &path.child("nodeSelector"),
+        ));
+    }
+    if spec.security_context.is_some() {
+        errs.extend(validate_pod_security_context(
+            spec,
+            &path.child("securityContext"),
+        ));
+    }
     // imagePullSecrets only carry a name; nothing else can be set.
-    errs.extend(validate_affinity(&spec.affinity, &path.child("affinity")));
+    if spec.affinity.is_some() {
+        errs.extend(validate_affinity(&spec.affinity, &path.child("affinity")));
+    }
     errs.extend(validate_dns_config(
         &spec.dns_config,
         dns_policy,
@@ -2385,10 +2501,12 @@ pub fn validate_pod_spec(
             errs.push(FieldError::duplicate(&p, g.name.as_str()));
         }
     }
-    errs.extend(validate_topology_spread_constraints(
-        list(&spec.topology_spread_constraints),
-        &path.child("topologySpreadConstraints"),
-    ));
+    if !list(&spec.topology_spread_constraints).is_empty() {
+        errs.extend(validate_topology_spread_constraints(
+            list(&spec.topology_spread_constraints),
+            &path.child("topologySpreadConstraints"),
+        ));
+    }
     errs.extend(validate_windows_host_process(spec, path));
     if spec.host_users == Some(false) {
         let msg = "when `pod.Spec.HostUsers` is false";
@@ -2439,10 +2557,12 @@ pub fn validate_pod_spec(
             &path.child("subdomain"),
         ));
     }
-    errs.extend(validate_tolerations(
-        list(&spec.tolerations),
-        &path.child("tolerations"),
-    ));
+    if !list(&spec.tolerations).is_empty() {
+        errs.extend(validate_tolerations(
+            list(&spec.tolerations),
+            &path.child("tolerations"),
+        ));
+    }
     for (i, ha) in list(&spec.host_aliases).iter().enumerate() {
         let p = path.child("hostAliases").index(i);
         errs.extend(av::is_valid_ip(&p.child("ip"), &ha.ip));
@@ -2663,10 +2783,9 @@ fn validate_seccomp_annotations_and_fields(
             ));
         }
     }
-    for (c, cp) in all_containers(spec) {
+    for c in all_containers(spec) {
         let Some(f) = c
             .security_context
-            .as_ref()
             .and_then(|sc| sc.seccomp_profile.as_ref())
         else {
             continue;
@@ -2678,7 +2797,7 @@ fn validate_seccomp_annotations_and_fields(
             errs.extend(seccomp_match(
                 a,
                 f,
-                &rebase(&cp, spec_path)
+                &c.path(spec_path)
                     .child("securityContext")
                     .child("seccompProfile"),
             ));
@@ -2702,13 +2821,12 @@ fn validate_app_armor_annotations_and_fields(
     let pod_profile = spec
         .security_context
         .as_ref()
-        .and_then(|sc| sc.app_armor_profile.clone());
-    for (c, cp) in all_containers(spec) {
+        .and_then(|sc| sc.app_armor_profile.as_ref());
+    for c in all_containers(spec) {
         let profile = c
             .security_context
-            .as_ref()
-            .and_then(|sc| sc.app_armor_profile.clone())
-            .or_else(|| pod_profile.clone());
+            .and_then(|sc| sc.app_armor_profile.as_ref())
+            .or(pod_profile);
         let Some(profile) = profile else {
             continue;
         };
@@ -2718,7 +2836,8 @@ fn validate_app_armor_annotations_and_fields(
         )) else {
             continue;
         };
-        let ap = rebase(&cp, spec_path)
+        let ap = c
+            .path(spec_path)
             .child("securityContext")
             .child("appArmorProfile");
         let msg = "apparmor type in annotation and field must match";
@@ -2745,14 +2864,23 @@ fn validate_app_armor_annotations_and_fields(
     errs
 }
 
+/// The value of an optional field, or its default when absent, borrowed
+/// when present.
+pub fn or_default<T: Clone + Default>(v: &Option<T>) -> Cow<'_, T> {
+    match v {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(T::default()),
+    }
+}
+
 /// Upstream `ValidatePodTemplateSpec`.
 pub fn validate_pod_template_spec(
     t: &core::PodTemplateSpec,
     path: &Path,
     opts: PodOpts,
 ) -> Vec<FieldError> {
-    let meta = t.metadata.clone().unwrap_or_default();
-    let spec = t.spec.clone().unwrap_or_default();
+    let meta = or_default(&t.metadata);
+    let spec = or_default(&t.spec);
     let mut errs = validate_labels(&meta.labels, &path.child("metadata").child("labels"));
     errs.extend(validate_annotations(
         &meta.annotations,
@@ -2788,7 +2916,7 @@ pub fn validate_pod_template_spec(
 /// ObjectMeta checks).
 pub fn validate_pod_metadata_and_spec(pod: &core::Pod) -> Vec<FieldError> {
     let meta = &pod.metadata;
-    let spec = pod.spec.clone().unwrap_or_default();
+    let spec = or_default(&pod.spec);
     let sp = Path::new("spec");
     let mut errs = crate::util::validate_kube_finalizers(meta);
     errs.extend(validate_pod_specific_annotations(
@@ -2824,23 +2952,21 @@ pub fn validate_pod_metadata_and_spec(pod: &core::Pod) -> Vec<FieldError> {
         }
     }
     for (i, c) in spec.containers.iter().enumerate() {
-        errs.extend(validate_container_only_for_pod(
-            &c.image,
-            &sp.child("containers").index(i),
-        ));
+        errs.extend(validate_container_only_for_pod(&c.image, || {
+            sp.child("containers").index(i)
+        }));
     }
     for (i, c) in list(&spec.init_containers).iter().enumerate() {
-        errs.extend(validate_container_only_for_pod(
-            &c.image,
-            &sp.child("initContainers").index(i),
-        ));
+        errs.extend(validate_container_only_for_pod(&c.image, || {
+            sp.child("initContainers").index(i)
+        }));
     }
     errs
 }
 
 /// Upstream `ValidatePodCreate` without the generic ObjectMeta checks.
 pub fn validate_pod_create(pod: &core::Pod) -> Vec<FieldError> {
-    let spec = pod.spec.clone().unwrap_or_default();
+    let spec = or_default(&pod.spec);
     let sp = Path::new("spec");
     let mut errs = validate_pod_metadata_and_spec(pod);
     if !list(&spec.ephemeral_containers).is_empty() {
@@ -2880,6 +3006,34 @@ mod tests {
             rebase(&p, &base).to_string(),
             "spec.template.spec.containers[2]"
         );
+    }
+
+    #[test]
+    fn accepted_field_refs_have_nothing_to_report() {
+        for fp in ENV_FIELD_PATHS {
+            let fr = core::ObjectFieldSelector {
+                api_version: Some("v1".into()),
+                field_path: fp.to_string(),
+            };
+            assert!(field_ref_ok(&fr), "{fp}");
+            assert!(
+                validate_object_field_selector(&fr, ENV_FIELD_PATHS, &Path::new("f")).is_empty(),
+                "{fp}"
+            );
+        }
+        for (api_version, fp) in [
+            (None, "metadata.name"),
+            (Some("v2"), "metadata.name"),
+            (Some("v1"), "spec.host"),
+            (Some("v1"), "metadata.labels['a']"),
+            (Some("v1"), "status.phase"),
+        ] {
+            let fr = core::ObjectFieldSelector {
+                api_version: api_version.map(str::to_string),
+                field_path: fp.to_string(),
+            };
+            assert!(!field_ref_ok(&fr), "{fp}");
+        }
     }
 
     #[test]

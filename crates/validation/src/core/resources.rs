@@ -290,6 +290,8 @@ pub fn validate_resource_requirements(
     let mut req_cpu_mem = false;
     let mut lim_huge = false;
     let mut req_huge = false;
+    // The limits that parse, for comparing requests without parsing again.
+    let mut parsed_limits: Vec<(&str, Q)> = Vec::with_capacity(limits.len());
     for (name, q) in limits {
         let p = lim_path.key(name);
         errs.extend(name_fn(name, &p));
@@ -314,6 +316,7 @@ pub fn validate_resource_requirements(
         if name == "cpu" || name == "memory" {
             lim_cpu_mem = true;
         }
+        parsed_limits.push((name, parsed));
     }
     for (name, q) in requests {
         let p = req_path.key(name);
@@ -326,15 +329,19 @@ pub fn validate_resource_requirements(
             }
         };
         errs.extend(validate_quantity_value(name, &parsed, &p));
-        if let Some(limit) = limits.get(name) {
-            if let Ok(limit) = Q::parse(&limit.0) {
-                if parsed.cmp(&limit) != std::cmp::Ordering::Equal && !is_overcommit_allowed(name) {
+        if limits.contains_key(name) {
+            let limit = parsed_limits
+                .iter()
+                .find(|(n, _)| *n == name.as_str())
+                .map(|(_, q)| q);
+            if let Some(limit) = limit {
+                if parsed.cmp(limit) != std::cmp::Ordering::Equal && !is_overcommit_allowed(name) {
                     errs.push(FieldError::invalid(
                         &req_path,
                         parsed.to_string(),
                         format!("must be equal to {name} limit of {limit}"),
                     ));
-                } else if parsed > limit {
+                } else if parsed > *limit {
                     errs.push(FieldError::invalid(
                         &req_path,
                         parsed.to_string(),

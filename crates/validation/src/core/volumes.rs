@@ -67,9 +67,11 @@ fn mode_ok(mode: Option<i32>) -> bool {
     mode.is_none_or(|m| (0..=0o777).contains(&m))
 }
 
-fn validate_mode(mode: Option<i32>, path: &Path) -> Vec<FieldError> {
+/// Checks a file mode; `path` (the mode's own path) is only built when
+/// the mode is invalid.
+fn validate_mode(mode: Option<i32>, path: impl FnOnce() -> Path) -> Vec<FieldError> {
     match mode {
-        Some(m) if !mode_ok(Some(m)) => vec![FieldError::invalid(path, m, FILE_MODE_ERROR_MSG)],
+        Some(m) if !mode_ok(Some(m)) => vec![FieldError::invalid(&path(), m, FILE_MODE_ERROR_MSG)],
         _ => Vec::new(),
     }
 }
@@ -86,7 +88,7 @@ fn validate_key_to_path(kp: &core::KeyToPath, path: &Path) -> Vec<FieldError> {
         &kp.path,
         &path.child("path"),
     ));
-    errs.extend(validate_mode(kp.mode, &path.child("mode")));
+    errs.extend(validate_mode(kp.mode, || path.child("mode")));
     errs
 }
 
@@ -150,19 +152,19 @@ pub fn validate_object_field_selector(
     if api_version != "v1" {
         return conv_err(format!("unsupported pod version: {api_version}"));
     }
-    let internal: String = if let Some((base, _)) = split_subscript(fp) {
+    let internal: &str = if let Some((base, _)) = split_subscript(fp) {
         if base != "metadata.annotations" && base != "metadata.labels" {
             return conv_err(format!("field label does not support subscript: {fp}"));
         }
-        fp.to_string()
+        fp
     } else if fp == "spec.host" {
-        "spec.nodeName".to_string()
+        "spec.nodeName"
     } else if DOWNWARD_API_LABELS.contains(&fp) {
-        fp.to_string()
+        fp
     } else {
         return conv_err(format!("field label not supported: {fp}"));
     };
-    if let Some((base, sub)) = split_subscript(&internal) {
+    if let Some((base, sub)) = split_subscript(internal) {
         return match base {
             "metadata.annotations" => validate_qualified_name(&sub.to_lowercase(), path),
             "metadata.labels" => validate_qualified_name(sub, path),
@@ -173,10 +175,10 @@ pub fn validate_object_field_selector(
             )],
         };
     }
-    if !expressions.contains(&internal.as_str()) {
+    if !expressions.contains(&internal) {
         return vec![FieldError::not_supported(
             &path.child("fieldPath"),
-            internal.as_str(),
+            internal,
             expressions,
         )];
     }
@@ -299,12 +301,12 @@ fn validate_downward_api_file(file: &core::DownwardAPIVolumeFile, path: &Path) -
             "one of fieldRef and resourceFieldRef is required",
         ));
     }
-    errs.extend(validate_mode(file.mode, &path.child("mode")));
+    errs.extend(validate_mode(file.mode, || path.child("mode")));
     errs
 }
 
 fn validate_projected(p: &core::ProjectedVolumeSource, path: &Path) -> Vec<FieldError> {
-    let mut errs = validate_mode(p.default_mode, &path.child("defaultMode"));
+    let mut errs = validate_mode(p.default_mode, || path.child("defaultMode"));
     let mut all_paths: BTreeSet<String> = BTreeSet::new();
     for (i, src) in list(&p.sources).iter().enumerate() {
         let mut n = 0;
@@ -950,7 +952,7 @@ pub fn validate_access_modes(modes: &[String], path: &Path) -> Vec<FieldError> {
 }
 
 /// The volumes of a pod spec that passed validation, by name.
-pub type VolumeMap<'a> = BTreeMap<String, &'a core::Volume>;
+pub type VolumeMap<'a> = BTreeMap<&'a str, &'a core::Volume>;
 
 /// Upstream `ValidateVolumes`: returns the valid volumes by name and the
 /// errors.
@@ -974,19 +976,22 @@ pub fn validate_volumes<'a>(
     let mut vols = BTreeMap::new();
     for (i, v) in volumes.iter().enumerate() {
         let ip = path.index(i);
-        let np = ip.child("name");
+        let np = || ip.child("name");
         let mut el = validate_volume_source(v, &ip, pod_name, resource_is_pod);
         if v.name.is_empty() {
-            el.push(FieldError::required(&np, ""));
+            el.push(FieldError::required(&np(), ""));
         } else {
-            el.extend(validate_dns1123_label(&v.name, &np));
+            let msgs = av::is_dns1123_label(&v.name);
+            if !msgs.is_empty() {
+                el.extend(msgs_invalid(&np(), &v.name, msgs));
+            }
         }
-        if names.contains(&v.name) {
-            el.push(FieldError::duplicate(&np, v.name.as_str()));
+        if names.contains(v.name.as_str()) {
+            el.push(FieldError::duplicate(&np(), v.name.as_str()));
         }
         if el.is_empty() {
-            names.insert(v.name.clone());
-            vols.insert(v.name.clone(), v);
+            names.insert(v.name.as_str());
+            vols.insert(v.name.as_str(), v);
         } else {
             errs.extend(el);
         }
@@ -1092,7 +1097,7 @@ pub fn validate_volume_source(
         if empty(&sec.secret_name) {
             e.push(FieldError::required(&p.child("secretName"), ""));
         }
-        e.extend(validate_mode(sec.default_mode, &p.child("defaultMode")));
+        e.extend(validate_mode(sec.default_mode, || p.child("defaultMode")));
         for (j, kp) in list(&sec.items).iter().enumerate() {
             e.extend(validate_key_to_path(kp, &p.child("items").index(j)));
         }
@@ -1193,7 +1198,7 @@ pub fn validate_volume_source(
         "downwarAPI",
         |d: &core::DownwardAPIVolumeSource| {
             let p = path.child("downwardAPI");
-            let mut e = validate_mode(d.default_mode, &p.child("defaultMode"));
+            let mut e = validate_mode(d.default_mode, || p.child("defaultMode"));
             for f in list(&d.items) {
                 e.extend(validate_downward_api_file(f, &p));
             }
@@ -1214,7 +1219,7 @@ pub fn validate_volume_source(
             let p = path.child("configMap");
             let mut e = Vec::new();
             req_if_empty(&c.name, &p, "name", &mut e);
-            e.extend(validate_mode(c.default_mode, &p.child("defaultMode")));
+            e.extend(validate_mode(c.default_mode, || p.child("defaultMode")));
             for (j, kp) in list(&c.items).iter().enumerate() {
                 e.extend(validate_key_to_path(kp, &p.child("items").index(j)));
             }
