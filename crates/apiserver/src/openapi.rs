@@ -20,8 +20,9 @@ fn docs() -> &'static Docs {
     D.get_or_init(|| {
         let mut v3 = BTreeMap::new();
         let mut hashes = BTreeMap::new();
+        let defs = schema::defs::definitions();
         for (g, v) in schema::openapi::group_versions() {
-            if let Some(doc) = schema::openapi::v3_group_version(g, v) {
+            if let Some(doc) = schema::openapi::v3_group_version(&defs, g, v) {
                 let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
                 let path = schema::openapi::group_version_path(g, v);
                 hashes.insert(path.clone(), schema::openapi::hash(&bytes));
@@ -36,7 +37,7 @@ fn docs() -> &'static Docs {
 fn v2_docs() -> &'static (Bytes, Bytes) {
     static D: OnceLock<(Bytes, Bytes)> = OnceLock::new();
     D.get_or_init(|| {
-        let doc = schema::openapi::v2();
+        let doc = schema::openapi::v2(&schema::defs::definitions());
         (
             Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
             Bytes::from(schema::v2proto::encode(&doc)),

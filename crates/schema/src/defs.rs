@@ -171,10 +171,10 @@ fn annotate(name: &str, schema: &mut Value) {
     }
 }
 
-/// The definitions, built on first use.
-pub fn definitions() -> &'static Definitions {
-    static D: OnceLock<Definitions> = OnceLock::new();
-    D.get_or_init(build)
+/// Builds the definitions. They are large (every type with its description): callers
+/// build what they need from them and drop them, rather than keeping them resident.
+pub fn definitions() -> Definitions {
+    build()
 }
 
 fn build() -> Definitions {
@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn kinds_carry_extensions() {
-        let d = definitions();
+        let d = &definitions();
         let pod = &d.schemas["io.k8s.api.core.v1.Pod"];
         assert_eq!(
             pod["x-kubernetes-group-version-kind"],
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn closure_follows_references() {
-        let d = definitions();
+        let d = &definitions();
         let c = closure(d, ["io.k8s.api.apps.v1.Deployment"]);
         assert!(c.contains(&"io.k8s.api.core.v1.PodSpec".to_string()));
         assert!(c.contains(&"io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".to_string()));

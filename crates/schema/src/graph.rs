@@ -1,11 +1,10 @@
 //! The type graph the `merge` crate works on (strategic merge patch, server-side
 //! apply, managed fields), built from the same definitions as the OpenAPI documents.
 
-use crate::defs::{definitions, Gvk, REF_PREFIX};
+use crate::defs::{Definitions, Gvk, REF_PREFIX};
 use merge::{Field, ListType, TypeDef, TypeGraph, TypeId};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 /// The graph and the root type of every served kind.
 pub struct ApiGraph {
@@ -24,10 +23,9 @@ impl ApiGraph {
     }
 }
 
-/// The graph, built on first use.
+/// The graph, built on first use (with the shape tables, from one set of definitions).
 pub fn api_graph() -> &'static ApiGraph {
-    static G: OnceLock<ApiGraph> = OnceLock::new();
-    G.get_or_init(build)
+    &crate::tables().graph
 }
 
 /// Struct fields Go declares as values (not pointers) and that therefore exist in an
@@ -184,8 +182,8 @@ impl Builder<'_> {
     }
 }
 
-fn build() -> ApiGraph {
-    let defs = definitions();
+/// Builds the graph from the definitions.
+pub(crate) fn build(defs: &Definitions) -> ApiGraph {
     let mut b = Builder {
         g: TypeGraph::new(),
         schemas: &defs.schemas,

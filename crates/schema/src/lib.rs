@@ -11,3 +11,20 @@ pub mod graph;
 pub mod openapi;
 pub mod shape;
 pub mod v2proto;
+
+/// The tables writes use, built together from one transient set of definitions.
+struct Tables {
+    graph: graph::ApiGraph,
+    shapes: shape::Shapes,
+}
+
+fn tables() -> &'static Tables {
+    static T: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let defs = defs::definitions();
+        Tables {
+            graph: graph::build(&defs),
+            shapes: shape::build(&defs),
+        }
+    })
+}

@@ -3,7 +3,7 @@
 //! kubectl looks for) plus the definitions they use. OpenAPI v3 is split per group
 //! version and listed at `/openapi/v3`; v2 is one document.
 
-use crate::defs::{self, definitions, Definitions, REF_PREFIX};
+use crate::defs::{self, Definitions, REF_PREFIX};
 use resources::{catalog, Backing, ResourceInfo};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -555,8 +555,7 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The OpenAPI v3 document of one group version.
-pub fn v3_group_version(group: &str, version: &str) -> Option<Value> {
-    let defs = definitions();
+pub fn v3_group_version(defs: &Definitions, group: &str, version: &str) -> Option<Value> {
     let mut paths = BTreeMap::new();
     let mut found = false;
     for info in catalog()
@@ -700,8 +699,7 @@ fn v2_param(p: Value) -> Value {
 }
 
 /// The OpenAPI v2 (swagger) document.
-pub fn v2() -> Value {
-    let defs = definitions();
+pub fn v2(defs: &Definitions) -> Value {
     let mut paths = BTreeMap::new();
     for info in catalog() {
         resource_paths(info, defs, &mut paths);
@@ -764,7 +762,7 @@ mod tests {
 
     #[test]
     fn patch_operations_advertise_field_validation() {
-        let doc = v3_group_version("", "v1").unwrap();
+        let doc = v3_group_version(&defs::definitions(), "", "v1").unwrap();
         let op = &doc["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "ConfigMap");
         assert_eq!(op["operationId"], "patchCoreV1NamespacedConfigMap");
@@ -780,7 +778,7 @@ mod tests {
         assert!(doc["components"]["schemas"]
             .get("io.k8s.api.apps.v1.Deployment")
             .is_none());
-        let apps = v3_group_version("apps", "v1").unwrap();
+        let apps = v3_group_version(&defs::definitions(), "apps", "v1").unwrap();
         assert_eq!(
             apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["put"]
                 ["x-kubernetes-group-version-kind"]["kind"],
@@ -795,7 +793,7 @@ mod tests {
 
     #[test]
     fn v2_has_body_parameters_and_definitions() {
-        let doc = v2();
+        let doc = v2(&defs::definitions());
         let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"];
         assert_eq!(op["parameters"][0]["in"], "body");
         assert_eq!(

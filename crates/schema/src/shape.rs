@@ -4,10 +4,9 @@
 //! index-linked tables with sorted field names, so a check is one descent through the
 //! object with binary searches and no allocation unless something is found.
 
-use crate::defs::{definitions, Gvk, REF_PREFIX};
+use crate::defs::{Definitions, Gvk, REF_PREFIX};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
 
 /// A field of a struct shape.
 struct FieldShape {
@@ -142,25 +141,26 @@ fn zero_of(schemas: &BTreeMap<String, Value>, schema: &Value, depth: usize) -> V
     }
 }
 
-/// The shapes, built on first use.
+/// The shapes, built on first use (with the type graph, from one set of definitions).
 pub fn shapes() -> &'static Shapes {
-    static S: OnceLock<Shapes> = OnceLock::new();
-    S.get_or_init(|| {
-        let defs = definitions();
-        let mut b = Builder {
-            shapes: vec![Shape::Leaf],
-            named: HashMap::new(),
-            schemas: &defs.schemas,
-        };
-        let mut roots = HashMap::new();
-        for (gvk, name) in &defs.kinds {
-            roots.insert(*gvk, b.named(name.as_str()));
-        }
-        Shapes {
-            shapes: b.shapes,
-            roots,
-        }
-    })
+    &crate::tables().shapes
+}
+
+/// Builds the shapes from the definitions.
+pub(crate) fn build(defs: &Definitions) -> Shapes {
+    let mut b = Builder {
+        shapes: vec![Shape::Leaf],
+        named: HashMap::new(),
+        schemas: &defs.schemas,
+    };
+    let mut roots = HashMap::new();
+    for (gvk, name) in &defs.kinds {
+        roots.insert(*gvk, b.named(name.as_str()));
+    }
+    Shapes {
+        shapes: b.shapes,
+        roots,
+    }
 }
 
 /// One step of a path being walked.

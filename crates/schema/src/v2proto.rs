@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn whole_document_encodes() {
-        let doc = crate::openapi::v2();
+        let doc = crate::openapi::v2(&crate::defs::definitions());
         let out = encode(&doc);
         assert!(out.len() > 100_000, "{} bytes", out.len());
     }

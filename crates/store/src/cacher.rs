@@ -235,6 +235,10 @@ impl<T: Send + Sync + 'static> Cacher<T> {
 
     async fn wait_fresh(&self) -> Result<bool> {
         let target = self.inner.store.current_revision().await?;
+        if self.revision() < target {
+            // Nothing under our prefix may change for a while: ask for progress.
+            self.inner.store.request_progress();
+        }
         Ok(self.wait_for(target).await)
     }
 
@@ -556,18 +560,48 @@ async fn serve_watch<T: Send + Sync + 'static>(
                         Ok(())
                     }
                 };
-                if let Err(compacted) = resumed {
-                    let _ = tx
-                        .send(Err(StoreError::Compacted {
-                            requested: delivered,
-                            compacted,
-                        }))
-                        .await;
+                if resumed.is_err() {
+                    // Fallen behind the cache's window: continue from the store's own
+                    // history (it fails with Compacted only if that is gone too).
+                    forward_from_store(&inner, &prefix, delivered, &tx).await;
                     return;
                 }
             }
             // The cache was refilled: this watch ends, the client re-watches.
             Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Feeds a watcher from the backing store's watch, after `delivered`.
+async fn forward_from_store<T: Send + Sync + 'static>(
+    inner: &Inner<T>,
+    prefix: &str,
+    delivered: Revision,
+    tx: &mpsc::Sender<Result<CachedWatchItem<T>>>,
+) {
+    let mut stream = match inner.store.watch(prefix, delivered).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+    };
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            _ = tx.closed() => return,
+        };
+        let Some(item) = item else { return };
+        let item = item.map(|item| match item {
+            WatchItem::Progress(r) => CachedWatchItem::Progress(r),
+            WatchItem::Event(ev) => {
+                CachedWatchItem::Event(Arc::new(to_cached(&inner.transform, ev)))
+            }
+        });
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
         }
     }
 }
@@ -756,5 +790,9 @@ impl<T: Send + Sync + 'static> Storage for Cacher<T> {
 
     async fn compacted_revision(&self) -> Result<Revision> {
         self.inner.store.compacted_revision().await
+    }
+
+    fn request_progress(&self) {
+        self.inner.store.request_progress();
     }
 }

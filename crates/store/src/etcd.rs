@@ -29,6 +29,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 pub struct EtcdStore {
     client: Client,
     compacted: Arc<AtomicI64>,
+    /// Wakes every watch of this store to request a progress notification.
+    progress: Arc<tokio::sync::Notify>,
 }
 
 impl EtcdStore {
@@ -43,6 +45,7 @@ impl EtcdStore {
         Ok(EtcdStore {
             client,
             compacted: Arc::new(AtomicI64::new(0)),
+            progress: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -288,6 +291,7 @@ impl Storage for EtcdStore {
         }
         let (tx, rx) = mpsc::channel::<Result<WatchItem>>(256);
         let compacted = self.compacted.clone();
+        let wanted = self.progress.clone();
         tokio::spawn(async move {
             let mut quiet = tokio::time::interval(PROGRESS_INTERVAL);
             let mut saw_event = false;
@@ -300,6 +304,13 @@ impl Storage for EtcdStore {
                             return;
                         }
                         saw_event = false;
+                        continue;
+                    }
+                    _ = wanted.notified() => {
+                        if stream.request_progress().await.is_err() {
+                            let _ = tx.send(Err(StoreError::Closed)).await;
+                            return;
+                        }
                         continue;
                     }
                     _ = tx.closed() => return,
@@ -411,5 +422,9 @@ impl Storage for EtcdStore {
 
     async fn compacted_revision(&self) -> Result<Revision> {
         Ok(self.compacted.load(Ordering::Acquire))
+    }
+
+    fn request_progress(&self) {
+        self.progress.notify_waiters();
     }
 }

@@ -85,4 +85,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The revision at or below which history has been discarded.
     async fn compacted_revision(&self) -> Result<Revision>;
+
+    /// Asks active watches to report the store's current revision soon (as a
+    /// [`WatchItem::Progress`]) even if nothing changed under their prefix; used by
+    /// readers waiting for a cache to catch up. Backends whose watches report progress
+    /// on every commit need not do anything.
+    fn request_progress(&self) {}
 }

@@ -7,14 +7,20 @@ use std::sync::Arc;
 use store::cacher::{CachedWatchItem, CacherOptions};
 use store::{Cacher, EmbeddedOptions, EmbeddedStore, KeyValue, ListOptions, Storage};
 
-async fn cached() -> (Arc<dyn Storage>, tempfile::TempDir) {
+/// A plain cacher over a fresh embedded store, with the given watch window.
+fn plain_cacher(window: usize) -> (Cacher<()>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let store: Arc<dyn Storage> =
+        Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
     let options = CacherOptions {
-        window: 64,
+        window,
         ..Default::default()
     };
-    let cacher = Cacher::plain(Arc::new(store), "/registry/", options);
+    (Cacher::plain(store, "/registry/", options), dir)
+}
+
+async fn cached() -> (Arc<dyn Storage>, tempfile::TempDir) {
+    let (cacher, dir) = plain_cacher(64);
     (Arc::new(cacher), dir)
 }
 
@@ -65,17 +71,7 @@ async fn decoration_is_computed_once_per_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_watcher_catches_up_from_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Storage> =
-        Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap());
-    let cacher = Cacher::plain(
-        store,
-        "/registry/",
-        CacherOptions {
-            window: 2000,
-            ..Default::default()
-        },
-    );
+    let (cacher, _dir) = plain_cacher(2000);
     let mut w = cacher.watch("/registry/", 0).await.unwrap();
     // Write far more than the channels buffer while the watcher reads nothing.
     for i in 0..1500 {
@@ -91,4 +87,30 @@ async fn slow_watcher_catches_up_from_window() {
             seen += 1;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_behind_the_window_continues_from_the_store() {
+    // A tiny window: the watcher below falls far behind it.
+    let (cacher, _dir) = plain_cacher(16);
+    let mut w = cacher.watch("/registry/", 0).await.unwrap();
+    let writes = (0..600).map(|i| {
+        let c = cacher.clone();
+        async move {
+            c.create(&format!("/registry/k/{i:05}"), "v".into())
+                .await
+                .unwrap()
+        }
+    });
+    let mut revs = futures::future::join_all(writes).await;
+    revs.sort();
+    let mut seen = Vec::new();
+    while seen.len() < revs.len() {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), w.next()).await {
+            Ok(Some(Ok(store::WatchItem::Event(e)))) => seen.push(e.revision),
+            Ok(Some(Ok(store::WatchItem::Progress(_)))) => {}
+            other => panic!("watch ended after {} events: {other:?}", seen.len()),
+        }
+    }
+    assert_eq!(seen, revs, "every change exactly once, in order");
 }
