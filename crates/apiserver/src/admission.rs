@@ -49,11 +49,17 @@ async fn check_namespace(ctx: &Ctx<'_>) -> ApiResult<()> {
     let Some(namespaces) = ctx.server.registry.get("namespaces") else {
         return Ok(());
     };
-    let item = namespaces
-        .cache
-        .get_cached(&namespaces.key("", ns))
-        .await
-        .map_err(ApiError::internal)?;
+    // As upstream's NamespaceLifecycle: trust the cache when it has the namespace,
+    // and make sure with a consistent read only when it does not (it may be new).
+    let key = namespaces.key("", ns);
+    let item = match namespaces.cache.get_known(&key) {
+        Some(item) => Some(item),
+        None => namespaces
+            .cache
+            .get_cached(&key)
+            .await
+            .map_err(ApiError::internal)?,
+    };
     let target = crate::error::Target {
         group: String::new(),
         resource: "namespaces".into(),

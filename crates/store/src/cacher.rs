@@ -235,11 +235,28 @@ impl<T: Send + Sync + 'static> Cacher<T> {
 
     async fn wait_fresh(&self) -> Result<bool> {
         let target = self.inner.store.current_revision().await?;
+        if !self.inner.store.progress_is_ordered() {
+            // Only events move the cache forward reliably: serve from memory only if
+            // the cache already saw the current revision, else read the store.
+            return Ok(self.revision() >= target);
+        }
         if self.revision() < target {
             // Nothing under our prefix may change for a while: ask for progress.
             self.inner.store.request_progress();
         }
         Ok(self.wait_for(target).await)
+    }
+
+    /// The cached item at `key` as the cache knows it now, without waiting for the
+    /// cache to catch up (what an informer's lister gives upstream). `None` when the
+    /// key is absent or the cache is not filled yet: callers that must be sure read
+    /// consistently with [`Cacher::get_cached`].
+    pub fn get_known(&self, key: &str) -> Option<Arc<CachedItem<T>>> {
+        let state = self.inner.state.read();
+        if !state.ready {
+            return None;
+        }
+        state.items.get(key).cloned()
     }
 
     /// Reads one key, consistently.
@@ -630,7 +647,15 @@ async fn reflect<T: Send + Sync + 'static>(inner: Arc<Inner<T>>) {
         };
         while let Some(item) = stream.next().await {
             match item {
-                Ok(WatchItem::Event(ev)) => apply(&inner, ev),
+                Ok(WatchItem::Event(ev)) => {
+                    if !apply(&inner, ev) {
+                        // The backend broke its ordering promise (an event at or
+                        // below a revision it already reported): the cache may have
+                        // missed changes, so rebuild it from a fresh list.
+                        tracing::warn!(prefix = %inner.prefix, "watch event out of order; relisting");
+                        break;
+                    }
+                }
                 Ok(WatchItem::Progress(rev)) => progress(&inner, rev),
                 Err(e) => {
                     tracing::info!(prefix = %inner.prefix, error = %e, "watch cache relisting");
@@ -680,7 +705,8 @@ async fn fill<T: Send + Sync + 'static>(inner: &Inner<T>) -> Result<Revision> {
     Ok(revision)
 }
 
-fn apply<T: Send + Sync + 'static>(inner: &Inner<T>, ev: Event) {
+/// Applies one watch event; false if it is older than what the cache already holds.
+fn apply<T: Send + Sync + 'static>(inner: &Inner<T>, ev: Event) -> bool {
     let kv = ev.key_value();
     let item = Arc::new(CachedItem {
         extra: (inner.transform)(&kv),
@@ -688,7 +714,7 @@ fn apply<T: Send + Sync + 'static>(inner: &Inner<T>, ev: Event) {
     });
     let mut state = inner.state.write();
     if ev.revision <= state.revision {
-        return;
+        return false;
     }
     let prev = match ev.kind {
         EventKind::Deleted => state.items.remove(&ev.key),
@@ -708,6 +734,7 @@ fn apply<T: Send + Sync + 'static>(inner: &Inner<T>, ev: Event) {
     state.revision = ev.revision;
     let _ = state.live.send(CachedWatchItem::Event(event));
     inner.revision.send_replace(ev.revision);
+    true
 }
 
 fn progress<T: Send + Sync + 'static>(inner: &Inner<T>, rev: Revision) {

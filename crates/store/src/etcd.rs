@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType,
-    GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures::StreamExt;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,9 +28,40 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    /// Key-value calls without tonic's 4 MiB default answer limit: a list of a large
+    /// prefix (or a watch batch of big objects) is far bigger. Upstream's apiserver
+    /// lifts the limit the same way.
+    kv: KvClient,
     compacted: Arc<AtomicI64>,
     /// Wakes every watch of this store to request a progress notification.
     progress: Arc<tokio::sync::Notify>,
+    /// Whether the server orders requested progress notifications after pending
+    /// events (see [`progress_is_ordered`]); if not, none are requested.
+    ordered_progress: bool,
+}
+
+/// Whether an etcd server version sends requested progress notifications in order
+/// with the events of the stream. Older servers answer a progress request with the
+/// store's current revision even while events before it are still queued for the
+/// stream (etcd issues 15220 and 17507, fixed in 3.4.31 and 3.5.13), which would
+/// let a cache claim a revision whose events it has not seen. Upstream Kubernetes
+/// gates consistent reads from its watch cache on the same versions.
+pub fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    match (major, minor) {
+        (3, 4) => patch >= 31,
+        (3, 5) => patch >= 13,
+        (3, m) => m >= 6,
+        (m, _) => m > 3,
+    }
 }
 
 impl EtcdStore {
@@ -42,10 +73,25 @@ impl EtcdStore {
         let client = Client::connect(endpoints, Some(opts))
             .await
             .map_err(map_err)?;
+        let status = client
+            .maintenance_client()
+            .status()
+            .await
+            .map_err(map_err)?;
+        let ordered_progress = progress_is_ordered(status.version());
+        if !ordered_progress {
+            tracing::info!(
+                version = status.version(),
+                "etcd orders progress notifications unreliably before 3.4.31/3.5.13: \
+                 consistent reads go to etcd instead of the watch cache"
+            );
+        }
         Ok(EtcdStore {
+            kv: client.kv_client().max_decoding_message_size(usize::MAX),
             client,
             compacted: Arc::new(AtomicI64::new(0)),
             progress: Arc::new(tokio::sync::Notify::new()),
+            ordered_progress,
         })
     }
 
@@ -119,12 +165,7 @@ fn check_size(value: &Bytes) -> Result<()> {
 #[async_trait]
 impl Storage for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self
-            .client
-            .kv_client()
-            .get(key, None)
-            .await
-            .map_err(map_err)?;
+        let resp = self.kv.clone().get(key, None).await.map_err(map_err)?;
         resp.kvs().first().map(convert).transpose()
     }
 
@@ -145,8 +186,8 @@ impl Storage for EtcdStore {
             get = get.with_revision(requested);
         }
         let resp = self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .get(start, Some(get))
             .await
             .map_err(|e| self.map(e, requested))?;
@@ -178,7 +219,7 @@ impl Storage for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
         if !resp.succeeded() {
             return Err(StoreError::AlreadyExists {
                 key: key.to_string(),
@@ -202,7 +243,7 @@ impl Storage for EtcdStore {
             )])
             .and_then([TxnOp::put(key, value.to_vec(), None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
         if resp.succeeded() {
             return Ok(header_revision(resp.header()));
         }
@@ -232,7 +273,7 @@ impl Storage for EtcdStore {
                 .or_else([TxnOp::get(key, None)]),
             None => Txn::new().and_then([del]),
         };
-        let resp = self.client.kv_client().txn(txn).await.map_err(map_err)?;
+        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
         if !resp.succeeded() {
             return match fallback_value(&resp)? {
                 None => Err(StoreError::NotFound {
@@ -270,6 +311,7 @@ impl Storage for EtcdStore {
         let mut stream = self
             .client
             .watch_client()
+            .max_decoding_message_size(usize::MAX)
             .watch(prefix, Some(opts))
             .await
             .map_err(map_err)?;
@@ -292,13 +334,14 @@ impl Storage for EtcdStore {
         let (tx, rx) = mpsc::channel::<Result<WatchItem>>(256);
         let compacted = self.compacted.clone();
         let wanted = self.progress.clone();
+        let ask_progress = self.ordered_progress;
         tokio::spawn(async move {
             let mut quiet = tokio::time::interval(PROGRESS_INTERVAL);
             let mut saw_event = false;
             loop {
                 let msg = tokio::select! {
                     m = stream.message() => m,
-                    _ = quiet.tick() => {
+                    _ = quiet.tick(), if ask_progress => {
                         if !saw_event && stream.request_progress().await.is_err() {
                             let _ = tx.send(Err(StoreError::Closed)).await;
                             return;
@@ -306,7 +349,7 @@ impl Storage for EtcdStore {
                         saw_event = false;
                         continue;
                     }
-                    _ = wanted.notified() => {
+                    _ = wanted.notified(), if ask_progress => {
                         if stream.request_progress().await.is_err() {
                             let _ = tx.send(Err(StoreError::Closed)).await;
                             return;
@@ -395,8 +438,8 @@ impl Storage for EtcdStore {
 
     async fn current_revision(&self) -> Result<Revision> {
         let resp = self
-            .client
-            .kv_client()
+            .kv
+            .clone()
             .get("/", Some(GetOptions::new().with_count_only()))
             .await
             .map_err(map_err)?;
@@ -411,8 +454,8 @@ impl Storage for EtcdStore {
                 current,
             });
         }
-        self.client
-            .kv_client()
+        self.kv
+            .clone()
             .compact(revision, Some(CompactionOptions::new().with_physical()))
             .await
             .map_err(|e| self.map(e, revision))?;
@@ -426,5 +469,26 @@ impl Storage for EtcdStore {
 
     fn request_progress(&self) {
         self.progress.notify_waiters();
+    }
+
+    fn progress_is_ordered(&self) -> bool {
+        self.ordered_progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_is_ordered;
+
+    #[test]
+    fn progress_ordering_follows_the_fixed_etcd_releases() {
+        for v in ["3.4.23", "3.4.30", "3.5.0", "3.5.12", "3.3.27", "2.3.8", ""] {
+            assert!(!progress_is_ordered(v), "{v}");
+        }
+        for v in [
+            "3.4.31", "3.4.35", "3.5.13", "3.5.21", "3.6.0", "v3.6.4", "4.0.0",
+        ] {
+            assert!(progress_is_ordered(v), "{v}");
+        }
     }
 }

@@ -91,4 +91,12 @@ pub trait Storage: Send + Sync + 'static {
     /// readers waiting for a cache to catch up. Backends whose watches report progress
     /// on every commit need not do anything.
     fn request_progress(&self) {}
+
+    /// Whether every progress revision a watch reports comes after the events up to
+    /// it were delivered on that watch, so that a cache may serve consistent reads
+    /// once its watch has reported the store's current revision. Backends that cannot
+    /// promise this make caches fall back to reading the store.
+    fn progress_is_ordered(&self) -> bool {
+        true
+    }
 }
