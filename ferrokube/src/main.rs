@@ -1,8 +1,10 @@
 //! The `ferrokube` binary: argument parsing and wiring of the component crates.
 //!
 //! Subcommands name the components (`server` runs the all-in-one cluster,
-//! `apiserver` the API server alone). Like hyperkube, the binary also dispatches on the
-//! name it was started as: a symlink called `kube-apiserver` runs the apiserver.
+//! `apiserver` the API server alone, `scheduler` the scheduler against any
+//! apiserver). Like hyperkube, the binary also dispatches on the name it was started
+//! as: a symlink called `kube-apiserver` runs the apiserver, `kube-scheduler` the
+//! scheduler.
 
 use anyhow::{Context, Result};
 
@@ -25,11 +27,64 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an all-in-one cluster: the API server with the embedded store (more components follow).
-    Server(ApiserverArgs),
+    /// Run an all-in-one cluster: the API server with the embedded store and the scheduler.
+    Server(ServerArgs),
     /// Run the API server alone.
     #[command(alias = "kube-apiserver")]
     Apiserver(ApiserverArgs),
+    /// Run the scheduler against an API server.
+    #[command(alias = "kube-scheduler")]
+    Scheduler(SchedulerCmd),
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    #[command(flatten)]
+    api: ApiserverArgs,
+    /// Do not run the scheduler in-process.
+    #[arg(long)]
+    disable_scheduler: bool,
+}
+
+#[derive(Args, Clone)]
+struct SchedulerCmd {
+    /// Kubeconfig with the API server's address and credentials.
+    #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    args: scheduler::SchedulerArgs,
+}
+
+/// A Kubernetes client from a kubeconfig file.
+async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("loading the kubeconfig")?;
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
+async fn run_scheduler(cmd: SchedulerCmd) -> Result<()> {
+    let client = client_from(&cmd.kubeconfig).await?;
+    tokio::select! {
+        r = scheduler::run(client, cmd.args) => r.context("scheduler"),
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -100,7 +155,20 @@ async fn open_store(args: &ApiserverArgs) -> Result<Arc<dyn store::Storage>> {
     }
 }
 
-async fn run_apiserver(args: ApiserverArgs) -> Result<()> {
+/// Which components run inside the API server's process.
+#[derive(Default)]
+struct InProcess {
+    scheduler: bool,
+}
+
+async fn run_server(args: ServerArgs) -> Result<()> {
+    let components = InProcess {
+        scheduler: !args.disable_scheduler,
+    };
+    run_apiserver(args.api, components).await
+}
+
+async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()> {
     let started = Instant::now();
     let store = open_store(&args).await?;
     let mut config = apiserver::Config::new(args.data_dir.clone());
@@ -123,10 +191,19 @@ async fn run_apiserver(args: ApiserverArgs) -> Result<()> {
     if running.wait_ready(std::time::Duration::from_secs(60)).await {
         println!("ferrokube: ready in {} ms", started.elapsed().as_millis());
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    // The in-process components talk to the API over HTTPS like any client.
+    let mut components = Vec::new();
+    if in_process.scheduler {
+        let client = client_from(&running.kubeconfig).await?;
+        components.push(tokio::spawn(async move {
+            if let Err(e) = scheduler::run(client, scheduler::SchedulerArgs::default()).await {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        }));
+    }
+    shutdown_signal().await;
+    for c in &components {
+        c.abort();
     }
     running.stop();
     Ok(())
@@ -162,8 +239,10 @@ fn main() -> Result<()> {
         .and_then(|n| n.to_str())
         .unwrap_or("ferrokube")
         .to_string();
-    if matches!(invoked.as_str(), "kube-apiserver" | "apiserver") {
-        argv.insert(1, "apiserver".into());
+    match invoked.as_str() {
+        "kube-apiserver" | "apiserver" => argv.insert(1, "apiserver".into()),
+        "kube-scheduler" | "scheduler" => argv.insert(1, "scheduler".into()),
+        _ => {}
     }
     let cli = Cli::parse_from(argv);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -172,7 +251,9 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         match cli.command {
-            Command::Server(args) | Command::Apiserver(args) => run_apiserver(args).await,
+            Command::Server(args) => run_server(args).await,
+            Command::Apiserver(args) => run_apiserver(args, InProcess::default()).await,
+            Command::Scheduler(cmd) => run_scheduler(cmd).await,
         }
     })
 }

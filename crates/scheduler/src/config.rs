@@ -1,0 +1,338 @@
+//! The scheduler's configuration file, a KubeSchedulerConfiguration
+//! (`kubescheduler.config.k8s.io/v1`): profiles, each with a schedulerName and the
+//! filter/score plugins enabled or disabled (per extension point or `multiPoint`) and
+//! their weights, plus percentageOfNodesToScore.
+
+use crate::plugins::{FILTERS, SCORES};
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The YAML is not a KubeSchedulerConfiguration.
+    #[error("parsing the scheduler configuration: {0}")]
+    Parse(String),
+    /// A value is out of range or names an unknown plugin.
+    #[error("invalid scheduler configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct File {
+    api_version: Option<String>,
+    kind: Option<String>,
+    percentage_of_nodes_to_score: Option<i32>,
+    #[serde(default)]
+    profiles: Vec<FileProfile>,
+    leader_election: Option<FileLeaderElection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FileLeaderElection {
+    leader_elect: Option<bool>,
+    resource_name: Option<String>,
+    resource_namespace: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FileProfile {
+    scheduler_name: Option<String>,
+    percentage_of_nodes_to_score: Option<i32>,
+    #[serde(default)]
+    plugins: FilePlugins,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FilePlugins {
+    #[serde(default)]
+    multi_point: PluginSet,
+    #[serde(default)]
+    filter: PluginSet,
+    #[serde(default)]
+    score: PluginSet,
+}
+
+#[derive(Deserialize, Default)]
+struct PluginSet {
+    #[serde(default)]
+    enabled: Vec<PluginRef>,
+    #[serde(default)]
+    disabled: Vec<PluginRef>,
+}
+
+#[derive(Deserialize)]
+struct PluginRef {
+    name: String,
+    #[serde(default)]
+    weight: Option<i64>,
+}
+
+/// One scheduling profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    /// Pods whose spec.schedulerName is this are scheduled with this profile.
+    pub scheduler_name: String,
+    /// Filter plugins in the order they run.
+    pub filters: Vec<String>,
+    /// Score plugins and their weights.
+    pub scores: Vec<(String, i64)>,
+    /// Percentage of feasible nodes to find before scoring (None: adaptive).
+    pub percentage_of_nodes_to_score: Option<i32>,
+}
+
+impl Profile {
+    /// The default profile: every default plugin with its default weight.
+    pub fn default_named(name: &str) -> Profile {
+        Profile {
+            scheduler_name: name.to_string(),
+            filters: FILTERS.iter().map(|s| s.to_string()).collect(),
+            scores: SCORES.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
+            percentage_of_nodes_to_score: None,
+        }
+    }
+
+    /// Whether a plugin runs at some extension point.
+    pub fn enabled(&self, plugin: &str) -> bool {
+        self.filters.iter().any(|f| f == plugin) || self.scores.iter().any(|(s, _)| s == plugin)
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerConfiguration {
+    /// Profiles; at least one.
+    pub profiles: Vec<Profile>,
+    /// Global percentage of nodes to score (None: adaptive, as upstream's 0).
+    pub percentage_of_nodes_to_score: Option<i32>,
+    /// leaderElection.leaderElect from the file, if given.
+    pub leader_elect: Option<bool>,
+    /// The lease's name (kube-scheduler by default).
+    pub lease_name: String,
+    /// The lease's namespace (kube-system by default).
+    pub lease_namespace: String,
+}
+
+impl Default for SchedulerConfiguration {
+    fn default() -> Self {
+        SchedulerConfiguration {
+            profiles: vec![Profile::default_named("default-scheduler")],
+            percentage_of_nodes_to_score: None,
+            leader_elect: None,
+            lease_name: "kube-scheduler".into(),
+            lease_namespace: "kube-system".into(),
+        }
+    }
+}
+
+fn apply_set(
+    current: &mut Vec<(String, i64)>,
+    set: &PluginSet,
+    known: &[(&str, i64)],
+) -> Result<(), ConfigError> {
+    for d in &set.disabled {
+        if d.name == "*" {
+            current.clear();
+        } else {
+            current.retain(|(n, _)| n != &d.name);
+        }
+    }
+    for e in &set.enabled {
+        let Some((_, default_weight)) = known.iter().find(|(n, _)| *n == e.name) else {
+            continue;
+        };
+        let weight = e.weight.unwrap_or(*default_weight);
+        if !(0..=100).contains(&weight) {
+            return Err(ConfigError::Invalid(format!(
+                "plugin {} weight {weight} is outside 0..100",
+                e.name
+            )));
+        }
+        match current.iter_mut().find(|(n, _)| n == &e.name) {
+            Some(slot) => slot.1 = weight,
+            None => current.push((e.name.clone(), weight)),
+        }
+    }
+    Ok(())
+}
+
+fn known_plugin(name: &str) -> bool {
+    FILTERS.contains(&name)
+        || SCORES.iter().any(|(n, _)| *n == name)
+        || matches!(
+            name,
+            "PrioritySort"
+                | "DefaultBinder"
+                | "DefaultPreemption"
+                | "ImageLocality"
+                | "VolumeBinding"
+                | "VolumeRestrictions"
+                | "VolumeZone"
+                | "NodeVolumeLimits"
+                | "EBSLimits"
+                | "GCEPDLimits"
+                | "AzureDiskLimits"
+                | "SchedulingGates"
+                | "DynamicResources"
+                | "*"
+        )
+}
+
+impl SchedulerConfiguration {
+    /// Parses a KubeSchedulerConfiguration document.
+    pub fn parse(yaml: &str) -> Result<SchedulerConfiguration, ConfigError> {
+        let file: File =
+            serde_saphyr::from_str(yaml).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(kind) = &file.kind {
+            if kind != "KubeSchedulerConfiguration" {
+                return Err(ConfigError::Parse(format!("unexpected kind {kind:?}")));
+            }
+        }
+        if let Some(v) = &file.api_version {
+            if !v.starts_with("kubescheduler.config.k8s.io/") {
+                return Err(ConfigError::Parse(format!("unexpected apiVersion {v:?}")));
+            }
+        }
+        let check_pct = |p: Option<i32>| match p {
+            Some(p) if !(0..=100).contains(&p) => Err(ConfigError::Invalid(format!(
+                "percentageOfNodesToScore {p} is outside 0..100"
+            ))),
+            _ => Ok(()),
+        };
+        check_pct(file.percentage_of_nodes_to_score)?;
+        let mut config = SchedulerConfiguration {
+            percentage_of_nodes_to_score: file.percentage_of_nodes_to_score.filter(|p| *p > 0),
+            ..Default::default()
+        };
+        if let Some(le) = &file.leader_election {
+            config.leader_elect = le.leader_elect;
+            if let Some(n) = &le.resource_name {
+                config.lease_name = n.clone();
+            }
+            if let Some(n) = &le.resource_namespace {
+                config.lease_namespace = n.clone();
+            }
+        }
+        if !file.profiles.is_empty() {
+            config.profiles.clear();
+        }
+        for fp in &file.profiles {
+            check_pct(fp.percentage_of_nodes_to_score)?;
+            let name = fp
+                .scheduler_name
+                .clone()
+                .unwrap_or_else(|| "default-scheduler".into());
+            if config.profiles.iter().any(|p| p.scheduler_name == name) {
+                return Err(ConfigError::Invalid(format!("duplicate profile {name:?}")));
+            }
+            let sets = [
+                &fp.plugins.multi_point,
+                &fp.plugins.filter,
+                &fp.plugins.score,
+            ];
+            for set in sets {
+                for r in set.enabled.iter().chain(&set.disabled) {
+                    if !known_plugin(&r.name) {
+                        return Err(ConfigError::Invalid(format!("unknown plugin {:?}", r.name)));
+                    }
+                }
+            }
+            let mut filters: Vec<(String, i64)> =
+                FILTERS.iter().map(|f| (f.to_string(), 0)).collect();
+            let mut scores: Vec<(String, i64)> =
+                SCORES.iter().map(|(n, w)| (n.to_string(), *w)).collect();
+            let filter_known: Vec<(&str, i64)> = FILTERS.iter().map(|f| (*f, 0)).collect();
+            apply_set(&mut filters, &fp.plugins.multi_point, &filter_known)?;
+            apply_set(&mut scores, &fp.plugins.multi_point, SCORES)?;
+            apply_set(&mut filters, &fp.plugins.filter, &filter_known)?;
+            apply_set(&mut scores, &fp.plugins.score, SCORES)?;
+            // Filters always run in upstream's order.
+            let filters = FILTERS
+                .iter()
+                .filter(|f| filters.iter().any(|(n, _)| n == *f))
+                .map(|f| f.to_string())
+                .collect();
+            config.profiles.push(Profile {
+                scheduler_name: name,
+                filters,
+                scores,
+                percentage_of_nodes_to_score: fp.percentage_of_nodes_to_score.filter(|p| *p > 0),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<SchedulerConfiguration, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        SchedulerConfiguration::parse(&text)
+    }
+
+    /// The profile for a schedulerName.
+    pub fn profile(&self, scheduler_name: &str) -> Option<&Profile> {
+        self.profiles
+            .iter()
+            .find(|p| p.scheduler_name == scheduler_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_plugins_and_weights() {
+        let c = SchedulerConfiguration::parse(
+            r#"
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+percentageOfNodesToScore: 30
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packer
+  plugins:
+    score:
+      disabled:
+      - name: "*"
+      enabled:
+      - name: NodeAffinity
+        weight: 7
+    filter:
+      disabled:
+      - name: TaintToleration
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.percentage_of_nodes_to_score, Some(30));
+        assert_eq!(c.profiles.len(), 2);
+        assert_eq!(c.profiles[0], Profile::default_named("default-scheduler"));
+        let p = c.profile("bin-packer").unwrap();
+        assert_eq!(p.scores, vec![("NodeAffinity".to_string(), 7)]);
+        assert!(!p.filters.contains(&"TaintToleration".to_string()));
+        assert!(p.filters.contains(&"NodeResourcesFit".to_string()));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        assert!(SchedulerConfiguration::parse("kind: Pod\n").is_err());
+        assert!(SchedulerConfiguration::parse(
+            "profiles:\n- plugins:\n    score:\n      enabled:\n      - name: Nope\n"
+        )
+        .is_err());
+        assert!(SchedulerConfiguration::parse("percentageOfNodesToScore: 101\n").is_err());
+    }
+}
