@@ -445,3 +445,127 @@ async fn terminating_namespaces_refuse_new_objects() {
     assert_eq!((code, reason.as_str()), (403, "Forbidden"), "{msg}");
     assert!(msg.contains("because it is being terminated"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_classes_set_pod_priority() {
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let c = Cluster::start_with(&["--disable-scheduler"]);
+    let client = admin_client(&c).await;
+    let classes: Api<PriorityClass> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let critical = classes.get("system-cluster-critical").await.unwrap();
+    assert_eq!(critical.value, 2_000_000_000);
+    assert!(classes.get("system-node-critical").await.is_ok());
+
+    let class = |name: &str, value: i32, default: bool| -> PriorityClass {
+        serde_json::from_value(json!({
+            "metadata": {"name": name}, "value": value, "globalDefault": default,
+        }))
+        .unwrap()
+    };
+    let made = classes
+        .create(&PostParams::default(), &class("high", 1000, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        made.preemption_policy.as_deref(),
+        Some("PreemptLowerPriority")
+    );
+
+    // A pod naming the class gets its value.
+    let mut p = pod("important");
+    p.spec.as_mut().unwrap().priority_class_name = Some("high".into());
+    let made = pods.create(&PostParams::default(), &p).await.unwrap();
+    let spec = made.spec.unwrap();
+    assert_eq!(spec.priority, Some(1000));
+    assert_eq!(
+        spec.preemption_policy.as_deref(),
+        Some("PreemptLowerPriority")
+    );
+    // Without a class and without a default: priority 0.
+    let made = pods
+        .create(&PostParams::default(), &pod("plain"))
+        .await
+        .unwrap();
+    assert_eq!(made.spec.unwrap().priority, Some(0));
+
+    // Unknown classes and hand-set priorities are refused, changing nothing.
+    let mut p = pod("unknown");
+    p.spec.as_mut().unwrap().priority_class_name = Some("nope".into());
+    let (code, reason, msg) = err_code(pods.create(&PostParams::default(), &p).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        msg,
+        "pods \"unknown\" is forbidden: no PriorityClass with name nope was found"
+    );
+    let mut p = pod("sneaky");
+    p.spec.as_mut().unwrap().priority = Some(5);
+    let (code, _, msg) = err_code(pods.create(&PostParams::default(), &p).await.unwrap_err());
+    assert_eq!(code, 403);
+    assert!(msg.contains("the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 0"), "{msg}");
+    assert!(pods.get_opt("sneaky").await.unwrap().is_none());
+
+    // One global default; it applies to pods without a class.
+    classes
+        .create(&PostParams::default(), &class("everyone", 7, true))
+        .await
+        .unwrap();
+    let (code, _, msg) = err_code(
+        classes
+            .create(&PostParams::default(), &class("another", 8, true))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(
+        msg.contains(
+            "PriorityClass everyone is already marked as default. Only one default can exist"
+        ),
+        "{msg}"
+    );
+    let made = pods
+        .create(&PostParams::default(), &pod("defaulted"))
+        .await
+        .unwrap();
+    let spec = made.spec.unwrap();
+    assert_eq!(spec.priority, Some(7));
+    assert_eq!(spec.priority_class_name.as_deref(), Some("everyone"));
+
+    // Reserved names and limits; value is immutable.
+    let (code, _, msg) = err_code(
+        classes
+            .create(&PostParams::default(), &class("system-mine", 5, false))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("priority class names with 'system-' prefix are reserved for system use only"),
+        "{msg}"
+    );
+    let (code, _, _) = err_code(
+        classes
+            .create(
+                &PostParams::default(),
+                &class("too-high", 1_000_000_001, false),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    let (code, _, msg) = err_code(
+        classes
+            .patch(
+                "high",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"value": 1})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("value: Invalid value: 1: field is immutable"),
+        "{msg}"
+    );
+}

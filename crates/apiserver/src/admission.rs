@@ -4,6 +4,9 @@
 //!   not terminating; the system namespaces may not be deleted.
 //! - Service allocation: ClusterIPs and NodePorts are allocated when a Service is
 //!   created or changes type, and released when it is deleted.
+//! - Priority: a new pod's spec.priority and preemptionPolicy come from its
+//!   PriorityClass (or the global default class); at most one PriorityClass is the
+//!   global default.
 
 use crate::alloc::{AllocError, ServiceAllocators};
 use crate::error::{ApiError, ApiResult};
@@ -41,7 +44,7 @@ fn is_core(ctx: &Ctx<'_>, plural: &str) -> bool {
     ctx.info.group.is_empty() && ctx.info.plural == plural
 }
 
-async fn check_namespace(ctx: &Ctx<'_>) -> ApiResult<()> {
+async fn check_namespace(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
     let ns = ctx.namespace();
     if ns.is_empty() {
         return Ok(());
@@ -76,10 +79,10 @@ async fn check_namespace(ctx: &Ctx<'_>) -> ApiResult<()> {
             message: format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 ctx.info.group_resource(),
-                object_name(ctx),
+                object_name(ctx, obj),
             ),
             details: Some(json!({
-                "name": object_name(ctx),
+                "name": object_name(ctx, obj),
                 "kind": ctx.info.plural,
                 "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}],
             })),
@@ -88,14 +91,125 @@ async fn check_namespace(ctx: &Ctx<'_>) -> ApiResult<()> {
     Ok(())
 }
 
-fn object_name(ctx: &Ctx<'_>) -> String {
-    ctx.req.name.clone()
+fn is_priority_class(ctx: &Ctx<'_>) -> bool {
+    ctx.info.group == "scheduling.k8s.io" && ctx.info.plural == "priorityclasses"
+}
+
+/// Every PriorityClass, as JSON.
+async fn priority_classes(ctx: &Ctx<'_>) -> ApiResult<Vec<Value>> {
+    let Some(store) = ctx.server.registry.get("priorityclasses") else {
+        return Ok(Vec::new());
+    };
+    let list = store
+        .cache
+        .list_cached(&store.prefix(""), store::ListOptions::default())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(list.items.iter().map(|i| i.extra.value()).collect())
+}
+
+/// Upstream's Priority admission for a new pod.
+async fn admit_pod_priority(ctx: &Ctx<'_>, pod: &mut Value) -> ApiResult<()> {
+    let class_name = pod["spec"]["priorityClassName"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let classes = priority_classes(ctx).await?;
+    let pod_name = object_name(ctx, pod);
+    let forbidden = |msg: String| {
+        ApiError::forbidden(format!("pods \"{pod_name}\" is forbidden: {msg}"))
+            .with_details(json!({"name": pod_name, "kind": "pods"}))
+    };
+    let class = if class_name.is_empty() {
+        // The global default with the lowest value, if any.
+        classes
+            .iter()
+            .filter(|c| c["globalDefault"] == json!(true))
+            .min_by_key(|c| c["value"].as_i64().unwrap_or(0))
+    } else {
+        let found = classes
+            .iter()
+            .find(|c| c["metadata"]["name"] == json!(class_name));
+        if found.is_none() {
+            return Err(forbidden(format!(
+                "no PriorityClass with name {class_name} was found"
+            )));
+        }
+        found
+    };
+    let (priority, policy) = match class {
+        Some(c) => {
+            if class_name.is_empty() {
+                pod["spec"]["priorityClassName"] = c["metadata"]["name"].clone();
+            }
+            (
+                c["value"].as_i64().unwrap_or(0),
+                c["preemptionPolicy"]
+                    .as_str()
+                    .unwrap_or("PreemptLowerPriority")
+                    .to_string(),
+            )
+        }
+        None => (0, "PreemptLowerPriority".to_string()),
+    };
+    if let Some(given) = pod["spec"]["priority"].as_i64() {
+        if given != priority {
+            return Err(forbidden(format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+            )));
+        }
+    }
+    pod["spec"]["priority"] = json!(priority);
+    match pod["spec"]["preemptionPolicy"].as_str() {
+        Some(given) if given != policy => {
+            return Err(forbidden(format!(
+                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+            )));
+        }
+        Some(_) => {}
+        None => pod["spec"]["preemptionPolicy"] = json!(policy),
+    }
+    Ok(())
+}
+
+/// Only one PriorityClass may be the global default.
+async fn check_single_global_default(ctx: &Ctx<'_>, class: &Value) -> ApiResult<()> {
+    if class["globalDefault"] != json!(true) {
+        return Ok(());
+    }
+    let name = class["metadata"]["name"].as_str().unwrap_or("");
+    let classes = priority_classes(ctx).await?;
+    if let Some(other) = classes
+        .iter()
+        .find(|c| c["globalDefault"] == json!(true) && c["metadata"]["name"] != json!(name))
+    {
+        let other = other["metadata"]["name"].as_str().unwrap_or("");
+        return Err(ApiError::forbidden(format!(
+            "priorityclasses.scheduling.k8s.io \"{name}\" is forbidden: PriorityClass {other} is already marked as default. Only one default can exist"
+        ))
+        .with_details(json!({"name": name, "group": "scheduling.k8s.io", "kind": "priorityclasses"})));
+    }
+    Ok(())
+}
+
+/// The name of the object being admitted (a create's name is in its body).
+fn object_name(ctx: &Ctx<'_>, obj: &Value) -> String {
+    obj["metadata"]["name"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| ctx.req.name.clone())
 }
 
 /// Admission for a create (storage-version object).
 pub async fn admit_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiResult<Admitted> {
     if ctx.info.namespaced() {
-        check_namespace(ctx).await?;
+        check_namespace(ctx, obj).await?;
+    }
+    if is_core(ctx, "pods") {
+        admit_pod_priority(ctx, obj).await?;
+    }
+    if is_priority_class(ctx) {
+        check_single_global_default(ctx, obj).await?;
     }
     let mut admitted = Admitted::default();
     if is_core(ctx, "services") {
@@ -114,6 +228,9 @@ pub async fn admit_update(
     old: &Value,
     dry_run: bool,
 ) -> ApiResult<()> {
+    if is_priority_class(ctx) {
+        check_single_global_default(ctx, new).await?;
+    }
     if is_core(ctx, "services") {
         let mut admitted = Admitted::default();
         if let Err(e) = allocate_service(ctx, new, Some(old), dry_run, &mut admitted).await {

@@ -1,5 +1,5 @@
 //! What the apiserver keeps in place by itself: the system namespaces (`default`,
-//! `kube-system`, `kube-public`, `kube-node-lease`), and the `kubernetes` Service in
+//! `kube-system`, `kube-public`, `kube-node-lease`), the system PriorityClasses, and the `kubernetes` Service in
 //! `default` on the first address of the service range, with Endpoints and an
 //! EndpointSlice pointing at this apiserver's advertised address. Writes go through
 //! the same create/update path as client requests.
@@ -157,6 +157,20 @@ pub async fn reconcile(server: &Arc<Server>) -> ApiResult<()> {
             "v1",
             "namespaces",
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            keep,
+        )
+        .await?;
+    }
+    for (name, value, description) in validation::other::SYSTEM_PRIORITY_CLASSES {
+        ensure(
+            server,
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            json!({
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+            }),
             keep,
         )
         .await?;

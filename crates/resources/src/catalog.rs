@@ -475,6 +475,12 @@ static CATALOG: &[ResourceInfo] = &[
         singular: "storageclass", scope: Cluster, verbs: CRUD, short: &["sc"], categories: &[],
         subresources: &[], storage: "storageclasses", storage_version: ("storage.k8s.io", "v1"),
         names: Subdomain, status: false, generation: false, create_on_update: false, fields: &[]),
+    // ---- scheduling.k8s.io/v1 ----
+    typed!(api::scheduling::v1::PriorityClass, meta: true;
+        group: "scheduling.k8s.io", version: "v1", kind: "PriorityClass", plural: "priorityclasses",
+        singular: "priorityclass", scope: Cluster, verbs: CRUD, short: &["pc"], categories: &[],
+        subresources: &[], storage: "priorityclasses", storage_version: ("scheduling.k8s.io", "v1"),
+        names: Subdomain, status: false, generation: false, create_on_update: false, fields: &[]),
     // ---- authorization.k8s.io/v1 ----
     virtual_create(
         "authorization.k8s.io",

@@ -1,7 +1,8 @@
 //! The remaining kinds: coordination/v1 Lease, discovery/v1 EndpointSlice,
 //! policy/v1 PodDisruptionBudget, autoscaling/v2 HorizontalPodAutoscaler,
 //! networking/v1 Ingress, IngressClass and NetworkPolicy, and storage/v1
-//! StorageClass (defaulting, strategies and the main validation rules).
+//! StorageClass, scheduling/v1 PriorityClass (defaulting, strategies and the main
+//! validation rules).
 
 use std::collections::BTreeSet;
 
@@ -18,6 +19,7 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicyPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -1453,6 +1455,101 @@ impl KindRules for StorageClass {
             to_json(&self.volume_binding_mode),
             to_json(&old.volume_binding_mode),
             &Path::new("volumeBindingMode"),
+        ));
+        errs
+    }
+
+    fn validate_status_update(&self, _old: &Self) -> Vec<FieldError> {
+        Vec::new()
+    }
+}
+
+// ------------------------------------------------------------ PriorityClass
+
+/// Highest priority a user-defined PriorityClass may have.
+pub const HIGHEST_USER_DEFINABLE_PRIORITY: i32 = 1_000_000_000;
+
+/// The built-in PriorityClasses: name, value and description.
+pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i32, &str)] = &[
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
+
+fn validate_preemption_policy(policy: Option<&String>, path: &Path) -> Vec<FieldError> {
+    match policy.map(String::as_str) {
+        None | Some("PreemptLowerPriority") | Some("Never") => Vec::new(),
+        Some(other) => vec![FieldError::not_supported(
+            path,
+            other,
+            &["Never", "PreemptLowerPriority"],
+        )],
+    }
+}
+
+impl KindRules for PriorityClass {
+    fn default(&mut self) {
+        if self.preemption_policy.is_none() {
+            self.preemption_policy = Some("PreemptLowerPriority".into());
+        }
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        let mut errs = validate_kube_finalizers(&self.metadata);
+        let name = s(&self.metadata.name);
+        if name.starts_with("system-") {
+            let known = SYSTEM_PRIORITY_CLASSES.iter().find(|(n, _, _)| *n == name);
+            let problem = match known {
+                None => Some(format!("{name} is not a known system priority class")),
+                Some((_, value, _)) if *value != self.value => {
+                    Some(format!("value of {name} PriorityClass must be {value}"))
+                }
+                Some(_) if self.global_default == Some(true) => Some(format!(
+                    "globalDefault of {name} PriorityClass must be false"
+                )),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                errs.push(FieldError::forbidden(
+                    &Path::new("metadata").child("name"),
+                    format!(
+                        "priority class names with 'system-' prefix are reserved for system use only. error: {problem}"
+                    ),
+                ));
+            }
+        } else if self.value > HIGHEST_USER_DEFINABLE_PRIORITY {
+            errs.push(FieldError::forbidden(
+                &Path::new("value"),
+                format!(
+                    "maximum allowed value of a user defined priority is {HIGHEST_USER_DEFINABLE_PRIORITY}"
+                ),
+            ));
+        }
+        errs.extend(validate_preemption_policy(
+            self.preemption_policy.as_ref(),
+            &Path::new("preemptionPolicy"),
+        ));
+        errs
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let mut errs = self.validate();
+        errs.extend(crate::util::immutable(
+            to_json(&self.value),
+            to_json(&old.value),
+            &Path::new("value"),
+        ));
+        errs.extend(crate::util::immutable(
+            to_json(&self.preemption_policy),
+            to_json(&old.preemption_policy),
+            &Path::new("preemptionPolicy"),
         ));
         errs
     }
