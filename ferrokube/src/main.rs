@@ -1,10 +1,11 @@
 //! The `ferrokube` binary: argument parsing and wiring of the component crates.
 //!
 //! Subcommands name the components (`server` runs the all-in-one cluster,
-//! `apiserver` the API server alone, `scheduler` the scheduler against any
-//! apiserver). Like hyperkube, the binary also dispatches on the name it was started
+//! `apiserver` the API server alone, `scheduler` and `controller-manager` those
+//! components against any apiserver, `sim-nodes` simulated nodes for tests and
+//! benchmarks). Like hyperkube, the binary also dispatches on the name it was started
 //! as: a symlink called `kube-apiserver` runs the apiserver, `kube-scheduler` the
-//! scheduler.
+//! scheduler, `kube-controller-manager` the controller manager.
 
 use anyhow::{Context, Result};
 
@@ -27,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an all-in-one cluster: the API server with the embedded store and the scheduler.
+    /// Run an all-in-one cluster: the API server with the embedded store, the scheduler and the controller manager.
     Server(ServerArgs),
     /// Run the API server alone.
     #[command(alias = "kube-apiserver")]
@@ -35,6 +36,30 @@ enum Command {
     /// Run the scheduler against an API server.
     #[command(alias = "kube-scheduler")]
     Scheduler(SchedulerCmd),
+    /// Run the controller manager against an API server.
+    #[command(alias = "kube-controller-manager")]
+    ControllerManager(ControllerManagerCmd),
+    /// Register simulated nodes that play the kubelet for their pods (a testing and
+    /// scale tool; never part of a real cluster).
+    SimNodes(SimNodesCmd),
+}
+
+#[derive(Args, Clone)]
+struct ControllerManagerCmd {
+    /// Kubeconfig with the API server's address and credentials.
+    #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    config: controllers::ControllerManagerConfig,
+}
+
+#[derive(Args, Clone)]
+struct SimNodesCmd {
+    /// Kubeconfig with the API server's address and credentials.
+    #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    config: simnodes::SimNodesConfig,
 }
 
 #[derive(Args, Clone)]
@@ -44,6 +69,9 @@ struct ServerArgs {
     /// Do not run the scheduler in-process.
     #[arg(long)]
     disable_scheduler: bool,
+    /// Do not run the controller manager in-process.
+    #[arg(long)]
+    disable_controller_manager: bool,
 }
 
 #[derive(Args, Clone)]
@@ -63,6 +91,22 @@ async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Client> {
         .await
         .context("loading the kubeconfig")?;
     kube::Client::try_from(cfg).context("building the API client")
+}
+
+async fn run_controller_manager(cmd: ControllerManagerCmd) -> Result<()> {
+    let client = client_from(&cmd.kubeconfig).await?;
+    tokio::select! {
+        r = controllers::run(client, cmd.config) => r.context("controller manager"),
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+async fn run_sim_nodes(cmd: SimNodesCmd) -> Result<()> {
+    let client = client_from(&cmd.kubeconfig).await?;
+    tokio::select! {
+        r = simnodes::run(client, cmd.config) => r.context("simulated nodes"),
+        _ = shutdown_signal() => Ok(()),
+    }
 }
 
 async fn run_scheduler(cmd: SchedulerCmd) -> Result<()> {
@@ -159,11 +203,13 @@ async fn open_store(args: &ApiserverArgs) -> Result<Arc<dyn store::Storage>> {
 #[derive(Default)]
 struct InProcess {
     scheduler: bool,
+    controller_manager: bool,
 }
 
 async fn run_server(args: ServerArgs) -> Result<()> {
     let components = InProcess {
         scheduler: !args.disable_scheduler,
+        controller_manager: !args.disable_controller_manager,
     };
     run_apiserver(args.api, components).await
 }
@@ -198,6 +244,15 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
         components.push(tokio::spawn(async move {
             if let Err(e) = scheduler::run(client, scheduler::SchedulerArgs::default()).await {
                 tracing::error!(error = %e, "scheduler stopped");
+            }
+        }));
+    }
+    if in_process.controller_manager {
+        let client = client_from(&running.kubeconfig).await?;
+        components.push(tokio::spawn(async move {
+            let config = controllers::ControllerManagerConfig::default();
+            if let Err(e) = controllers::run(client, config).await {
+                tracing::error!(error = %e, "controller manager stopped");
             }
         }));
     }
@@ -242,6 +297,9 @@ fn main() -> Result<()> {
     match invoked.as_str() {
         "kube-apiserver" | "apiserver" => argv.insert(1, "apiserver".into()),
         "kube-scheduler" | "scheduler" => argv.insert(1, "scheduler".into()),
+        "kube-controller-manager" | "controller-manager" => {
+            argv.insert(1, "controller-manager".into())
+        }
         _ => {}
     }
     let cli = Cli::parse_from(argv);
@@ -254,6 +312,8 @@ fn main() -> Result<()> {
             Command::Server(args) => run_server(args).await,
             Command::Apiserver(args) => run_apiserver(args, InProcess::default()).await,
             Command::Scheduler(cmd) => run_scheduler(cmd).await,
+            Command::ControllerManager(cmd) => run_controller_manager(cmd).await,
+            Command::SimNodes(cmd) => run_sim_nodes(cmd).await,
         }
     })
 }

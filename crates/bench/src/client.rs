@@ -100,6 +100,17 @@ impl Pool {
         })
     }
 
+    /// Opens a streaming GET (a watch) on a connection of the pool; returns its body.
+    pub async fn stream(&self, path: &str) -> Result<hyper::body::Incoming> {
+        let mut conn = self.raw_conn();
+        conn.ready().await?;
+        let req = http::Request::builder()
+            .uri(format!("https://localhost{path}"))
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))?;
+        Ok(conn.send_request(req).await?.into_body())
+    }
+
     /// One of the connections (for streaming requests).
     pub fn raw_conn(&self) -> SendRequest<Full<Bytes>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();

@@ -7,6 +7,7 @@
 //! 10,000 events; RSS holding 10,000 pods. Prints a Markdown table and writes JSON.
 
 mod client;
+mod scheduling;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -53,6 +54,18 @@ struct Args {
     /// kubeconfig (for profiling the server).
     #[arg(long)]
     against: Option<PathBuf>,
+    /// Which benchmarks to run: `api` (apiserver and store), `scheduler`, or `all`.
+    #[arg(long, default_value = "all")]
+    only: String,
+    /// Nodes in the scheduler scenarios.
+    #[arg(long, default_value_t = 5_000)]
+    sched_nodes: usize,
+    /// Pods placed before measuring in the scheduler scenarios.
+    #[arg(long, default_value_t = 1_000)]
+    sched_init_pods: usize,
+    /// Pods measured in the scheduler scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    sched_pods: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -66,7 +79,7 @@ fn free_port() -> u16 {
 }
 
 /// A process killed (by PID) on drop.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -75,7 +88,7 @@ impl Drop for Proc {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -86,14 +99,21 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct Server {
+pub(crate) struct Server {
     proc: Proc,
-    kubeconfig: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
     ready_after: Duration,
     _dir: Option<tempfile::TempDir>,
 }
 
-fn start_server(bin: &Path, dir: &Path, extra: &[String]) -> Result<Server> {
+impl Server {
+    /// Keeps `dir` (the server's data directory) until the server is dropped.
+    pub(crate) fn keep_dir(&mut self, dir: tempfile::TempDir) {
+        self._dir = Some(dir);
+    }
+}
+
+pub(crate) fn start_server(bin: &Path, dir: &Path, extra: &[String]) -> Result<Server> {
     let port = free_port();
     let started = Instant::now();
     let mut child = Command::new(bin)
@@ -132,7 +152,7 @@ fn start_server(bin: &Path, dir: &Path, extra: &[String]) -> Result<Server> {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -140,7 +160,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 1e2
 }
 
@@ -184,7 +204,7 @@ fn pod(ns: &str, name: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
-async fn ensure_namespace(pool: &Pool, ns: &str) -> Result<()> {
+pub(crate) async fn ensure_namespace(pool: &Pool, ns: &str) -> Result<()> {
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
     let (status, bytes) = pool
         .send(
@@ -323,14 +343,7 @@ async fn watch_fanout(
 
 async fn watch_count(pool: &Pool, path: &str, events: usize) -> Result<()> {
     use http_body_util::BodyExt;
-    let mut conn = pool.raw_conn();
-    conn.ready().await?;
-    let req = http::Request::builder()
-        .uri(format!("https://localhost{path}"))
-        .header("accept", "application/json")
-        .body(http_body_util::Full::new(Bytes::new()))?;
-    let resp = conn.send_request(req).await?;
-    let mut body = resp.into_body();
+    let mut body = pool.stream(path).await?;
     let mut seen = 0usize;
     while seen < events {
         match body.frame().await {
@@ -393,7 +406,21 @@ fn start_etcd() -> Result<EtcdProc> {
     })
 }
 
-fn line(name: &str, value: String) {
+/// Prints a row "<head>, p50 … ms, p99 … ms" and records `<key>_p50_ms`/`<key>_p99_ms`.
+pub(crate) fn latency_line(
+    results: &mut Value,
+    key: &str,
+    name: &str,
+    head: String,
+    lat: &[Duration],
+) {
+    let (p50, p99) = (ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)));
+    line(name, format!("{head}, p50 {p50} ms, p99 {p99} ms"));
+    results[format!("{key}_p50_ms")] = json!(p50);
+    results[format!("{key}_p99_ms")] = json!(p99);
+}
+
+pub(crate) fn line(name: &str, value: String) {
     println!("| {name} | {value} |");
 }
 
@@ -434,6 +461,24 @@ async fn run(args: Args) -> Result<Value> {
     }
     let mut results = json!({});
     println!("| measurement | result |\n|---|---|");
+    if matches!(args.only.as_str(), "all" | "api") {
+        api_benchmarks(&args, &mut results).await?;
+    }
+    if matches!(args.only.as_str(), "all" | "scheduler") {
+        let sizes = scheduling::Sizes {
+            nodes: args.sched_nodes,
+            init_pods: args.sched_init_pods,
+            pods: args.sched_pods,
+        };
+        scheduling::run_all(&args.ferrokube, sizes, &mut results).await?;
+    }
+    Ok(results)
+}
+
+/// The apiserver and store benchmarks. The scheduler is disabled for the pod
+/// scenarios (there are no nodes; it would only report every pod unschedulable).
+async fn api_benchmarks(args: &Args, results: &mut Value) -> Result<()> {
+    let no_scheduler = ["--disable-scheduler".to_string()];
 
     // Start to ready: first start (CA and certificates generated) and restart.
     let mut first = Vec::new();
@@ -469,24 +514,21 @@ async fn run(args: Args) -> Result<Value> {
 
     // Embedded store.
     let dir = tempfile::tempdir()?;
-    let s = start_server(&args.ferrokube, dir.path(), &[])?;
+    let s = start_server(&args.ferrokube, dir.path(), &no_scheduler)?;
     let target = Target::from_kubeconfig(&s.kubeconfig)?;
     let pool = Pool::new(&target, args.connections).await?;
     let (rate, lat) = create_pods(&pool, "bench", "p", args.pods, args.concurrency).await?;
-    line(
+    latency_line(
+        results,
+        "embedded_create",
         &format!(
             "embedded: {} pod creates, {} in flight",
             args.pods, args.concurrency
         ),
-        format!(
-            "{rate:.0}/s, p50 {} ms, p99 {} ms",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&lat, 0.99))
-        ),
+        format!("{rate:.0}/s"),
+        &lat,
     );
     results["embedded_create_per_s"] = json!(rate);
-    results["embedded_create_p50_ms"] = json!(ms(percentile(&lat, 0.5)));
-    results["embedded_create_p99_ms"] = json!(ms(percentile(&lat, 0.99)));
     let lists = time_lists(&pool, "bench", args.pods, args.lists).await?;
     line(
         &format!("embedded: list of {} pods", args.pods),
@@ -534,25 +576,25 @@ async fn run(args: Args) -> Result<Value> {
         let s = start_server(
             &args.ferrokube,
             dir.path(),
-            &[format!("--etcd-servers={}", etcd.endpoint)],
+            &[
+                format!("--etcd-servers={}", etcd.endpoint),
+                "--disable-scheduler".to_string(),
+            ],
         )?;
         let target = Target::from_kubeconfig(&s.kubeconfig)?;
         let pool = Pool::new(&target, args.connections).await?;
         let (rate, lat) = create_pods(&pool, "bench", "p", args.pods, args.concurrency).await?;
-        line(
+        latency_line(
+            results,
+            "etcd_create",
             &format!(
                 "etcd: {} pod creates, {} in flight",
                 args.pods, args.concurrency
             ),
-            format!(
-                "{rate:.0}/s, p50 {} ms, p99 {} ms",
-                ms(percentile(&lat, 0.5)),
-                ms(percentile(&lat, 0.99))
-            ),
+            format!("{rate:.0}/s"),
+            &lat,
         );
         results["etcd_create_per_s"] = json!(rate);
-        results["etcd_create_p50_ms"] = json!(ms(percentile(&lat, 0.5)));
-        results["etcd_create_p99_ms"] = json!(ms(percentile(&lat, 0.99)));
         let lists = time_lists(&pool, "bench", args.pods, args.lists).await?;
         line(
             &format!("etcd: list of {} pods", args.pods),
@@ -564,7 +606,7 @@ async fn run(args: Args) -> Result<Value> {
         );
         results["etcd_list_p99_ms"] = json!(ms(percentile(&lists, 0.99)));
     }
-    Ok(results)
+    Ok(())
 }
 
 fn main() -> Result<()> {

@@ -181,6 +181,11 @@ pub fn schedule(
             }
         }
     }
+    tracing::debug!(
+        pod = %pod.key,
+        scores = ?feasible.iter().map(|n| n.name.as_str()).zip(totals.iter()).collect::<Vec<_>>(),
+        "node scores"
+    );
     // Highest total; among equals, each is equally likely (reservoir sampling).
     let mut best = 0;
     let mut ties = 0u64;
@@ -238,5 +243,55 @@ mod tests {
             e.message(),
             "0/3 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         );
+    }
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::*;
+    use crate::config::Profile;
+    use crate::nodeinfo::Cache;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use std::sync::Arc;
+
+    fn node(name: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "status": {"allocatable": {"cpu": "2", "memory": "16Gi", "pods": "110"}}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn pod(name: &str) -> Arc<PodInfo> {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "64Mi"}}}]}
+        }))
+        .unwrap();
+        Arc::new(PodInfo::new(Arc::new(p)))
+    }
+
+    #[test]
+    fn least_allocated_spreads_equal_pods() {
+        let mut cache = Cache::default();
+        for n in ["a", "b", "c"] {
+            cache.set_node(node(n));
+        }
+        let profile = Profile::default_named("default-scheduler");
+        let mut search = Search::default();
+        let mut placed = Vec::new();
+        for i in 0..3 {
+            let p = pod(&format!("p{i}"));
+            let state = CycleState::new(&cache, &p, &|_| true);
+            let n = schedule(&cache, &profile, None, &state, &p, &mut search).unwrap();
+            let mut assumed = (*p).clone();
+            assumed.node_name = n.clone();
+            cache.add_pod(Arc::new(assumed), true);
+            placed.push(n);
+        }
+        placed.sort();
+        assert_eq!(placed, ["a", "b", "c"]);
     }
 }

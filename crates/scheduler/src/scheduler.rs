@@ -270,6 +270,7 @@ impl State {
             &pod,
             &mut self.search,
         );
+        tracing::debug!(pod = %pod.key, result = ?result.as_ref().map_err(|e| e.message()), "scheduling decision");
         match result {
             Ok(node) => self.assume_and_bind(&pod, &node),
             Err(mut fit) => {

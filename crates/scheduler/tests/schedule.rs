@@ -258,22 +258,31 @@ async fn preemption_makes_room_for_higher_priority() {
     let api = TestApi::start().await;
     let client = api.client().await;
     node(&client, "only", "2", json!({}), json!([])).await;
+    // Priorities come from PriorityClasses through Priority admission.
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> = Api::all(client.clone());
+    for (name, value, policy) in [
+        ("low", 10, "PreemptLowerPriority"),
+        ("high", 100, "PreemptLowerPriority"),
+        ("never", 1000, "Never"),
+    ] {
+        let pc = serde_json::from_value(json!({
+            "metadata": {"name": name}, "value": value, "preemptionPolicy": policy,
+        }))
+        .unwrap();
+        classes.create(&PostParams::default(), &pc).await.unwrap();
+    }
     let sched = start(client.clone());
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     pods.create(
         &PostParams::default(),
-        &pod("low", "2", json!({"priority": 10})),
+        &pod("low", "2", json!({"priorityClassName": "low"})),
     )
     .await
     .unwrap();
     wait_for("low bound", async || node_of(&pods, "low").await).await;
     pods.create(
         &PostParams::default(),
-        &pod(
-            "never",
-            "2",
-            json!({"priority": 1000, "preemptionPolicy": "Never"}),
-        ),
+        &pod("never", "2", json!({"priorityClassName": "never"})),
     )
     .await
     .unwrap();
@@ -289,7 +298,7 @@ async fn preemption_makes_room_for_higher_priority() {
 
     pods.create(
         &PostParams::default(),
-        &pod("high", "2", json!({"priority": 100})),
+        &pod("high", "2", json!({"priorityClassName": "high"})),
     )
     .await
     .unwrap();

@@ -83,6 +83,7 @@ fn roots() -> Vec<Root> {
         ("networking.k8s.io", "v1", "Ingress", api::networking::v1::Ingress, true),
         ("networking.k8s.io", "v1", "NetworkPolicy", api::networking::v1::NetworkPolicy, true),
         ("storage.k8s.io", "v1", "StorageClass", api::storage::v1::StorageClass, true),
+        ("scheduling.k8s.io", "v1", "PriorityClass", api::scheduling::v1::PriorityClass, true),
         ("authorization.k8s.io", "v1", "LocalSubjectAccessReview", api::authorization::v1::LocalSubjectAccessReview, false),
         ("authorization.k8s.io", "v1", "SelfSubjectAccessReview", api::authorization::v1::SelfSubjectAccessReview, false),
         ("authorization.k8s.io", "v1", "SelfSubjectRulesReview", api::authorization::v1::SelfSubjectRulesReview, false),

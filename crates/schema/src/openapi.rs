@@ -760,6 +760,25 @@ pub fn has_group_version(group: &str, version: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// kubectl's client-side validation looks every kind up in these documents; a
+    /// served kind without a schema makes `kubectl apply` fail ("failed to check CRD").
+    #[test]
+    fn every_served_kind_has_paths_and_a_schema() {
+        let defs = defs::definitions();
+        for (g, v) in group_versions() {
+            let doc = v3_group_version(&defs, g, v).unwrap();
+            for r in catalog().iter().filter(|r| r.group == g && r.version == v) {
+                let has = doc["paths"].as_object().unwrap().values().any(|ops| {
+                    ops.as_object()
+                        .into_iter()
+                        .flatten()
+                        .any(|(_, op)| op["x-kubernetes-group-version-kind"]["kind"] == r.kind)
+                });
+                assert!(has, "no paths for {g}/{v} {}", r.kind);
+            }
+        }
+    }
+
     #[test]
     fn patch_operations_advertise_field_validation() {
         let doc = v3_group_version(&defs::definitions(), "", "v1").unwrap();

@@ -101,12 +101,42 @@ impl Cluster {
         std::mem::replace(&mut self.dir, dir)
     }
 
+    /// Starts `ferrokube sim-nodes` against this cluster with extra arguments; the
+    /// process is killed when the returned guard drops.
+    pub fn sim_nodes(&self, extra: &[&str]) -> Component {
+        self.component("sim-nodes", extra)
+    }
+
+    /// Starts another component (`scheduler`, `controller-manager`, …) of the binary
+    /// against this cluster.
+    pub fn component(&self, name: &str, extra: &[&str]) -> Component {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
+        cmd.arg(name)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        die_with_parent(&mut cmd);
+        Component(cmd.spawn().expect("starting a component"))
+    }
+
     /// kubectl of the given minor version (`"1.27"`, `"1.33"`).
     pub fn kubectl(&self, version: &str) -> Kubectl {
         Kubectl {
             bin: kubectl_bin(version),
             kubeconfig: self.kubeconfig.clone(),
         }
+    }
+}
+
+/// A component process, killed by PID on drop.
+pub struct Component(Child);
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
