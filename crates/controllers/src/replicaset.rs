@@ -85,28 +85,64 @@ pub trait ReplicaSetLike: Object + Serialize + Resource<Scope = NamespaceResourc
     fn set_replica_status(&mut self, status: ReplicaSetStatus);
 }
 
+/// The accessors written the same for both kinds: `ReplicaSetSpec` and
+/// `ReplicationControllerSpec` name these fields alike.
+macro_rules! shared_spec_accessors {
+    () => {
+        fn desired_replicas(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        }
+
+        fn min_ready_seconds(&self) -> i32 {
+            self.spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0)
+        }
+
+        fn pod_template(&self) -> Option<&PodTemplateSpec> {
+            self.spec.as_ref()?.template.as_ref()
+        }
+    };
+}
+
+/// Converts a status between the ReplicaSet and ReplicationController forms: the two
+/// status types, and their condition types, share these fields name for name. The
+/// optional `..rest` fills the fields only the target type has.
+macro_rules! convert_status {
+    ($from:expr, $status:ident, $condition:ident $(, ..$rest:expr)?) => {{
+        let s = $from;
+        $status {
+            available_replicas: s.available_replicas,
+            conditions: s.conditions.map(|cs| {
+                cs.into_iter()
+                    .map(|c| $condition {
+                        last_transition_time: c.last_transition_time,
+                        message: c.message,
+                        reason: c.reason,
+                        status: c.status,
+                        type_: c.type_,
+                    })
+                    .collect()
+            }),
+            fully_labeled_replicas: s.fully_labeled_replicas,
+            observed_generation: s.observed_generation,
+            ready_replicas: s.ready_replicas,
+            replicas: s.replicas,
+            $(..$rest)?
+        }
+    }};
+}
+
 impl ReplicaSetLike for ReplicaSet {
     const CONTROLLER_NAME: &'static str = REPLICASET_CONTROLLER_NAME;
     const EVENT_COMPONENT: &'static str = "replicaset-controller";
     const QUEUE_NAME: &'static str = "replicaset";
 
-    fn desired_replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-
-    fn min_ready_seconds(&self) -> i32 {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.min_ready_seconds)
-            .unwrap_or(0)
-    }
+    shared_spec_accessors!();
 
     fn pod_selector(&self) -> Result<LabelMatcher, String> {
         LabelMatcher::from_label_selector(self.spec.as_ref().map(|s| &s.selector))
-    }
-
-    fn pod_template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref()?.template.as_ref()
     }
 
     fn replica_status(&self) -> ReplicaSetStatus {
@@ -123,16 +159,7 @@ impl ReplicaSetLike for ReplicationController {
     const EVENT_COMPONENT: &'static str = "replication-controller";
     const QUEUE_NAME: &'static str = "replicationmanager";
 
-    fn desired_replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-
-    fn min_ready_seconds(&self) -> i32 {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.min_ready_seconds)
-            .unwrap_or(0)
-    }
+    shared_spec_accessors!();
 
     fn pod_selector(&self) -> Result<LabelMatcher, String> {
         Ok(LabelMatcher::from_map(
@@ -140,52 +167,21 @@ impl ReplicaSetLike for ReplicationController {
         ))
     }
 
-    fn pod_template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref()?.template.as_ref()
-    }
-
     fn replica_status(&self) -> ReplicaSetStatus {
-        let s = self.status.clone().unwrap_or_default();
-        ReplicaSetStatus {
-            available_replicas: s.available_replicas,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .map(|c| ReplicaSetCondition {
-                        last_transition_time: c.last_transition_time,
-                        message: c.message,
-                        reason: c.reason,
-                        status: c.status,
-                        type_: c.type_,
-                    })
-                    .collect()
-            }),
-            fully_labeled_replicas: s.fully_labeled_replicas,
-            observed_generation: s.observed_generation,
-            ready_replicas: s.ready_replicas,
-            replicas: s.replicas,
+        convert_status!(
+            self.status.clone().unwrap_or_default(),
+            ReplicaSetStatus,
+            ReplicaSetCondition,
             ..Default::default()
-        }
+        )
     }
 
     fn set_replica_status(&mut self, s: ReplicaSetStatus) {
-        self.status = Some(ReplicationControllerStatus {
-            available_replicas: s.available_replicas,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .map(|c| ReplicationControllerCondition {
-                        last_transition_time: c.last_transition_time,
-                        message: c.message,
-                        reason: c.reason,
-                        status: c.status,
-                        type_: c.type_,
-                    })
-                    .collect()
-            }),
-            fully_labeled_replicas: s.fully_labeled_replicas,
-            observed_generation: s.observed_generation,
-            ready_replicas: s.ready_replicas,
-            replicas: s.replicas,
-        });
+        self.status = Some(convert_status!(
+            s,
+            ReplicationControllerStatus,
+            ReplicationControllerCondition
+        ));
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use controllers::informer::Notification;
 use controllers::{ControllerContext, ControllerManagerConfig};
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{
     Container, Event, Pod, PodSpec, PodTemplateSpec, ReplicationController,
     ReplicationControllerSpec,
@@ -62,6 +62,23 @@ fn replica_set(name: &str, app: &str, replicas: i32, min_ready: i32) -> ReplicaS
                 ..Default::default()
             },
             template: Some(template(app)),
+        }),
+        status: None,
+    }
+}
+
+fn replication_controller(name: &str, app: &str, replicas: i32) -> ReplicationController {
+    ReplicationController {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        spec: Some(ReplicationControllerSpec {
+            replicas: Some(replicas),
+            selector: Some(labels(&[("app", app)])),
+            template: Some(template(app)),
+            min_ready_seconds: None,
         }),
         status: None,
     }
@@ -134,6 +151,32 @@ fn name(p: &Pod) -> String {
     p.metadata.name.clone().unwrap()
 }
 
+/// Names of the active pods matching `selector`.
+async fn active_names(client: &Client, selector: &str) -> Vec<String> {
+    active_pods(client, selector)
+        .await
+        .iter()
+        .map(name)
+        .collect()
+}
+
+/// Waits (up to [`WAIT`]) until exactly `n` active pods match `selector`.
+async fn wait_for_active(client: &Client, selector: &str, n: usize, what: &str) {
+    eventually(what, WAIT, || async {
+        active_pods(client, selector).await.len() == n
+    })
+    .await;
+}
+
+/// Lets the controller run on for a second, then checks it still keeps exactly `n`
+/// active pods matching `selector` (it did not overshoot), and returns them.
+async fn settled_active_pods(client: &Client, selector: &str, n: usize) -> Vec<Pod> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pods = active_pods(client, selector).await;
+    assert_eq!(pods.len(), n);
+    pods
+}
+
 async fn set_ready(client: &Client, pod: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), NS);
     let now = jiff::Timestamp::now().to_string();
@@ -158,11 +201,23 @@ async fn bind(client: &Client, pod: &str, node: &str) {
         .unwrap();
 }
 
+async fn create_rs(client: &Client, rs: &ReplicaSet) -> ReplicaSet {
+    Api::<ReplicaSet>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), rs)
+        .await
+        .unwrap()
+}
+
 async fn get_rs(client: &Client, name: &str) -> ReplicaSet {
     Api::<ReplicaSet>::namespaced(client.clone(), NS)
         .get(name)
         .await
         .unwrap()
+}
+
+/// The ReplicaSet's status (the default while it has none).
+async fn rs_status(client: &Client, name: &str) -> ReplicaSetStatus {
+    get_rs(client, name).await.status.unwrap_or_default()
 }
 
 async fn scale_rs(client: &Client, name: &str, replicas: i32) {
@@ -187,11 +242,21 @@ async fn events_about(client: &Client, object: &str) -> Vec<Event> {
         .collect()
 }
 
-fn count_reason(events: &[Event], reason: &str) -> usize {
+fn with_reason<'a>(events: &'a [Event], reason: &'a str) -> impl Iterator<Item = &'a Event> {
     events
         .iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .count()
+        .filter(move |e| e.reason.as_deref() == Some(reason))
+}
+
+fn count_reason(events: &[Event], reason: &str) -> usize {
+    with_reason(events, reason).count()
+}
+
+/// The messages of the events with `reason`.
+fn messages_with_reason(events: &[Event], reason: &str) -> Vec<String> {
+    with_reason(events, reason)
+        .map(|e| e.message.clone().unwrap())
+        .collect()
 }
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -199,21 +264,11 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_creates_exactly_n_owned_pods_with_events() {
     let c = cluster_with("replicaset-controller").await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
-    let rs = rs_api
-        .create(&PostParams::default(), &replica_set("web", "web", 3, 0))
-        .await
-        .unwrap();
+    let rs = create_rs(&c.client, &replica_set("web", "web", 3, 0)).await;
     let uid = rs.metadata.uid.clone().unwrap();
 
-    eventually("3 pods", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 3
-    })
-    .await;
-    // Settled: still exactly 3.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pods = active_pods(&c.client, "app=web").await;
-    assert_eq!(pods.len(), 3);
+    wait_for_active(&c.client, "app=web", 3, "3 pods").await;
+    let pods = settled_active_pods(&c.client, "app=web", 3).await;
     for p in &pods {
         assert_eq!(p.metadata.generate_name.as_deref(), Some("web-"));
         assert!(name(p).starts_with("web-"));
@@ -244,11 +299,7 @@ async fn replicaset_creates_exactly_n_owned_pods_with_events() {
     })
     .await;
     let events = events_about(&c.client, "web").await;
-    let mut messages: Vec<String> = events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
-        .map(|e| e.message.clone().unwrap())
-        .collect();
+    let mut messages = messages_with_reason(&events, "SuccessfulCreate");
     messages.sort();
     let mut expected: Vec<String> = pods
         .iter()
@@ -256,10 +307,7 @@ async fn replicaset_creates_exactly_n_owned_pods_with_events() {
         .collect();
     expected.sort();
     assert_eq!(messages, expected);
-    for e in events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
-    {
+    for e in with_reason(&events, "SuccessfulCreate") {
         assert_eq!(e.type_.as_deref(), Some("Normal"));
         assert_eq!(e.count, Some(1));
         assert_eq!(
@@ -281,54 +329,33 @@ async fn replicaset_creates_exactly_n_owned_pods_with_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pods_are_replaced() {
     let c = cluster_with("replicaset").await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
-    rs_api
-        .create(&PostParams::default(), &replica_set("web", "web", 3, 0))
+    create_rs(&c.client, &replica_set("web", "web", 3, 0)).await;
+    wait_for_active(&c.client, "app=web", 3, "3 pods").await;
+    let before: HashSet<String> = active_names(&c.client, "app=web")
         .await
-        .unwrap();
-    eventually("3 pods", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 3
-    })
-    .await;
-    let before: HashSet<String> = active_pods(&c.client, "app=web")
-        .await
-        .iter()
-        .map(name)
+        .into_iter()
         .collect();
     let pod_api: Api<Pod> = Api::namespaced(c.client.clone(), NS);
     for n in before.iter().take(2) {
         pod_api.delete(n, &DeleteParams::default()).await.unwrap();
     }
     eventually("replacements", WAIT, || async {
-        let now: HashSet<String> = active_pods(&c.client, "app=web")
+        let now: HashSet<String> = active_names(&c.client, "app=web")
             .await
-            .iter()
-            .map(name)
+            .into_iter()
             .collect();
         now.len() == 3 && now.intersection(&before).count() == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(active_pods(&c.client, "app=web").await.len(), 3);
+    settled_active_pods(&c.client, "app=web", 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
     let c = cluster_with("replicaset-controller").await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
-    rs_api
-        .create(&PostParams::default(), &replica_set("web", "web", 4, 0))
-        .await
-        .unwrap();
-    eventually("4 pods", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 4
-    })
-    .await;
-    let mut names: Vec<String> = active_pods(&c.client, "app=web")
-        .await
-        .iter()
-        .map(name)
-        .collect();
+    create_rs(&c.client, &replica_set("web", "web", 4, 0)).await;
+    wait_for_active(&c.client, "app=web", 4, "4 pods").await;
+    let mut names = active_names(&c.client, "app=web").await;
     names.sort();
     // names[0]: unscheduled; names[1]: scheduled, not ready; names[2..]: ready.
     for n in &names[1..] {
@@ -338,24 +365,15 @@ async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
         set_ready(&c.client, n).await;
     }
     eventually("2 ready in status", WAIT, || async {
-        get_rs(&c.client, "web")
-            .await
-            .status
-            .unwrap_or_default()
-            .ready_replicas
-            == Some(2)
+        rs_status(&c.client, "web").await.ready_replicas == Some(2)
     })
     .await;
 
     scale_rs(&c.client, "web", 2).await;
-    eventually("scaled down to 2", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 2
-    })
-    .await;
-    let left: HashSet<String> = active_pods(&c.client, "app=web")
+    wait_for_active(&c.client, "app=web", 2, "scaled down to 2").await;
+    let left: HashSet<String> = active_names(&c.client, "app=web")
         .await
-        .iter()
-        .map(name)
+        .into_iter()
         .collect();
     let ready: HashSet<String> = names[2..].iter().cloned().collect();
     assert_eq!(left, ready, "the unscheduled and the unready pod go first");
@@ -367,10 +385,8 @@ async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
         .any(|p| name(p) == names[1] && p.metadata.deletion_timestamp.is_some()));
     eventually("2 SuccessfulDelete events", WAIT, || async {
         let events = events_about(&c.client, "web").await;
-        let msgs: HashSet<String> = events
-            .iter()
-            .filter(|e| e.reason.as_deref() == Some("SuccessfulDelete"))
-            .map(|e| e.message.clone().unwrap())
+        let msgs: HashSet<String> = messages_with_reason(&events, "SuccessfulDelete")
+            .into_iter()
             .collect();
         msgs == [
             format!("Deleted pod: {}", names[0]),
@@ -380,22 +396,13 @@ async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
     })
     .await;
     eventually("status replicas 2", WAIT, || async {
-        get_rs(&c.client, "web")
-            .await
-            .status
-            .unwrap_or_default()
-            .replicas
-            == 2
+        rs_status(&c.client, "web").await.replicas == 2
     })
     .await;
 
     scale_rs(&c.client, "web", 5).await;
-    eventually("scaled up to 5", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 5
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(active_pods(&c.client, "app=web").await.len(), 5);
+    wait_for_active(&c.client, "app=web", 5, "scaled up to 5").await;
+    settled_active_pods(&c.client, "app=web", 5).await;
     eventually("status replicas 5 at generation 3", WAIT, || async {
         let rs = get_rs(&c.client, "web").await;
         let st = rs.status.unwrap_or_default();
@@ -421,11 +428,7 @@ async fn orphans_are_adopted_and_mismatching_pods_released() {
         .create(&PostParams::default(), &orphan)
         .await
         .unwrap();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
-    let rs = rs_api
-        .create(&PostParams::default(), &replica_set("web", "web", 2, 0))
-        .await
-        .unwrap();
+    let rs = create_rs(&c.client, &replica_set("web", "web", 2, 0)).await;
     let uid = rs.metadata.uid.clone().unwrap();
 
     eventually("orphan adopted", WAIT, || async {
@@ -437,24 +440,16 @@ async fn orphans_are_adopted_and_mismatching_pods_released() {
             .any(|r| r.uid == uid && r.controller == Some(true) && r.kind == "ReplicaSet")
     })
     .await;
-    eventually("2 pods", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 2
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pods = active_pods(&c.client, "app=web").await;
-    assert_eq!(
-        pods.len(),
-        2,
-        "the adopted orphan counts: only one pod created"
-    );
+    wait_for_active(&c.client, "app=web", 2, "2 pods").await;
+    // The adopted orphan counts: only one pod created.
+    let pods = settled_active_pods(&c.client, "app=web", 2).await;
     assert_eq!(
         count_reason(&events_about(&c.client, "web").await, "SuccessfulCreate"),
         1
     );
     // A fully-labelled count of 1: the orphan lacks the template's tier label.
     eventually("fullyLabeledReplicas 1", WAIT, || async {
-        let st = get_rs(&c.client, "web").await.status.unwrap_or_default();
+        let st = rs_status(&c.client, "web").await;
         st.replicas == 2 && st.fully_labeled_replicas == Some(1)
     })
     .await;
@@ -478,15 +473,8 @@ async fn orphans_are_adopted_and_mismatching_pods_released() {
             .any(|r| r.uid == uid)
     })
     .await;
-    eventually("replaced", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 2
-    })
-    .await;
-    let now: Vec<String> = active_pods(&c.client, "app=web")
-        .await
-        .iter()
-        .map(name)
-        .collect();
+    wait_for_active(&c.client, "app=web", 2, "replaced").await;
+    let now = active_names(&c.client, "app=web").await;
     assert!(now.contains(&"orphan".to_string()));
     assert!(!now.contains(&created));
     // The released pod still exists, on its own.
@@ -502,21 +490,14 @@ async fn orphans_are_adopted_and_mismatching_pods_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_counts_ready_and_available_after_min_ready_seconds() {
     let c = cluster_with("replicaset-controller").await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
-    rs_api
-        .create(&PostParams::default(), &replica_set("web", "web", 2, 6))
-        .await
-        .unwrap();
-    eventually("2 pods", WAIT, || async {
-        active_pods(&c.client, "app=web").await.len() == 2
-    })
-    .await;
-    for p in active_pods(&c.client, "app=web").await {
-        bind(&c.client, &name(&p), "node-1").await;
-        set_ready(&c.client, &name(&p)).await;
+    create_rs(&c.client, &replica_set("web", "web", 2, 6)).await;
+    wait_for_active(&c.client, "app=web", 2, "2 pods").await;
+    for n in active_names(&c.client, "app=web").await {
+        bind(&c.client, &n, "node-1").await;
+        set_ready(&c.client, &n).await;
     }
     eventually("ready 2, available 0", Duration::from_secs(5), || async {
-        let st = get_rs(&c.client, "web").await.status.unwrap_or_default();
+        let st = rs_status(&c.client, "web").await;
         st.ready_replicas == Some(2) && st.available_replicas.unwrap_or(0) == 0
     })
     .await;
@@ -524,14 +505,14 @@ async fn status_counts_ready_and_available_after_min_ready_seconds() {
         "available 2 after minReadySeconds",
         Duration::from_secs(20),
         || async {
-            let st = get_rs(&c.client, "web").await.status.unwrap_or_default();
+            let st = rs_status(&c.client, "web").await;
             st.ready_replicas == Some(2) && st.available_replicas == Some(2)
         },
     )
     .await;
 
     // A spec change bumps generation; status follows.
-    rs_api
+    Api::<ReplicaSet>::namespaced(c.client.clone(), NS)
         .patch(
             "web",
             &PatchParams::default(),
@@ -567,11 +548,7 @@ async fn burst_from_0_to_300_never_overshoots() {
     let controller =
         tokio::spawn(controllers::start_controller(&ctx, "replicaset-controller").unwrap());
 
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), NS);
-    rs_api
-        .create(&PostParams::default(), &replica_set("big", "big", 0, 0))
-        .await
-        .unwrap();
+    create_rs(&client, &replica_set("big", "big", 0, 0)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     scale_rs(&client, "big", 300).await;
     eventually("300 pods", Duration::from_secs(120), || async {
@@ -579,12 +556,7 @@ async fn burst_from_0_to_300_never_overshoots() {
     })
     .await;
     eventually("status replicas 300", Duration::from_secs(60), || async {
-        get_rs(&client, "big")
-            .await
-            .status
-            .unwrap_or_default()
-            .replicas
-            == 300
+        rs_status(&client, "big").await.replicas == 300
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -592,10 +564,7 @@ async fn burst_from_0_to_300_never_overshoots() {
     assert_eq!(active_pods(&client, "app=big").await.len(), 300);
     // Events are rate limited per object, as upstream: at most 25 writes.
     let events = events_about(&client, "big").await;
-    let creates: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
-        .collect();
+    let creates: Vec<&Event> = with_reason(&events, "SuccessfulCreate").collect();
     assert!(!creates.is_empty());
     assert!(creates.iter().any(|e| e
         .message
@@ -611,29 +580,16 @@ async fn burst_from_0_to_300_never_overshoots() {
 async fn replication_controller_works_the_same() {
     let c = cluster_with("replicationcontroller-controller").await;
     let rc_api: Api<ReplicationController> = Api::namespaced(c.client.clone(), NS);
-    let rc = ReplicationController {
-        metadata: ObjectMeta {
-            name: Some("legacy".into()),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
-        spec: Some(ReplicationControllerSpec {
-            replicas: Some(3),
-            selector: Some(labels(&[("app", "legacy")])),
-            template: Some(template("legacy")),
-            min_ready_seconds: None,
-        }),
-        status: None,
-    };
-    let rc = rc_api.create(&PostParams::default(), &rc).await.unwrap();
+    let rc = rc_api
+        .create(
+            &PostParams::default(),
+            &replication_controller("legacy", "legacy", 3),
+        )
+        .await
+        .unwrap();
     let uid = rc.metadata.uid.clone().unwrap();
-    eventually("3 pods", WAIT, || async {
-        active_pods(&c.client, "app=legacy").await.len() == 3
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pods = active_pods(&c.client, "app=legacy").await;
-    assert_eq!(pods.len(), 3);
+    wait_for_active(&c.client, "app=legacy", 3, "3 pods").await;
+    let pods = settled_active_pods(&c.client, "app=legacy", 3).await;
     for p in &pods {
         let r = &p.metadata.owner_references.clone().unwrap()[0];
         assert_eq!(
@@ -679,12 +635,7 @@ async fn replication_controller_works_the_same() {
         .await
         .unwrap();
     eventually("scaled down to the ready pod", WAIT, || async {
-        let left: Vec<String> = active_pods(&c.client, "app=legacy")
-            .await
-            .iter()
-            .map(name)
-            .collect();
-        left == [name(&pods[0])]
+        active_names(&c.client, "app=legacy").await == [name(&pods[0])]
     })
     .await;
 }
@@ -698,30 +649,16 @@ async fn manager_runs_only_enabled_controllers() {
         ..Default::default()
     };
     let manager = tokio::spawn(controllers::run(client.clone(), config));
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), NS);
-    rs_api
-        .create(&PostParams::default(), &replica_set("web", "web", 2, 0))
+    create_rs(&client, &replica_set("web", "web", 2, 0)).await;
+    let rc_api: Api<ReplicationController> = Api::namespaced(client.clone(), NS);
+    rc_api
+        .create(
+            &PostParams::default(),
+            &replication_controller("legacy", "legacy", 2),
+        )
         .await
         .unwrap();
-    let rc_api: Api<ReplicationController> = Api::namespaced(client.clone(), NS);
-    let rc = ReplicationController {
-        metadata: ObjectMeta {
-            name: Some("legacy".into()),
-            ..Default::default()
-        },
-        spec: Some(ReplicationControllerSpec {
-            replicas: Some(2),
-            selector: Some(labels(&[("app", "legacy")])),
-            template: Some(template("legacy")),
-            min_ready_seconds: None,
-        }),
-        status: None,
-    };
-    rc_api.create(&PostParams::default(), &rc).await.unwrap();
-    eventually("replicaset pods", WAIT, || async {
-        active_pods(&client, "app=web").await.len() == 2
-    })
-    .await;
+    wait_for_active(&client, "app=web", 2, "replicaset pods").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         active_pods(&client, "app=legacy").await.is_empty(),
@@ -745,7 +682,6 @@ async fn manager_runs_only_enabled_controllers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
     let c = cluster_with("replicaset-controller").await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
     // Two ReplicaSets controlled by the same (pretend) Deployment.
     let owner = json!([{
         "apiVersion": "apps/v1", "kind": "Deployment", "name": "dep",
@@ -754,23 +690,12 @@ async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
     for (name, app) in [("rs-a", "a"), ("rs-b", "b")] {
         let mut rs = replica_set(name, app, 2, 0);
         rs.metadata.owner_references = Some(serde_json::from_value(owner.clone()).unwrap());
-        rs_api.create(&PostParams::default(), &rs).await.unwrap();
+        create_rs(&c.client, &rs).await;
     }
-    eventually("4 pods", WAIT, || async {
-        active_pods(&c.client, "app in (a,b)").await.len() == 4
-    })
-    .await;
-    let mut a: Vec<String> = active_pods(&c.client, "app=a")
-        .await
-        .iter()
-        .map(name)
-        .collect();
+    wait_for_active(&c.client, "app in (a,b)", 4, "4 pods").await;
+    let mut a = active_names(&c.client, "app=a").await;
     a.sort();
-    let b: Vec<String> = active_pods(&c.client, "app=b")
-        .await
-        .iter()
-        .map(name)
-        .collect();
+    let b = active_names(&c.client, "app=b").await;
     // a[0] shares node-1 with both pods of rs-b; a[1] is alone on node-2.
     bind(&c.client, &a[0], "node-1").await;
     bind(&c.client, &a[1], "node-2").await;
@@ -781,24 +706,12 @@ async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
         set_ready(&c.client, n).await;
     }
     eventually("rs-a ready", WAIT, || async {
-        get_rs(&c.client, "rs-a")
-            .await
-            .status
-            .unwrap_or_default()
-            .ready_replicas
-            == Some(2)
+        rs_status(&c.client, "rs-a").await.ready_replicas == Some(2)
     })
     .await;
     scale_rs(&c.client, "rs-a", 1).await;
-    eventually("rs-a scaled down", WAIT, || async {
-        active_pods(&c.client, "app=a").await.len() == 1
-    })
-    .await;
-    let left: Vec<String> = active_pods(&c.client, "app=a")
-        .await
-        .iter()
-        .map(name)
-        .collect();
+    wait_for_active(&c.client, "app=a", 1, "rs-a scaled down").await;
+    let left = active_names(&c.client, "app=a").await;
     assert_eq!(left, [a[1].clone()], "the doubled-up pod goes first");
 }
 
@@ -808,14 +721,10 @@ async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
 #[ignore = "scale measurement; slow"]
 async fn scale_3000_pods_across_20_sets() {
     let c = cluster_with("replicaset-controller").await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
     let start = std::time::Instant::now();
     for i in 0..20 {
         let name = format!("s{i}");
-        rs_api
-            .create(&PostParams::default(), &replica_set(&name, &name, 150, 0))
-            .await
-            .unwrap();
+        create_rs(&c.client, &replica_set(&name, &name, 150, 0)).await;
     }
     eventually("3000 pods", Duration::from_secs(600), || async {
         get_rs_total(&c.client).await == 3000

@@ -104,8 +104,8 @@ pub fn run_filters(
     pod: &PodInfo,
     node: &NodeInfo,
 ) -> Result<(), Rejection> {
-    for f in &profile.filters {
-        plugins::filter(f, state, pod, node)?;
+    for f in &profile.filter_kinds {
+        plugins::filter(*f, state, pod, node)?;
     }
     Ok(())
 }
@@ -140,13 +140,14 @@ pub fn schedule(
     );
     let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(all));
     let mut statuses = HashMap::new();
-    let start = search.next_start % all;
+    let slots = cache.slots();
+    let start = search.next_start % slots;
     let mut processed = 0;
-    for i in 0..all {
-        let Some(node) = cache.node_at((start + i) % all) else {
+    for i in 0..slots {
+        processed += 1;
+        let Some(node) = cache.node_at((start + i) % slots) else {
             continue;
         };
-        processed += 1;
         match run_filters(profile, state, pod, node) {
             Ok(()) => {
                 feasible.push(node);
@@ -159,7 +160,7 @@ pub fn schedule(
             }
         }
     }
-    search.next_start = (start + processed) % all;
+    search.next_start = (start + processed) % slots;
     if feasible.is_empty() {
         return Err(FitError {
             num_all_nodes: all,

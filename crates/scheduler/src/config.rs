@@ -86,6 +86,8 @@ pub struct Profile {
     pub scheduler_name: String,
     /// Filter plugins in the order they run.
     pub filters: Vec<String>,
+    /// The same, resolved.
+    pub filter_kinds: Vec<crate::plugins::Filter>,
     /// Score plugins and their weights.
     pub scores: Vec<(String, i64)>,
     /// Percentage of feasible nodes to find before scoring (None: adaptive).
@@ -98,6 +100,10 @@ impl Profile {
         Profile {
             scheduler_name: name.to_string(),
             filters: FILTERS.iter().map(|s| s.to_string()).collect(),
+            filter_kinds: FILTERS
+                .iter()
+                .filter_map(|f| crate::plugins::Filter::from_name(f))
+                .collect(),
             scores: SCORES.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
             percentage_of_nodes_to_score: None,
         }
@@ -258,14 +264,19 @@ impl SchedulerConfiguration {
             apply_set(&mut filters, &fp.plugins.filter, &filter_known)?;
             apply_set(&mut scores, &fp.plugins.score, SCORES)?;
             // Filters always run in upstream's order.
-            let filters = FILTERS
+            let filters: Vec<String> = FILTERS
                 .iter()
                 .filter(|f| filters.iter().any(|(n, _)| n == *f))
                 .map(|f| f.to_string())
                 .collect();
+            let filter_kinds = filters
+                .iter()
+                .filter_map(|f| crate::plugins::Filter::from_name(f))
+                .collect();
             config.profiles.push(Profile {
                 scheduler_name: name,
                 filters,
+                filter_kinds,
                 scores,
                 percentage_of_nodes_to_score: fp.percentage_of_nodes_to_score.filter(|p| *p > 0),
             });

@@ -92,42 +92,72 @@ impl NodeInfo {
 }
 
 /// All nodes and pods the scheduler knows, including pods it assumed onto a node
-/// before the binding was confirmed by the API.
+/// before the binding was confirmed by the API. Nodes live in a vector (fast to walk
+/// in the round-robin search) with an index by name.
 #[derive(Default)]
 pub struct Cache {
-    nodes: HashMap<String, NodeInfo>,
-    /// Names of nodes with a Node object, in a stable order for round-robin search.
-    order: Vec<String>,
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    /// How many entries of `nodes` have a Node object.
+    with_node: usize,
     /// Where each pod is accounted, and whether only assumed.
     pods: HashMap<String, (String, bool)>,
     /// Labels of each namespace (for namespaceSelector in affinity terms).
-    pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
-    /// Bumped on every change; lets callers notice that nothing changed.
-    pub generation: u64,
+    pub namespace_labels: Arc<HashMap<String, BTreeMap<String, String>>>,
+    /// Pods with any pod affinity or anti-affinity, cluster-wide.
+    pub pods_with_affinity: usize,
 }
 
 impl Cache {
+    fn slot(&mut self, name: &str) -> &mut NodeInfo {
+        let i = match self.index.get(name) {
+            Some(i) => *i,
+            None => {
+                self.nodes.push(NodeInfo {
+                    name: name.to_string(),
+                    ..Default::default()
+                });
+                self.index.insert(name.to_string(), self.nodes.len() - 1);
+                self.nodes.len() - 1
+            }
+        };
+        &mut self.nodes[i]
+    }
+
+    /// Drops the entry of `name` if it has neither a Node nor pods.
+    fn prune(&mut self, name: &str) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        if self.nodes[i].node.is_some() || !self.nodes[i].pods.is_empty() {
+            return;
+        }
+        self.index.remove(name);
+        self.nodes.swap_remove(i);
+        if let Some(moved) = self.nodes.get(i) {
+            self.index.insert(moved.name.clone(), i);
+        }
+    }
+
     /// Adds or replaces a node.
     pub fn set_node(&mut self, node: Arc<Node>) {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let info = self.nodes.entry(name.clone()).or_default();
-        if info.node.is_none() {
-            self.order.push(name);
-        }
+        let info = self.slot(&name);
+        let new = info.node.is_none();
         info.set_node(node);
-        self.generation += 1;
+        if new {
+            self.with_node += 1;
+        }
     }
 
     /// Removes a node (its pods stay accounted under its name until they go).
     pub fn remove_node(&mut self, name: &str) {
-        if let Some(info) = self.nodes.get_mut(name) {
-            info.node = None;
-            self.order.retain(|n| n != name);
-            if info.pods.is_empty() {
-                self.nodes.remove(name);
+        if let Some(&i) = self.index.get(name) {
+            if self.nodes[i].node.take().is_some() {
+                self.with_node -= 1;
             }
+            self.prune(name);
         }
-        self.generation += 1;
     }
 
     /// Accounts a bound pod (or updates it); `assumed` marks a binding the scheduler
@@ -139,12 +169,9 @@ impl Cache {
         }
         self.pods
             .insert(pod.key.clone(), (pod.node_name.clone(), assumed));
-        let info = self.nodes.entry(pod.node_name.clone()).or_default();
-        if info.name.is_empty() {
-            info.name = pod.node_name.clone();
-        }
-        info.add_pod(pod);
-        self.generation += 1;
+        self.pods_with_affinity += pod.has_pod_affinity() as usize;
+        let node = pod.node_name.clone();
+        self.slot(&node).add_pod(pod);
     }
 
     /// Whether a pod is accounted only as assumed.
@@ -160,38 +187,47 @@ impl Cache {
     /// Stops accounting a pod.
     pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
         let (node, _) = self.pods.remove(key)?;
-        let info = self.nodes.get_mut(&node)?;
-        let old = info.remove_pod(key);
-        if info.node.is_none() && info.pods.is_empty() {
-            self.nodes.remove(&node);
+        let i = *self.index.get(&node)?;
+        let old = self.nodes[i].remove_pod(key);
+        if let Some(p) = &old {
+            self.pods_with_affinity -= p.has_pod_affinity() as usize;
         }
-        self.generation += 1;
+        self.prune(&node);
         old
     }
 
     /// A node by name (only nodes with a Node object).
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
-        self.nodes.get(name).filter(|n| n.node.is_some())
+        self.index
+            .get(name)
+            .map(|i| &self.nodes[*i])
+            .filter(|n| n.node.is_some())
     }
 
     /// Number of nodes with a Node object.
     pub fn node_count(&self) -> usize {
-        self.order.len()
+        self.with_node
     }
 
-    /// The i-th node in round-robin order.
+    /// Number of slots to walk in the round-robin search (nodes plus entries that
+    /// only hold pods of a node not seen yet).
+    pub fn slots(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The i-th slot, if it holds a Node.
     pub fn node_at(&self, i: usize) -> Option<&NodeInfo> {
-        self.order.get(i).and_then(|n| self.nodes.get(n))
+        self.nodes.get(i).filter(|n| n.node.is_some())
     }
 
     /// Every node with a Node object.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.order.iter().filter_map(|n| self.nodes.get(n))
+        self.nodes.iter().filter(|n| n.node.is_some())
     }
 
     /// Names of every node with a Node object.
     pub fn node_names(&self) -> Vec<String> {
-        self.order.clone()
+        self.nodes().map(|n| n.name.clone()).collect()
     }
 
     /// Keys of every accounted pod.

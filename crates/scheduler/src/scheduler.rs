@@ -62,6 +62,58 @@ where
     })
 }
 
+/// Best-effort event sink: a bounded queue drained by a few concurrent writers. When
+/// the API falls behind, new events are dropped rather than delaying decisions or
+/// bindings (upstream's event broadcaster drops them the same way).
+#[derive(Clone)]
+struct Events {
+    tx: mpsc::Sender<(KEvent, ObjectReference)>,
+}
+
+/// Events queued at most before new ones are dropped.
+const EVENT_QUEUE: usize = 1000;
+/// Event writes in flight.
+const EVENT_WRITERS: usize = 4;
+
+impl Events {
+    fn start(recorder: Recorder) -> (Events, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<(KEvent, ObjectReference)>(EVENT_QUEUE);
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let task = tokio::spawn(stream.for_each_concurrent(
+            EVENT_WRITERS,
+            move |(ev, reference)| {
+                let recorder = recorder.clone();
+                async move {
+                    if let Err(e) = recorder.publish(&ev, &reference).await {
+                        tracing::debug!(error = %e, "recording an event failed");
+                    }
+                }
+            },
+        ));
+        (Events { tx }, task)
+    }
+
+    fn emit(
+        &self,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+        reference: ObjectReference,
+    ) {
+        let ev = KEvent {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        let _ = self.tx.try_send((ev, reference));
+    }
+}
+
 /// Aborts the watch tasks when the scheduler stops.
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
@@ -93,7 +145,7 @@ struct State {
     search: Search,
     /// Pods nominated to nodes by preemption, by node.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
-    recorder: Recorder,
+    events: Events,
     api_slots: Arc<Semaphore>,
     tx: mpsc::Sender<Msg>,
     nodes_synced: bool,
@@ -114,8 +166,19 @@ impl State {
         self.nominated.retain(|_, v| !v.is_empty());
     }
 
-    fn apply_pod(&mut self, pod: Pod) {
-        let info = Arc::new(PodInfo::new(Arc::new(pod)));
+    fn apply_pod(&mut self, mut pod: Pod) {
+        // What the scheduler never reads is not kept: managed fields always, and the
+        // status and annotations of bound pods (their phase is read first).
+        pod.metadata.managed_fields = None;
+        let mut info = PodInfo::new(Arc::new(pod));
+        if !info.node_name.is_empty() {
+            if let Some(mut p) = Arc::get_mut(&mut info.pod).map(std::mem::take) {
+                p.status = None;
+                p.metadata.annotations = None;
+                info.pod = Arc::new(p);
+            }
+        }
+        let info = Arc::new(info);
         if let Some(seen) = &mut self.relist_pods {
             seen.insert(info.key.clone());
         }
@@ -215,11 +278,10 @@ impl State {
                 watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
                     let name = n.metadata.name.clone().unwrap_or_default();
                     let labels = n.metadata.labels.clone().unwrap_or_default();
-                    self.cache.namespace_labels.insert(name, labels);
+                    Arc::make_mut(&mut self.cache.namespace_labels).insert(name, labels);
                 }
                 watcher::Event::Delete(n) => {
-                    self.cache
-                        .namespace_labels
+                    Arc::make_mut(&mut self.cache.namespace_labels)
                         .remove(n.metadata.name.as_deref().unwrap_or(""));
                 }
                 _ => {}
@@ -302,7 +364,7 @@ impl State {
         self.forget_nominated(&pod.key);
         let client = self.client.clone();
         let tx = self.tx.clone();
-        let recorder = self.recorder.clone();
+        let events = self.events.clone();
         let (ns, name, uid, key) = (
             pod.namespace.clone(),
             pod.name.clone(),
@@ -339,16 +401,8 @@ impl State {
             let ok = result.is_ok();
             let _ = tx.send(Msg::Bound { key, result }).await;
             if ok {
-                let ev = KEvent {
-                    type_: EventType::Normal,
-                    reason: "Scheduled".into(),
-                    note: Some(format!("Successfully assigned {ns}/{name} to {node}")),
-                    action: "Binding".into(),
-                    secondary: None,
-                };
-                if let Err(e) = recorder.publish(&ev, &reference).await {
-                    tracing::debug!(error = %e, "recording an event failed");
-                }
+                let note = format!("Successfully assigned {ns}/{name} to {node}");
+                events.emit(EventType::Normal, "Scheduled", "Binding", note, reference);
             }
         });
     }
@@ -366,8 +420,8 @@ impl State {
                 && c.message.as_deref() == Some(message.as_str())
         }) && nominate.is_none();
         let client = self.client.clone();
-        let recorder = self.recorder.clone();
         let reference = pod_ref(pod);
+        let note = message.clone();
         let (ns, name) = (pod.namespace.clone(), pod.name.clone());
         let transition = current
             .filter(|c| c.status == "False")
@@ -396,23 +450,20 @@ impl State {
                     tracing::debug!(pod = %name, error = %e, "updating PodScheduled failed");
                 }
             }
-            let ev = KEvent {
-                type_: EventType::Warning,
-                reason: "FailedScheduling".into(),
-                note: Some(message),
-                action: "Scheduling".into(),
-                secondary: None,
-            };
-            if let Err(e) = recorder.publish(&ev, &reference).await {
-                tracing::debug!(error = %e, "recording an event failed");
-            }
         });
+        self.events.emit(
+            EventType::Warning,
+            "FailedScheduling",
+            "Scheduling",
+            note,
+            reference,
+        );
     }
 
     fn evict(&self, preemptor: &Arc<PodInfo>, p: &preemption::Preemption) {
         for victim in &p.victims {
             let client = self.client.clone();
-            let recorder = self.recorder.clone();
+            let events = self.events.clone();
             let victim = victim.clone();
             let note = format!("Preempted by pod {} on node {}", preemptor.uid, p.node);
             let scheduler = preemptor.scheduler_name.clone();
@@ -436,16 +487,13 @@ impl State {
                     ..Default::default()
                 };
                 match api.delete(&victim.name, &dp).await {
-                    Ok(_) => {
-                        let ev = KEvent {
-                            type_: EventType::Normal,
-                            reason: "Preempted".into(),
-                            note: Some(note),
-                            action: "Preempting".into(),
-                            secondary: None,
-                        };
-                        let _ = recorder.publish(&ev, &pod_ref(&victim)).await;
-                    }
+                    Ok(_) => events.emit(
+                        EventType::Normal,
+                        "Preempted",
+                        "Preempting",
+                        note,
+                        pod_ref(&victim),
+                    ),
                     Err(e) => tracing::info!(pod = %victim.key, error = %e, "deleting a victim failed"),
                 }
             });
@@ -471,7 +519,7 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
     let pods_cfg = watcher::Config::default()
         .fields("status.phase!=Succeeded,status.phase!=Failed")
         .page_size(5000);
-    let _tasks = Tasks(vec![
+    let _watches = Tasks(vec![
         forward(
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
@@ -499,8 +547,10 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
             .unwrap_or_else(|| "default-scheduler".into()),
         instance: None,
     };
+    let (events, events_task) = Events::start(Recorder::new(client.clone(), reporter));
+    let _tasks = Tasks(vec![events_task]);
     let mut state = State {
-        recorder: Recorder::new(client.clone(), reporter),
+        events,
         client,
         config,
         cache: Cache::default(),
@@ -514,6 +564,7 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
         relist_pods: None,
         relist_nodes: None,
     };
+    let mut decisions = 0u64;
     loop {
         while let Ok(msg) = rx.try_recv() {
             state.handle(msg);
@@ -523,6 +574,12 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
             state.queue.flush(Instant::now());
             if let Some(pod) = state.queue.pop() {
                 state.schedule_one(pod);
+                // Let the binding tasks, watches and signal handlers run between
+                // decisions: a long queue must not monopolize the worker thread.
+                decisions += 1;
+                if decisions.is_multiple_of(16) {
+                    tokio::task::yield_now().await;
+                }
                 continue;
             }
         }

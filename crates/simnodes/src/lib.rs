@@ -21,6 +21,9 @@ mod node;
 mod pods;
 mod podsim;
 mod qos;
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod test_support;
 
 use std::sync::Arc;
 

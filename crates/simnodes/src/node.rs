@@ -855,6 +855,10 @@ pub(crate) async fn watch_nodes(
 mod tests {
     use super::*;
     use crate::config::SimNodesConfig;
+    use crate::test_support::{
+        assert_kubelet_labels, kubelet_port, node_addresses, node_condition, node_conditions,
+        NODE_CONDITIONS,
+    };
 
     fn settings() -> Settings {
         let c = SimNodesConfig {
@@ -889,9 +893,7 @@ mod tests {
         let n = SimNode::new(&s, 2, ts(0));
         let obj = n.object(&s);
         let labels = obj.metadata.labels.unwrap();
-        assert_eq!(labels["kubernetes.io/hostname"], "sim-node-2");
-        assert_eq!(labels["kubernetes.io/os"], "linux");
-        assert_eq!(labels["kubernetes.io/arch"], "amd64");
+        assert_kubelet_labels(&labels, "sim-node-2");
         assert_eq!(labels["zone"], "a");
         let taints = obj.spec.unwrap().taints.unwrap();
         assert_eq!(taints.len(), 1);
@@ -905,47 +907,7 @@ mod tests {
         );
 
         let st = n.status(&s, None, ts(10));
-        let conds = st.conditions.clone().unwrap();
-        let summary: Vec<(&str, &str, &str, &str)> = conds
-            .iter()
-            .map(|c| {
-                (
-                    c.type_.as_str(),
-                    c.status.as_str(),
-                    c.reason.as_deref().unwrap(),
-                    c.message.as_deref().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                (
-                    "MemoryPressure",
-                    "False",
-                    "KubeletHasSufficientMemory",
-                    "kubelet has sufficient memory available"
-                ),
-                (
-                    "DiskPressure",
-                    "False",
-                    "KubeletHasNoDiskPressure",
-                    "kubelet has no disk pressure"
-                ),
-                (
-                    "PIDPressure",
-                    "False",
-                    "KubeletHasSufficientPID",
-                    "kubelet has sufficient PID available"
-                ),
-                (
-                    "Ready",
-                    "True",
-                    "KubeletReady",
-                    "kubelet is posting ready status"
-                ),
-            ]
-        );
+        assert_eq!(node_conditions(&st), NODE_CONDITIONS);
         let cap = st.capacity.clone().unwrap();
         assert_eq!(cap["cpu"].0, "4");
         assert_eq!(cap["memory"].0, "16Gi");
@@ -956,28 +918,10 @@ mod tests {
         assert_eq!(info.kubelet_version, "v1.33.0");
         assert_eq!(info.container_runtime_version, "sim://1.0");
         assert_eq!(info.machine_id.len(), 32);
+        assert_eq!(kubelet_port(&st), 10250);
         assert_eq!(
-            st.daemon_endpoints
-                .clone()
-                .unwrap()
-                .kubelet_endpoint
-                .unwrap()
-                .port,
-            10250
-        );
-        let addrs: Vec<(String, String)> = st
-            .addresses
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|a| (a.type_, a.address))
-            .collect();
-        assert_eq!(
-            addrs,
-            [
-                ("InternalIP".to_string(), "172.30.0.3".to_string()),
-                ("Hostname".to_string(), "sim-node-2".to_string())
-            ]
+            node_addresses(&st),
+            [("InternalIP", "172.30.0.3"), ("Hostname", "sim-node-2")]
         );
 
         // Later reports keep the transition times; a changed status gets a new one.
@@ -1000,13 +944,10 @@ mod tests {
         }
         assert!(n.drifted(&s, Some(&seen)));
         let again = n.status(&s, Some(&seen), ts(30));
-        let ready = again
-            .conditions
-            .unwrap()
-            .into_iter()
-            .find(|c| c.type_ == "Ready")
-            .unwrap();
-        assert_eq!(ready.last_transition_time, Some(Time(ts(30))));
+        assert_eq!(
+            node_condition(&again, "Ready").last_transition_time,
+            Some(Time(ts(30)))
+        );
         assert!(n.drifted(&s, None));
     }
 

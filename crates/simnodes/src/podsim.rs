@@ -710,6 +710,7 @@ impl PodRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{last_exit, running_since, terminated};
     use k8s_openapi::api::core::v1::{Container, PodReadinessGate, PodSpec};
     use std::collections::BTreeMap;
 
@@ -786,6 +787,15 @@ mod tests {
             .unwrap()
     }
 
+    /// What `name` gives for each item of a list that must be present, in order.
+    fn names<T>(list: &Option<Vec<T>>, name: fn(&T) -> &str) -> Vec<&str> {
+        list.as_ref().unwrap().iter().map(name).collect()
+    }
+
+    fn status_reason(c: &PodCondition) -> (&str, Option<&str>) {
+        (c.status.as_str(), c.reason.as_deref())
+    }
+
     #[test]
     fn started_pod_is_running_and_ready() {
         let p = pod("Always", &["web", "app"], &[("setup", false)]);
@@ -794,28 +804,17 @@ mod tests {
         assert_eq!(run.step(&k, ts(0)), None);
         let s = run.status(&p, &k, ts(0));
         assert_eq!(s.phase.as_deref(), Some("Running"));
-        let types: Vec<&str> = s
-            .conditions
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|c| c.type_.as_str())
-            .collect();
-        assert_eq!(types, CONDITION_TYPES);
+        assert_eq!(names(&s.conditions, |c| c.type_.as_str()), CONDITION_TYPES);
         for c in s.conditions.as_ref().unwrap() {
             assert_eq!(c.status, "True", "{}", c.type_);
             assert_eq!(c.reason, None);
             assert_eq!(c.last_transition_time, Some(Time(ts(0))));
         }
         // Regular containers sorted by name.
-        let names: Vec<&str> = s
-            .container_statuses
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        assert_eq!(names, ["app", "web"]);
+        assert_eq!(
+            names(&s.container_statuses, |c| c.name.as_str()),
+            ["app", "web"]
+        );
         let web = ctr_status(&s, "web");
         assert!(web.ready);
         assert_eq!(web.started, Some(true));
@@ -824,19 +823,10 @@ mod tests {
         assert!(web.image_id.starts_with("nginx@sha256:"));
         assert_eq!(web.image_id.len(), "nginx@sha256:".len() + 64);
         assert!(web.container_id.as_deref().unwrap().starts_with("sim://"));
-        assert_eq!(
-            web.state
-                .as_ref()
-                .unwrap()
-                .running
-                .as_ref()
-                .unwrap()
-                .started_at,
-            Some(Time(ts(0)))
-        );
+        assert_eq!(running_since(web), Some(&Time(ts(0))));
         assert_eq!(web.last_state, Some(ContainerState::default()));
         let setup = ctr_status(&s, "setup");
-        let t = setup.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        let t = terminated(setup);
         assert_eq!(t.exit_code, 0);
         assert_eq!(t.reason.as_deref(), Some("Completed"));
         assert!(setup.ready);
@@ -863,23 +853,19 @@ mod tests {
         let s = run.status(&p, &k, ts_ms(600));
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
         let c = ctr_status(&s, "c");
-        let t = c.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        let t = terminated(c);
         assert_eq!(t.exit_code, 0);
         assert_eq!(t.reason.as_deref(), Some("Completed"));
         assert_eq!(t.finished_at, Some(Time(ts_ms(500))));
         assert!(!c.ready);
         assert_eq!(c.started, Some(false));
         let ready = cond(&s, "Ready");
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_deref()),
-            ("False", Some("PodCompleted"))
-        );
+        assert_eq!(status_reason(ready), ("False", Some("PodCompleted")));
         assert_eq!(ready.last_transition_time, Some(Time(ts_ms(600))));
         let cr = cond(&s, "ContainersReady");
         assert_eq!(cr.reason.as_deref(), Some("PodCompleted"));
-        let init = cond(&s, "Initialized");
         assert_eq!(
-            (init.status.as_str(), init.reason.as_deref()),
+            status_reason(cond(&s, "Initialized")),
             ("True", Some("PodCompleted"))
         );
         assert_eq!(cond(&s, "PodReadyToStartContainers").status, "False");
@@ -902,12 +888,7 @@ mod tests {
         run.step(&k, ts(2));
         let s = run.status(&p, &k, ts(2));
         assert_eq!(s.phase.as_deref(), Some("Failed"));
-        let t = ctr_status(&s, "c")
-            .state
-            .clone()
-            .unwrap()
-            .terminated
-            .unwrap();
+        let t = terminated(ctr_status(&s, "c"));
         assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
         assert_eq!(cond(&s, "Ready").reason.as_deref(), Some("PodFailed"));
         assert_eq!(
@@ -933,17 +914,8 @@ mod tests {
         assert_eq!(c.restart_count, 2);
         assert!(c.ready);
         assert_ne!(c.container_id, first_id);
-        assert_eq!(
-            c.state
-                .as_ref()
-                .unwrap()
-                .running
-                .as_ref()
-                .unwrap()
-                .started_at,
-            Some(Time(ts(2)))
-        );
-        let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(running_since(c), Some(&Time(ts(2))));
+        let last = last_exit(c);
         assert_eq!(last.exit_code, 0);
         assert_eq!(last.reason.as_deref(), Some("Completed"));
         assert_eq!(last.started_at, Some(Time(ts(1))));
@@ -969,7 +941,7 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
         let c = ctr_status(&s, "c");
         assert_eq!(c.restart_count, 1);
-        let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        let last = last_exit(c);
         assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
     }
 
@@ -983,7 +955,7 @@ mod tests {
         let s = run.status(&p, &k, ts(2));
         let c = ctr_status(&s, "c");
         assert_eq!(c.restart_count, 1);
-        let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        let last = last_exit(c);
         assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
         run.step(&knobs(&[(crate::knobs::FAIL, "4")]), ts(3));
         assert_eq!(ctr_status(&run.status(&p, &k, ts(3)), "c").restart_count, 2);
@@ -1017,10 +989,7 @@ mod tests {
         let k = PodKnobs::default();
         let s = run.status(&p, &k, ts(4));
         let ready = cond(&s, "Ready");
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_deref()),
-            ("True", None)
-        );
+        assert_eq!(status_reason(ready), ("True", None));
         assert_eq!(ready.last_transition_time, Some(Time(ts(4))));
         // Unchanged conditions keep the time they were first reported.
         assert_eq!(
@@ -1035,31 +1004,17 @@ mod tests {
         let mut run = start(&p);
         let k = knobs(&[(crate::knobs::EXIT_AFTER, "1s")]);
         let s = run.status(&p, &k, ts(0));
-        let inits: Vec<&str> = s
-            .init_container_statuses
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        assert_eq!(inits, ["init", "proxy"]);
+        assert_eq!(
+            names(&s.init_container_statuses, |c| c.name.as_str()),
+            ["init", "proxy"]
+        );
         let proxy = ctr_status(&s, "proxy");
         assert!(proxy.ready && proxy.state.as_ref().unwrap().running.is_some());
         run.step(&k, ts(1));
         let s = run.status(&p, &k, ts(1));
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
         let proxy = ctr_status(&s, "proxy");
-        assert_eq!(
-            proxy
-                .state
-                .as_ref()
-                .unwrap()
-                .terminated
-                .as_ref()
-                .unwrap()
-                .exit_code,
-            0
-        );
+        assert_eq!(terminated(proxy).exit_code, 0);
     }
 
     #[test]
@@ -1069,12 +1024,7 @@ mod tests {
         run.stop_for_deletion(ts(3));
         let s = run.status(&p, &PodKnobs::default(), ts(3));
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
-        let t = ctr_status(&s, "c")
-            .state
-            .clone()
-            .unwrap()
-            .terminated
-            .unwrap();
+        let t = terminated(ctr_status(&s, "c"));
         assert_eq!(t.finished_at, Some(Time(ts(3))));
     }
 

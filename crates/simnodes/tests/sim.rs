@@ -20,6 +20,13 @@ use testapi::TestApi;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
+mod support;
+
+use support::{
+    assert_kubelet_labels, kubelet_port, last_exit, node_addresses, node_condition,
+    node_conditions, running_since, terminated, NODE_CONDITIONS,
+};
+
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A running simulation; stops when dropped.
@@ -36,6 +43,16 @@ impl Drop for Sim {
 }
 
 impl Sim {
+    /// Runs the simulated nodes of `config` against the apiserver `api`.
+    fn spawn(api: TestApi, client: Client, config: SimNodesConfig) -> Sim {
+        let task = tokio::spawn(simnodes::run(client.clone(), config));
+        Sim {
+            _api: api,
+            client,
+            task,
+        }
+    }
+
     fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), "default")
     }
@@ -76,12 +93,7 @@ where
     let names: Vec<String> = (0..config.count)
         .map(|i| format!("{}{i}", config.name_prefix))
         .collect();
-    let task = tokio::spawn(simnodes::run(client.clone(), config));
-    let sim = Sim {
-        _api: api,
-        client,
-        task,
-    };
+    let sim = Sim::spawn(api, client, config);
     let nodes = sim.nodes();
     for name in names {
         eventually(&format!("node {name} Ready"), || async {
@@ -198,6 +210,11 @@ fn main_status(p: &Pod) -> &k8s_openapi::api::core::v1::ContainerStatus {
         .unwrap()[0]
 }
 
+/// The restart count of the pod's first container, once reported.
+fn main_restarts(p: &Pod) -> Option<i32> {
+    Some(p.status.as_ref()?.container_statuses.as_ref()?[0].restart_count)
+}
+
 fn pod_ip(p: &Pod) -> String {
     p.status.as_ref().unwrap().pod_ip.clone().unwrap()
 }
@@ -237,9 +254,7 @@ async fn nodes_register_ready_with_leases() {
 
     let node = sim.nodes().get("sim-node-1").await.unwrap();
     let labels = node.metadata.labels.clone().unwrap();
-    assert_eq!(labels["kubernetes.io/hostname"], "sim-node-1");
-    assert_eq!(labels["kubernetes.io/os"], "linux");
-    assert_eq!(labels["kubernetes.io/arch"], "amd64");
+    assert_kubelet_labels(&labels, "sim-node-1");
     assert_eq!(labels["sim.test/pool"], "a");
     let taints = node.spec.clone().unwrap().taints.unwrap();
     assert_eq!(taints.len(), 1);
@@ -259,71 +274,20 @@ async fn nodes_register_ready_with_leases() {
     .collect();
     assert_eq!(status.capacity.as_ref(), Some(&expect));
     assert_eq!(status.allocatable.as_ref(), Some(&expect));
-    let conds: Vec<(String, String, String, String)> = status
-        .conditions
-        .clone()
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.type_, c.status, c.reason.unwrap(), c.message.unwrap()))
-        .collect();
-    let want = [
-        (
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-        ),
-        (
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-        ),
-        (
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-        ),
-        (
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status",
-        ),
-    ];
-    for w in want {
-        assert!(
-            conds
-                .iter()
-                .any(|c| (c.0.as_str(), c.1.as_str(), c.2.as_str(), c.3.as_str()) == w),
-            "{w:?} in {conds:?}"
-        );
+    let conds = node_conditions(&status);
+    for w in NODE_CONDITIONS {
+        assert!(conds.contains(&w), "{w:?} in {conds:?}");
     }
-    let addresses: Vec<(String, String)> = status
-        .addresses
-        .clone()
-        .unwrap()
-        .into_iter()
-        .map(|a| (a.type_, a.address))
-        .collect();
-    assert!(addresses.contains(&("InternalIP".into(), "172.30.0.2".into())));
-    assert!(addresses.contains(&("Hostname".into(), "sim-node-1".into())));
+    let addresses = node_addresses(&status);
+    assert!(addresses.contains(&("InternalIP", "172.30.0.2")));
+    assert!(addresses.contains(&("Hostname", "sim-node-1")));
     let info = status.node_info.clone().unwrap();
     assert_eq!(info.kubelet_version, "v1.33.0");
     assert_eq!(info.container_runtime_version, "sim://1.0");
     assert_eq!(info.operating_system, "linux");
     assert_eq!(info.architecture, "amd64");
     assert!(!info.machine_id.is_empty() && !info.system_uuid.is_empty());
-    assert_eq!(
-        status
-            .daemon_endpoints
-            .unwrap()
-            .kubelet_endpoint
-            .unwrap()
-            .port,
-        10250
-    );
+    assert_eq!(kubelet_port(&status), 10250);
 
     for i in 0..3 {
         let name = format!("sim-node-{i}");
@@ -420,17 +384,8 @@ async fn pods_run_with_addresses_from_the_pod_cidr() {
     assert!(main.ready);
     assert_eq!(main.started, Some(true));
     assert_eq!(main.restart_count, 0);
-    assert!(main
-        .state
-        .as_ref()
-        .unwrap()
-        .running
-        .as_ref()
-        .unwrap()
-        .started_at
-        .is_some());
-    let init = &status.init_container_statuses.as_ref().unwrap()[0];
-    let done = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert!(running_since(main).is_some());
+    let done = terminated(&status.init_container_statuses.as_ref().unwrap()[0]);
     assert_eq!(done.exit_code, 0);
     assert_eq!(done.reason.as_deref(), Some("Completed"));
     assert_eq!(p.metadata.uid, created.metadata.uid);
@@ -492,7 +447,7 @@ async fn exit_after_ends_pods() {
     create(&sim, &pod("once", "sim-node-0", "OnFailure", &[after])).await;
 
     let ok = wait_pod(&sim, "ok", "Succeeded", |p| phase(p) == Some("Succeeded")).await;
-    let t = main_status(&ok).state.clone().unwrap().terminated.unwrap();
+    let t = terminated(main_status(&ok));
     assert_eq!(t.exit_code, 0);
     assert_eq!(t.reason.as_deref(), Some("Completed"));
     assert!(t.finished_at.is_some() && t.started_at.is_some());
@@ -502,7 +457,7 @@ async fn exit_after_ends_pods() {
     assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
 
     let bad = wait_pod(&sim, "bad", "Failed", |p| phase(p) == Some("Failed")).await;
-    let t = main_status(&bad).state.clone().unwrap().terminated.unwrap();
+    let t = terminated(main_status(&bad));
     assert_eq!(t.exit_code, 1);
     assert_eq!(t.reason.as_deref(), Some("Error"));
     assert_eq!(
@@ -528,16 +483,13 @@ async fn restart_always_counts_restarts() {
     )
     .await;
     let p = wait_pod(&sim, "loop", "two restarts", |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .is_some_and(|c| c[0].restart_count >= 2)
+        main_restarts(p).is_some_and(|n| n >= 2)
     })
     .await;
     assert_eq!(phase(&p), Some("Running"));
     let c = main_status(&p);
     assert!(c.state.as_ref().unwrap().running.is_some());
-    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    let last = last_exit(c);
     assert_eq!(last.exit_code, 0);
     assert_eq!(last.reason.as_deref(), Some("Completed"));
     assert!(last.started_at.is_some() && last.finished_at.is_some());
@@ -555,28 +507,12 @@ async fn fail_annotation_ends_running_containers() {
     annotate_pod(&sim, "always", "sim.ferrokube.io/fail", Some("2")).await;
 
     let never = wait_pod(&sim, "never", "Failed", |p| phase(p) == Some("Failed")).await;
-    let t = main_status(&never)
-        .state
-        .clone()
-        .unwrap()
-        .terminated
-        .unwrap();
+    let t = terminated(main_status(&never));
     assert_eq!((t.exit_code, t.reason.as_deref()), (3, Some("Error")));
 
-    let always = wait_pod(&sim, "always", "restarted", |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .is_some_and(|c| c[0].restart_count == 1)
-    })
-    .await;
+    let always = wait_pod(&sim, "always", "restarted", |p| main_restarts(p) == Some(1)).await;
     assert_eq!(phase(&always), Some("Running"));
-    let last = main_status(&always)
-        .last_state
-        .clone()
-        .unwrap()
-        .terminated
-        .unwrap();
+    let last = last_exit(main_status(&always));
     assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
     // The annotation acts once: no further restarts.
     sleep(Duration::from_millis(500)).await;
@@ -719,16 +655,7 @@ async fn changed_node_status_is_reported_again_at_once() {
     wait_node_ready(&sim, "sim-node-0").await;
     assert!(started.elapsed() < Duration::from_secs(10));
     let after = sim.nodes().get("sim-node-0").await.unwrap();
-    let ready = |n: &Node| {
-        n.status
-            .clone()
-            .unwrap()
-            .conditions
-            .unwrap()
-            .into_iter()
-            .find(|c| c.type_ == "Ready")
-            .unwrap()
-    };
+    let ready = |n: &Node| node_condition(n.status.as_ref().unwrap(), "Ready").clone();
     assert_eq!(ready(&after).reason.as_deref(), Some("KubeletReady"));
     assert!(ready(&after).last_transition_time >= ready(&before).last_transition_time);
 }
@@ -748,12 +675,7 @@ async fn many_nodes() {
     c.lease_seconds = 10;
     c.status_seconds = 60;
     let started = Instant::now();
-    let task = tokio::spawn(simnodes::run(client.clone(), c));
-    let sim = Sim {
-        _api: api,
-        client,
-        task,
-    };
+    let sim = Sim::spawn(api, client, c);
     let leases = sim.leases();
     let limit = Duration::from_secs(600);
     let n = poll("every lease", limit, Duration::from_secs(1), || async {

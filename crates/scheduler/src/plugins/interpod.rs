@@ -25,7 +25,7 @@ pub struct PreFilter {
     any_affinity_match: bool,
     /// Whether the incoming pod matches its own affinity terms.
     self_match: bool,
-    ns_labels: HashMap<String, BTreeMap<String, String>>,
+    ns_labels: std::sync::Arc<HashMap<String, BTreeMap<String, String>>>,
 }
 
 fn pair(term: &AffinityTerm, node: &NodeInfo) -> Option<Pair> {
@@ -41,6 +41,9 @@ impl PreFilter {
             ns_labels: cache.namespace_labels.clone(),
             ..Default::default()
         };
+        if !pod.has_pod_affinity() && cache.pods_with_affinity == 0 {
+            return s;
+        }
         let own_ns = s.ns_labels.get(&pod.namespace).cloned();
         s.self_match = !pod.affinity.is_empty()
             && pod.affinity.iter().all(|t| t.matches(pod, own_ns.as_ref()));
@@ -63,8 +66,9 @@ impl PreFilter {
     }
 
     fn count_existing(&mut self, pod: &PodInfo, existing: &PodInfo, node: &NodeInfo) {
-        let ex_ns = self.ns_labels.get(&existing.namespace).cloned();
-        let in_ns = self.ns_labels.get(&pod.namespace).cloned();
+        let ns_labels = self.ns_labels.clone();
+        let ex_ns = ns_labels.get(&existing.namespace);
+        let in_ns = ns_labels.get(&pod.namespace);
         // Adds `sign * weight` in the node's domain for each term that matches `target`.
         let add = |map: &mut HashMap<Pair, i64>,
                    terms: &[AffinityTerm],
@@ -81,12 +85,7 @@ impl PreFilter {
         };
         // The incoming pod's terms about the existing pod: affinity needs a pod that
         // matches all of them.
-        if !pod.affinity.is_empty()
-            && pod
-                .affinity
-                .iter()
-                .all(|t| t.matches(existing, ex_ns.as_ref()))
-        {
+        if !pod.affinity.is_empty() && pod.affinity.iter().all(|t| t.matches(existing, ex_ns)) {
             self.any_affinity_match = true;
             for t in &pod.affinity {
                 if let Some(p) = pair(t, node) {
@@ -98,21 +97,21 @@ impl PreFilter {
             &mut self.anti_affinity,
             &pod.anti_affinity,
             existing,
-            ex_ns.as_ref(),
+            ex_ns,
             1,
         );
         add(
             &mut self.preferred,
             &pod.preferred_affinity,
             existing,
-            ex_ns.as_ref(),
+            ex_ns,
             1,
         );
         add(
             &mut self.preferred,
             &pod.preferred_anti_affinity,
             existing,
-            ex_ns.as_ref(),
+            ex_ns,
             -1,
         );
         // The existing pod's terms about the incoming pod. Its required affinity
@@ -121,28 +120,22 @@ impl PreFilter {
             &mut self.existing_anti,
             &existing.anti_affinity,
             pod,
-            in_ns.as_ref(),
+            in_ns,
             1,
         );
-        add(
-            &mut self.preferred,
-            &existing.affinity,
-            pod,
-            in_ns.as_ref(),
-            1,
-        );
+        add(&mut self.preferred, &existing.affinity, pod, in_ns, 1);
         add(
             &mut self.preferred,
             &existing.preferred_affinity,
             pod,
-            in_ns.as_ref(),
+            in_ns,
             1,
         );
         add(
             &mut self.preferred,
             &existing.preferred_anti_affinity,
             pod,
-            in_ns.as_ref(),
+            in_ns,
             -1,
         );
     }

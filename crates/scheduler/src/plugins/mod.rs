@@ -74,6 +74,44 @@ pub const SCORES: &[(&str, i64)] = &[
     ("NodeResourcesBalancedAllocation", 1),
 ];
 
+/// A filter plugin, resolved from its name once per profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// NodeUnschedulable.
+    NodeUnschedulable,
+    /// NodeName.
+    NodeName,
+    /// TaintToleration.
+    TaintToleration,
+    /// NodeAffinity.
+    NodeAffinity,
+    /// NodePorts.
+    NodePorts,
+    /// NodeResourcesFit.
+    NodeResourcesFit,
+    /// PodTopologySpread.
+    PodTopologySpread,
+    /// InterPodAffinity.
+    InterPodAffinity,
+}
+
+impl Filter {
+    /// The filter called `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Filter> {
+        Some(match name {
+            "NodeUnschedulable" => Filter::NodeUnschedulable,
+            "NodeName" => Filter::NodeName,
+            "TaintToleration" => Filter::TaintToleration,
+            "NodeAffinity" => Filter::NodeAffinity,
+            "NodePorts" => Filter::NodePorts,
+            "NodeResourcesFit" => Filter::NodeResourcesFit,
+            "PodTopologySpread" => Filter::PodTopologySpread,
+            "InterPodAffinity" => Filter::InterPodAffinity,
+            _ => return None,
+        })
+    }
+}
+
 /// Per-pod state computed once before filtering (upstream's PreFilter).
 pub struct CycleState {
     /// Pod affinity and anti-affinity facts about the cluster.
@@ -106,16 +144,16 @@ impl CycleState {
 
 /// Runs one filter plugin.
 pub fn filter(
-    name: &str,
+    which: Filter,
     state: &CycleState,
     pod: &PodInfo,
     node: &NodeInfo,
 ) -> Result<(), Rejection> {
-    match name {
-        "NodeUnschedulable" => node_unschedulable(pod, node),
-        "NodeName" => node_name(pod, node),
-        "TaintToleration" => taint_toleration(pod, node),
-        "NodeAffinity" => {
+    match which {
+        Filter::NodeUnschedulable => node_unschedulable(pod, node),
+        Filter::NodeName => node_name(pod, node),
+        Filter::TaintToleration => taint_toleration(pod, node),
+        Filter::NodeAffinity => {
             if nodeaffinity::pod_matches_node(&pod.pod, node) {
                 Ok(())
             } else {
@@ -124,11 +162,10 @@ pub fn filter(
                 ))
             }
         }
-        "NodePorts" => node_ports(pod, node, state),
-        "NodeResourcesFit" => resources_fit(pod, node, state),
-        "PodTopologySpread" => state.spread.filter(pod, node),
-        "InterPodAffinity" => state.interpod.filter(pod, node),
-        _ => Ok(()),
+        Filter::NodePorts => node_ports(pod, node, state),
+        Filter::NodeResourcesFit => resources_fit(pod, node, state),
+        Filter::PodTopologySpread => state.spread.filter(pod, node),
+        Filter::InterPodAffinity => state.interpod.filter(pod, node),
     }
 }
 

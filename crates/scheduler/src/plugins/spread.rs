@@ -16,56 +16,61 @@ pub struct PreFilter {
     soft: Vec<(HashMap<String, i64>, f64)>,
 }
 
-fn eligible(
-    pod: &PodInfo,
-    c: &SpreadConstraint,
-    node: &NodeInfo,
-    all: &[SpreadConstraint],
-) -> bool {
-    if !all
-        .iter()
-        .all(|c| node.labels.contains_key(&c.topology_key))
-    {
-        return false;
-    }
-    if c.honor_node_affinity && !nodeaffinity::pod_matches_node(&pod.pod, node) {
-        return false;
-    }
-    if c.honor_taints
-        && node.taints.iter().any(|taint| {
-            matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute")
-                && !pod.tolerations.iter().any(|t| tolerates(t, taint))
-        })
-    {
-        return false;
-    }
-    true
+/// Whether the pod tolerates the node's NoSchedule/NoExecute taints.
+fn eligible_taints(pod: &PodInfo, node: &NodeInfo) -> bool {
+    !node.taints.iter().any(|taint| {
+        matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute")
+            && !pod.tolerations.iter().any(|t| tolerates(t, taint))
+    })
 }
 
+/// Counts matching pods per domain for each of `constraints` in one pass over the
+/// nodes (a node's eligibility and pods are looked at once for all of them).
 fn counts(
     cache: &Cache,
     pod: &PodInfo,
-    c: &SpreadConstraint,
-    all: &[SpreadConstraint],
-) -> HashMap<String, i64> {
-    let mut m: HashMap<String, i64> = HashMap::new();
+    constraints: &[SpreadConstraint],
+) -> Vec<HashMap<String, i64>> {
+    let mut out: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
     for node in cache.nodes() {
-        if !eligible(pod, c, node, all) {
+        if !constraints
+            .iter()
+            .all(|c| node.labels.contains_key(&c.topology_key))
+        {
             continue;
         }
-        let Some(value) = node.labels.get(&c.topology_key) else {
-            continue;
-        };
-        let n = node
-            .pods
-            .values()
-            .filter(|p| {
-                !p.terminating && p.namespace == pod.namespace && c.selector.matches(&p.labels)
-            })
-            .count() as i64;
-        *m.entry(value.clone()).or_default() += n;
+        // Eligibility depends only on the two policies; compute each at most once.
+        let mut affinity_ok = None;
+        let mut taints_ok = None;
+        for (c, m) in constraints.iter().zip(out.iter_mut()) {
+            if c.honor_node_affinity
+                && !*affinity_ok
+                    .get_or_insert_with(|| nodeaffinity::pod_matches_node(&pod.pod, node))
+            {
+                continue;
+            }
+            if c.honor_taints && !*taints_ok.get_or_insert_with(|| eligible_taints(pod, node)) {
+                continue;
+            }
+            let Some(value) = node.labels.get(&c.topology_key) else {
+                continue;
+            };
+            let n = node
+                .pods
+                .values()
+                .filter(|p| {
+                    !p.terminating && p.namespace == pod.namespace && c.selector.matches(&p.labels)
+                })
+                .count() as i64;
+            match m.get_mut(value) {
+                Some(count) => *count += n,
+                None => {
+                    m.insert(value.clone(), n);
+                }
+            }
+        }
     }
-    m
+    out
 }
 
 impl PreFilter {
@@ -77,16 +82,14 @@ impl PreFilter {
         }
         let hard: Vec<SpreadConstraint> = pod.spread.iter().filter(|c| c.hard).cloned().collect();
         let soft: Vec<SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).cloned().collect();
-        for c in &hard {
-            let m = counts(cache, pod, c, &hard);
+        for (c, m) in hard.iter().zip(counts(cache, pod, &hard)) {
             let mut min = m.values().copied().min().unwrap_or(0);
             if c.min_domains.is_some_and(|d| (m.len() as i64) < d) {
                 min = 0;
             }
             s.hard.push((m, min));
         }
-        for c in &soft {
-            let m = counts(cache, pod, c, &soft);
+        for m in counts(cache, pod, &soft) {
             let weight = ((m.len() + 2) as f64).ln();
             s.soft.push((m, weight));
         }
