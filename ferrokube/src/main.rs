@@ -239,16 +239,20 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     }
     // The in-process components talk to the API over HTTPS like any client.
     let mut components = Vec::new();
-    if in_process.scheduler {
-        let client = client_from(&running.kubeconfig).await?;
+    // One client (one connection and TLS session) for every in-process component.
+    let client = if in_process.scheduler || in_process.controller_manager {
+        Some(client_from(&running.kubeconfig).await?)
+    } else {
+        None
+    };
+    if let (true, Some(client)) = (in_process.scheduler, client.clone()) {
         components.push(tokio::spawn(async move {
             if let Err(e) = scheduler::run(client, scheduler::SchedulerArgs::default()).await {
                 tracing::error!(error = %e, "scheduler stopped");
             }
         }));
     }
-    if in_process.controller_manager {
-        let client = client_from(&running.kubeconfig).await?;
+    if let (true, Some(client)) = (in_process.controller_manager, client) {
         components.push(tokio::spawn(async move {
             let config = controllers::ControllerManagerConfig::default();
             if let Err(e) = controllers::run(client, config).await {

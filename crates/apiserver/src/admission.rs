@@ -100,12 +100,20 @@ async fn priority_classes(ctx: &Ctx<'_>) -> ApiResult<Vec<Value>> {
     let Some(store) = ctx.server.registry.get("priorityclasses") else {
         return Ok(Vec::new());
     };
-    let list = store
-        .cache
-        .list_cached(&store.prefix(""), store::ListOptions::default())
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(list.items.iter().map(|i| i.extra.value()).collect())
+    // As upstream's Priority admission, read through the cache like a lister: a
+    // consistent read would wait for this cache to catch up with every other write.
+    let prefix = store.prefix("");
+    let items = match store.cache.list_known(&prefix) {
+        Some(items) => items,
+        None => store
+            .cache
+            .list_cached(&prefix, store::ListOptions::default())
+            .await
+            .map_err(ApiError::internal)?
+            .items
+            .to_vec(),
+    };
+    Ok(items.iter().map(|i| i.extra.value()).collect())
 }
 
 /// Upstream's Priority admission for a new pod.

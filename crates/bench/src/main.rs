@@ -475,15 +475,19 @@ async fn run(args: Args) -> Result<Value> {
     Ok(results)
 }
 
-/// The apiserver and store benchmarks. The scheduler is disabled for the pod
-/// scenarios (there are no nodes; it would only report every pod unschedulable).
+/// The apiserver and store benchmarks. The pod scenarios run the apiserver alone
+/// (there are no nodes: a scheduler would only report every pod unschedulable, and the
+/// controller manager's caches are measured with the control-plane scenarios).
 async fn api_benchmarks(args: &Args, results: &mut Value) -> Result<()> {
-    let no_scheduler = ["--disable-scheduler".to_string()];
-
+    let api_only = [
+        "--disable-scheduler".to_string(),
+        "--disable-controller-manager".to_string(),
+    ];
     // Start to ready: first start (CA and certificates generated) and restart.
     let mut first = Vec::new();
     let mut warm = Vec::new();
     let mut idle_rss = 0;
+    let mut idle_api_rss = 0;
     for _ in 0..5 {
         let dir = tempfile::tempdir()?;
         let s = start_server(&args.ferrokube, dir.path(), &[])?;
@@ -493,6 +497,10 @@ async fn api_benchmarks(args: &Args, results: &mut Value) -> Result<()> {
         warm.push(s.ready_after);
         tokio::time::sleep(Duration::from_secs(2)).await;
         idle_rss = idle_rss.max(rss_kib(s.proc.0.id()));
+        drop(s);
+        let s = start_server(&args.ferrokube, dir.path(), &api_only)?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        idle_api_rss = idle_api_rss.max(rss_kib(s.proc.0.id()));
     }
     first.sort();
     warm.sort();
@@ -505,16 +513,21 @@ async fn api_benchmarks(args: &Args, results: &mut Value) -> Result<()> {
         format!("{} ms", ms(percentile(&warm, 0.5))),
     );
     line(
-        "idle RSS (max of 5)",
+        "idle RSS, all-in-one (max of 5)",
         format!("{:.1} MB", idle_rss as f64 / 1024.0),
+    );
+    line(
+        "idle RSS, apiserver and store only (max of 5)",
+        format!("{:.1} MB", idle_api_rss as f64 / 1024.0),
     );
     results["ready_first_ms"] = json!(ms(percentile(&first, 0.5)));
     results["ready_restart_ms"] = json!(ms(percentile(&warm, 0.5)));
     results["idle_rss_mb"] = json!(idle_rss as f64 / 1024.0);
+    results["idle_api_rss_mb"] = json!(idle_api_rss as f64 / 1024.0);
 
     // Embedded store.
     let dir = tempfile::tempdir()?;
-    let s = start_server(&args.ferrokube, dir.path(), &no_scheduler)?;
+    let s = start_server(&args.ferrokube, dir.path(), &api_only)?;
     let target = Target::from_kubeconfig(&s.kubeconfig)?;
     let pool = Pool::new(&target, args.connections).await?;
     let (rate, lat) = create_pods(&pool, "bench", "p", args.pods, args.concurrency).await?;
@@ -579,6 +592,7 @@ async fn api_benchmarks(args: &Args, results: &mut Value) -> Result<()> {
             &[
                 format!("--etcd-servers={}", etcd.endpoint),
                 "--disable-scheduler".to_string(),
+                "--disable-controller-manager".to_string(),
             ],
         )?;
         let target = Target::from_kubeconfig(&s.kubeconfig)?;

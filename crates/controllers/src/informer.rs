@@ -23,7 +23,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -493,7 +493,16 @@ impl<K: Object> Informer<K> {
 
     /// Runs the list+watch loop forever.
     async fn run(shared: Arc<InformerShared<K>>, api: Api<K>, config: watcher::Config) {
-        let stream = watcher::watcher(api, config).default_backoff();
+        // Controllers never read managed fields; they are often half of an object's
+        // size, so they are dropped before caching (as informers' transform functions
+        // do upstream).
+        let stream = watcher::watcher(api, config)
+            .default_backoff()
+            .map_ok(|ev| {
+                ev.modify(|obj| {
+                    obj.meta_mut().managed_fields = None;
+                })
+            });
         futures::pin_mut!(stream);
         let mut listing: Option<HashMap<String, Arc<K>>> = None;
         while let Some(event) = stream.next().await {

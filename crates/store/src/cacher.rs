@@ -259,6 +259,23 @@ impl<T: Send + Sync + 'static> Cacher<T> {
         state.items.get(key).cloned()
     }
 
+    /// Every cached item under `prefix` as the cache knows it now, without waiting
+    /// for it to catch up (an informer lister's view); `None` until the cache is filled.
+    pub fn list_known(&self, prefix: &str) -> Option<Vec<Arc<CachedItem<T>>>> {
+        let state = self.inner.state.read();
+        if !state.ready {
+            return None;
+        }
+        Some(
+            state
+                .items
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.clone())
+                .collect(),
+        )
+    }
+
     /// Reads one key, consistently.
     pub async fn get_cached(&self, key: &str) -> Result<Option<Arc<CachedItem<T>>>> {
         if key.starts_with(&self.inner.prefix) && self.wait_fresh().await? {

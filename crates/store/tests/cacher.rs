@@ -114,3 +114,21 @@ async fn watcher_behind_the_window_continues_from_the_store() {
     }
     assert_eq!(seen, revs, "every change exactly once, in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_reads_do_not_wait_and_stay_inside_the_prefix() {
+    let (cacher, _dir) = plain_cacher(64);
+    let rev = cacher.create("/registry/a/1", "v".into()).await.unwrap();
+    cacher.create("/registry/ab/2", "v".into()).await.unwrap();
+    cacher.create("/registry/b/3", "v".into()).await.unwrap();
+    assert!(cacher.wait_for(rev + 2).await);
+    let keys: Vec<String> = cacher
+        .list_known("/registry/a/")
+        .unwrap()
+        .iter()
+        .map(|i| i.kv.key.clone())
+        .collect();
+    assert_eq!(keys, ["/registry/a/1"]);
+    assert!(cacher.get_known("/registry/b/3").is_some());
+    assert!(cacher.get_known("/registry/b/4").is_none());
+}
