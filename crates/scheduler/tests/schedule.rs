@@ -223,11 +223,10 @@ async fn anti_affinity_and_host_ports_spread_pods() {
         condition(&pods, &format!("web-{loser}")).await
     })
     .await;
-    // The pods already placed carry the same anti-affinity; upstream checks theirs
-    // first.
+    // Upstream checks the incoming pod's own anti-affinity before the placed pods'.
     assert_eq!(
         msg,
-        "0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules. \
+        "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. \
          preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
     );
 

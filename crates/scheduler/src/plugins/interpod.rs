@@ -56,9 +56,6 @@ impl PreFilter {
                 continue;
             }
             for existing in node.pods.values() {
-                if existing.terminating {
-                    continue;
-                }
                 s.count_existing(pod, existing, node);
             }
         }
@@ -173,28 +170,9 @@ impl PreFilter {
         s
     }
 
-    /// The filter.
+    /// The filter: the pod's affinity, then its anti-affinity, then running pods'
+    /// anti-affinity, as upstream checks them (the first failure is reported).
     pub fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Result<(), Rejection> {
-        if !self.existing_anti.is_empty()
-            && node.labels.iter().any(|(k, v)| {
-                self.existing_anti
-                    .get(&(k.clone(), v.clone()))
-                    .is_some_and(|n| *n > 0)
-            })
-        {
-            return Err(Rejection {
-                code: Code::Unschedulable,
-                reasons: vec!["node(s) didn't satisfy existing pods anti-affinity rules".into()],
-            });
-        }
-        for t in &pod.anti_affinity {
-            if pair(t, node).is_some_and(|p| self.anti_affinity.get(&p).is_some_and(|n| *n > 0)) {
-                return Err(Rejection {
-                    code: Code::Unschedulable,
-                    reasons: vec!["node(s) didn't match pod anti-affinity rules".into()],
-                });
-            }
-        }
         if !pod.affinity.is_empty() {
             let all_present = pod
                 .affinity
@@ -213,6 +191,26 @@ impl PreFilter {
                     reasons: vec!["node(s) didn't match pod affinity rules".into()],
                 });
             }
+        }
+        for t in &pod.anti_affinity {
+            if pair(t, node).is_some_and(|p| self.anti_affinity.get(&p).is_some_and(|n| *n > 0)) {
+                return Err(Rejection {
+                    code: Code::Unschedulable,
+                    reasons: vec!["node(s) didn't match pod anti-affinity rules".into()],
+                });
+            }
+        }
+        if !self.existing_anti.is_empty()
+            && node.labels.iter().any(|(k, v)| {
+                self.existing_anti
+                    .get(&(k.clone(), v.clone()))
+                    .is_some_and(|n| *n > 0)
+            })
+        {
+            return Err(Rejection {
+                code: Code::Unschedulable,
+                reasons: vec!["node(s) didn't satisfy existing pods anti-affinity rules".into()],
+            });
         }
         Ok(())
     }
@@ -239,7 +237,8 @@ impl PreFilter {
             raw.iter()
                 .map(|s| {
                     if diff > 0 {
-                        MAX_SCORE * (s - min) / diff
+                        // Float as upstream (100 * 0.57 truncates to 56).
+                        (MAX_SCORE as f64 * ((s - min) as f64 / diff as f64)) as i64
                     } else {
                         0
                     }

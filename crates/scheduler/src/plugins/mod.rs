@@ -304,6 +304,9 @@ pub fn score(
     let scores: Vec<i64> = match name {
         "NodeResourcesFit" => nodes.iter().map(|n| least_allocated(pod, n)).collect(),
         "NodeResourcesBalancedAllocation" => {
+            if requests_nothing(pod) {
+                return Some(vec![0; nodes.len()]);
+            }
             nodes.iter().map(|n| balanced_allocation(pod, n)).collect()
         }
         "TaintToleration" => {
@@ -327,37 +330,62 @@ pub fn score(
     Some(scores)
 }
 
+/// LeastAllocated over cpu and memory (weight 1 each); a resource the node reports
+/// no allocatable for is left out, as upstream does.
 fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let a = &node.allocatable;
-    let cpu = node.non_zero_requested.milli_cpu + pod.non_zero.milli_cpu;
-    let mem = node.non_zero_requested.memory + pod.non_zero.memory;
-    let part = |req: i64, cap: i64| {
-        if cap == 0 || req > cap {
-            0
-        } else {
-            (cap - req) * MAX_SCORE / cap
+    let parts = [
+        (
+            node.non_zero_requested.milli_cpu + pod.non_zero.milli_cpu,
+            a.milli_cpu,
+        ),
+        (
+            node.non_zero_requested.memory + pod.non_zero.memory,
+            a.memory,
+        ),
+    ];
+    let (mut sum, mut weights) = (0, 0);
+    for (req, cap) in parts {
+        if cap == 0 {
+            continue;
         }
-    };
-    (part(cpu, a.milli_cpu) + part(mem, a.memory)) / 2
+        weights += 1;
+        if req <= cap {
+            sum += (cap - req) * MAX_SCORE / cap;
+        }
+    }
+    if weights == 0 {
+        0
+    } else {
+        sum / weights
+    }
 }
 
+/// BalancedAllocation: 100 × (1 − standard deviation of the requested fractions of
+/// cpu and memory); resources without allocatable are left out. Pods requesting
+/// nothing are not scored by it (upstream 1.33 skips them).
 fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let a = &node.allocatable;
-    let frac = |req: i64, cap: i64| {
-        if cap == 0 {
-            1.0
-        } else {
-            (req as f64 / cap as f64).min(1.0)
-        }
+    let fractions: Vec<f64> = [
+        (
+            node.requested.milli_cpu + pod.requests.milli_cpu,
+            a.milli_cpu,
+        ),
+        (node.requested.memory + pod.requests.memory, a.memory),
+    ]
+    .into_iter()
+    .filter(|(_, cap)| *cap > 0)
+    .map(|(req, cap)| (req as f64 / cap as f64).min(1.0))
+    .collect();
+    let std = match fractions.as_slice() {
+        [a, b] => (a - b).abs() / 2.0,
+        _ => 0.0,
     };
-    // Balanced allocation uses the plain requests (no scoring defaults).
-    let cpu = frac(
-        node.requested.milli_cpu + pod.requests.milli_cpu,
-        a.milli_cpu,
-    );
-    let mem = frac(node.requested.memory + pod.requests.memory, a.memory);
-    let std = (cpu - mem).abs() / 2.0;
     ((1.0 - std) * MAX_SCORE as f64) as i64
+}
+
+fn requests_nothing(pod: &PodInfo) -> bool {
+    pod.requests.milli_cpu == 0 && pod.requests.memory == 0
 }
 
 fn intolerable_prefer_no_schedule(pod: &PodInfo, node: &NodeInfo) -> i64 {

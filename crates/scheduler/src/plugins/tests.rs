@@ -958,12 +958,11 @@ fn anti_affinity_of_existing_pods() {
 }
 
 #[test]
-#[ignore = "differs from upstream: existing pods' anti-affinity is checked before the incoming pod's affinity and anti-affinity"]
 fn affinity_reasons_follow_upstream_check_order() {
     // Upstream's Filter checks the pod's affinity, then its anti-affinity, then the
     // existing pods' anti-affinity, and reports the first failure.
     let guard = spec(
-        app_pod("guard", "db"),
+        app_pod("guard", "guard"),
         required("podAntiAffinity", vec![term("web", "zone")]),
     );
     let c = cache(
@@ -995,7 +994,6 @@ fn affinity_reasons_follow_upstream_check_order() {
 }
 
 #[test]
-#[ignore = "differs from upstream: terminating pods are left out of inter-pod affinity"]
 fn affinity_counts_terminating_pods() {
     // Upstream's InterPodAffinity looks at every pod in the node's info, including
     // ones with a deletionTimestamp (only PodTopologySpread skips those).
@@ -1206,7 +1204,6 @@ fn affinity_no_terms_score_zero() {
 }
 
 #[test]
-#[ignore = "differs from upstream: normalization is integer, upstream's is float (100 * (57/100.0) truncates to 56)"]
 fn affinity_score_normalization_is_float() {
     let c = cache(
         &three_affinity_nodes(),
@@ -1715,7 +1712,6 @@ fn least_allocated_request_over_capacity_scores_zero_for_that_resource() {
 }
 
 #[test]
-#[ignore = "differs from upstream: a resource the node reports no allocatable for is still averaged in (as 0) instead of skipped"]
 fn least_allocated_skips_resources_without_allocatable() {
     let c = cache(&[sized_node("n", json!({"cpu": "4", "pods": "110"}))], &[]);
     // Only cpu is scored: (4-1)/4 -> 75.
@@ -1771,7 +1767,6 @@ fn balanced_allocation_counts_existing_requests_and_caps_fractions() {
 }
 
 #[test]
-#[ignore = "differs from upstream: BalancedAllocation scores best-effort pods instead of skipping them (kubernetes#130260, in 1.33.0)"]
 fn balanced_allocation_skips_best_effort_pods() {
     let (busy, used) = busy_node(
         "busy",
@@ -1796,7 +1791,6 @@ fn balanced_allocation_skips_best_effort_pods() {
 }
 
 #[test]
-#[ignore = "differs from upstream: a resource without allocatable counts as fully used instead of being skipped"]
 fn balanced_allocation_skips_resources_without_allocatable() {
     let c = cache(&[sized_node("n", json!({"cpu": "4", "pods": "110"}))], &[]);
     // Only the cpu fraction remains: no deviation, 100.
