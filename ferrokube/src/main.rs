@@ -84,17 +84,29 @@ struct SchedulerCmd {
 }
 
 /// A Kubernetes client from a kubeconfig file.
-async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Client> {
+/// The user agent of a component, as upstream's (`kube-scheduler/v1.33.0 (linux/amd64)
+/// ferrokube`): its first segment names the field manager of the component's writes.
+fn user_agent(component: &str) -> String {
+    format!(
+        "{component}/v1.33.0 (linux/amd64) ferrokube/{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+async fn client_from(kubeconfig: &std::path::Path, component: &str) -> Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .context("loading the kubeconfig")?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("loading the kubeconfig")?;
+    let ua = http::HeaderValue::from_str(&user_agent(component)).context("user agent")?;
+    cfg.headers.push((http::header::USER_AGENT, ua));
     kube::Client::try_from(cfg).context("building the API client")
 }
 
 async fn run_controller_manager(cmd: ControllerManagerCmd) -> Result<()> {
-    let client = client_from(&cmd.kubeconfig).await?;
+    let client = client_from(&cmd.kubeconfig, "kube-controller-manager").await?;
     tokio::select! {
         r = controllers::run(client, cmd.config) => r.context("controller manager"),
         _ = shutdown_signal() => Ok(()),
@@ -102,7 +114,7 @@ async fn run_controller_manager(cmd: ControllerManagerCmd) -> Result<()> {
 }
 
 async fn run_sim_nodes(cmd: SimNodesCmd) -> Result<()> {
-    let client = client_from(&cmd.kubeconfig).await?;
+    let client = client_from(&cmd.kubeconfig, "ferrokube-sim-nodes").await?;
     tokio::select! {
         r = simnodes::run(client, cmd.config) => r.context("simulated nodes"),
         _ = shutdown_signal() => Ok(()),
@@ -110,7 +122,7 @@ async fn run_sim_nodes(cmd: SimNodesCmd) -> Result<()> {
 }
 
 async fn run_scheduler(cmd: SchedulerCmd) -> Result<()> {
-    let client = client_from(&cmd.kubeconfig).await?;
+    let client = client_from(&cmd.kubeconfig, "kube-scheduler").await?;
     tokio::select! {
         r = scheduler::run(client, cmd.args) => r.context("scheduler"),
         _ = shutdown_signal() => Ok(()),
@@ -239,20 +251,17 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     }
     // The in-process components talk to the API over HTTPS like any client.
     let mut components = Vec::new();
-    // One client (one connection and TLS session) for every in-process component.
-    let client = if in_process.scheduler || in_process.controller_manager {
-        Some(client_from(&running.kubeconfig).await?)
-    } else {
-        None
-    };
-    if let (true, Some(client)) = (in_process.scheduler, client.clone()) {
+    // Each component has its own client, so its writes carry its own field manager.
+    if in_process.scheduler {
+        let client = client_from(&running.kubeconfig, "kube-scheduler").await?;
         components.push(tokio::spawn(async move {
             if let Err(e) = scheduler::run(client, scheduler::SchedulerArgs::default()).await {
                 tracing::error!(error = %e, "scheduler stopped");
             }
         }));
     }
-    if let (true, Some(client)) = (in_process.controller_manager, client) {
+    if in_process.controller_manager {
+        let client = client_from(&running.kubeconfig, "kube-controller-manager").await?;
         components.push(tokio::spawn(async move {
             let config = controllers::ControllerManagerConfig::default();
             if let Err(e) = controllers::run(client, config).await {

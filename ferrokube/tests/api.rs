@@ -569,3 +569,35 @@ async fn priority_classes_set_pod_priority() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_without_resource_version_all_apply() {
+    let c = Cluster::start_with(&["--disable-scheduler", "--disable-controller-manager"]);
+    let client = admin_client(&c).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "shared"}})).unwrap();
+    let made = cms.create(&PostParams::default(), &cm).await.unwrap();
+    // Patches race on one object; without a resourceVersion none may fail.
+    let patches = (0..24).map(|i| {
+        let cms = cms.clone();
+        async move {
+            let p = json!({"metadata": {"labels": {format!("k{i}"): "v"}}});
+            cms.patch("shared", &PatchParams::default(), &Patch::Merge(&p))
+                .await
+        }
+    });
+    for r in futures::future::join_all(patches).await {
+        r.unwrap();
+    }
+    let labels = cms.get("shared").await.unwrap().metadata.labels.unwrap();
+    assert_eq!(labels.len(), 24);
+    // A patch that names a stale resourceVersion is refused.
+    let stale = made.metadata.resource_version.unwrap();
+    let p = json!({"metadata": {"resourceVersion": stale, "labels": {"late": "x"}}});
+    let (code, reason, _) = err_code(
+        cms.patch("shared", &PatchParams::default(), &Patch::Merge(&p))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+}

@@ -410,7 +410,14 @@ pub async fn update_object(
         if let Change::Patch(..) = change {
             crate::fieldmanager::check_fields(ctx, &new_served)?;
         }
-        let precondition = object::resource_version(&new_served);
+        // A replacement's resourceVersion is a precondition. A patch (or apply) starts
+        // from the current object, so only a resourceVersion it changes is one: an
+        // unchanged one is re-read and the patch re-applied on a conflict, as
+        // upstream does.
+        let precondition = match change {
+            Change::Replace(_) => object::resource_version(&new_served),
+            _ => object::resource_version(&new_served).filter(|rv| *rv != current.kv.mod_revision),
+        };
         if let Some(rv) = precondition {
             if rv != current.kv.mod_revision {
                 return Err(ApiError::modified(&target));
