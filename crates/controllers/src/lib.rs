@@ -14,7 +14,8 @@
 //! - [`podcontrol`], [`ranking`], [`util`]: pod creation/deletion with events, the
 //!   scale-down order, and pod/selector helpers.
 //!
-//! Controllers: [`replicaset`] (ReplicaSet and ReplicationController).
+//! Controllers: [`replicaset`] (ReplicaSet and ReplicationController) and
+//! [`deployment`] (Deployment, rolling out through ReplicaSets).
 //!
 //! Controllers reach the API server only through a `kube::Client`.
 //!
@@ -38,6 +39,7 @@
 //! Tests can start one controller with [`start_controller`] on a context of their own.
 
 pub mod controller;
+pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod expectations;

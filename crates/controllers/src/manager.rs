@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use crate::controller::{ControllerContext, ControllerDescriptor, ControllerFuture};
 use crate::error::ControllerError;
-use crate::replicaset;
+use crate::{deployment, replicaset};
 
 /// Command-line configuration of the controller manager (flags as upstream's
 /// kube-controller-manager).
@@ -31,6 +31,11 @@ pub struct ControllerManagerConfig {
     /// load
     #[arg(long = "concurrent-rc-syncs", default_value_t = 5)]
     pub concurrent_rc_syncs: i32,
+
+    /// The number of deployment objects that are allowed to sync concurrently. Larger
+    /// number = more responsive deployments, but more CPU (and network) load
+    #[arg(long = "concurrent-deployment-syncs", default_value_t = 5)]
+    pub concurrent_deployment_syncs: i32,
 }
 
 impl Default for ControllerManagerConfig {
@@ -39,6 +44,7 @@ impl Default for ControllerManagerConfig {
             controllers: vec!["*".to_string()],
             concurrent_replicaset_syncs: 5,
             concurrent_rc_syncs: 5,
+            concurrent_deployment_syncs: 5,
         }
     }
 }
@@ -185,6 +191,12 @@ pub fn controller_descriptors() -> Vec<ControllerDescriptor> {
             disabled_by_default: false,
             start: replicaset::start_replication_controller,
         },
+        ControllerDescriptor {
+            name: deployment::DEPLOYMENT_CONTROLLER_NAME,
+            aliases: &["deployment"],
+            disabled_by_default: false,
+            start: deployment::start_deployment_controller,
+        },
     ]
 }
 
@@ -313,6 +325,9 @@ mod tests {
         assert_eq!(d.controllers, ["*"]);
         assert_eq!(d.concurrent_replicaset_syncs, 5);
         assert_eq!(d.concurrent_rc_syncs, 5);
+        assert_eq!(d.concurrent_deployment_syncs, 5);
+        let c = parse(&["--concurrent-deployment-syncs=3"]);
+        assert_eq!(c.concurrent_deployment_syncs, 3);
     }
 
     #[test]
@@ -361,5 +376,9 @@ mod tests {
             Some("pod-garbage-collector-controller")
         );
         assert_eq!(canonical_name("nope"), None);
+        assert_eq!(canonical_name("deployment"), Some("deployment-controller"));
+        assert!(controller_descriptors()
+            .iter()
+            .any(|d| d.name == "deployment-controller" && !d.disabled_by_default));
     }
 }
