@@ -196,3 +196,74 @@ spec:
     .len()
         == 3));
 }
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: app}
+  strategy:
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template:
+    metadata:
+      labels: {app: app}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1.36
+"#;
+
+fn deployment_image(k: &Kubectl) -> String {
+    let v = k.json(&["get", "deploy", "app", "-o", "json"]);
+    v["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn deployment_rollout_history_and_undo_with_kubectl() {
+    for version in ["1.33", "1.27"] {
+        let c = Cluster::start();
+        let _nodes = c.sim_nodes(&["--count", "3", "--lease-seconds", "2"]);
+        let k = c.kubectl(version);
+        k.apply(&[], DEPLOYMENT);
+        let out = k.ok(&["rollout", "status", "deploy/app", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{version}: {out}");
+        assert_eq!(running_pods(&k, "app=app").len(), 3);
+
+        k.ok(&["set", "image", "deploy/app", "c=busybox:1.37"]);
+        let out = k.ok(&["rollout", "status", "deploy/app", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{version}: {out}");
+        let history = k.ok(&["rollout", "history", "deploy/app"]);
+        assert!(history.contains("REVISION"), "{history}");
+        assert!(history.lines().any(|l| l.starts_with("1 ")), "{history}");
+        assert!(history.lines().any(|l| l.starts_with("2 ")), "{history}");
+        let rs = k.ok(&["get", "rs", "-l", "app=app", "--no-headers"]);
+        assert_eq!(rs.lines().count(), 2, "{rs}");
+
+        k.ok(&["rollout", "undo", "deploy/app"]);
+        let out = k.ok(&["rollout", "status", "deploy/app", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{version}: {out}");
+        assert_eq!(deployment_image(&k), "busybox:1.36");
+
+        k.ok(&["scale", "deploy/app", "--replicas=5"]);
+        assert!(
+            eventually(Duration::from_secs(30), || running_pods(&k, "app=app")
+                .len()
+                == 5),
+            "{version}: five pods: {}",
+            k.ok(&["get", "pods", "-o", "wide"])
+        );
+        let v = k.json(&["get", "deploy", "app", "-o", "json"]);
+        let avail = v["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Available").cloned())
+            .unwrap_or_default();
+        assert_eq!(avail["status"], "True", "{version}: {}", v["status"]);
+    }
+}
