@@ -12,7 +12,8 @@
 //! - [`manager`]: flags ([`ControllerManagerConfig`]), `--controllers` selection, the
 //!   controller registry and [`run`];
 //! - [`podcontrol`], [`ranking`], [`util`]: pod creation/deletion with events, the
-//!   scale-down order, and pod/selector helpers.
+//!   scale-down order, and pod/selector helpers; `claim`: adopting and releasing
+//!   dependents.
 //!
 //! Controllers: [`replicaset`] (ReplicaSet and ReplicationController) and
 //! [`deployment`] (Deployment, rolling out through ReplicaSets).
@@ -38,6 +39,7 @@
 //!
 //! Tests can start one controller with [`start_controller`] on a context of their own.
 
+pub(crate) mod claim;
 pub mod controller;
 pub mod deployment;
 pub mod error;

@@ -40,7 +40,7 @@ use crate::informer::{
     controller_uid_index_values, object_key, orphan_index_value, HandlerRegistration, Informer,
     InformerFactory, Notification, Object, Store, CONTROLLER_UID_INDEX,
 };
-use crate::podcontrol::{adopt_patch, release_patch, PodControl, NAMESPACE_TERMINATING_CAUSE};
+use crate::podcontrol::{PodControl, NAMESPACE_TERMINATING_CAUSE};
 use crate::ranking::pods_to_delete;
 use crate::util::{
     controller_ref, is_pod_active, is_pod_available, is_pod_ready, new_controller_ref, pod_key,
@@ -636,103 +636,27 @@ impl<K: ReplicaSetLike> Inner<K> {
         }
     }
 
-    /// Confirms with a fresh read that the set still exists and is not being deleted
-    /// before adopting anything.
-    async fn can_adopt(&self, set: &K) -> Result<(), String> {
-        let (namespace, name) = name_of(set);
-        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
-        let fresh = api.get(&name).await.map_err(|e| {
-            format!(
-                "can't recheck DeletionTimestamp: {}",
-                ControllerError::from(e)
-            )
-        })?;
-        let want = set.meta().uid.clone().unwrap_or_default();
-        let got = fresh.meta().uid.clone().unwrap_or_default();
-        if got != want {
-            return Err(format!(
-                "can't recheck DeletionTimestamp: original {} {namespace}/{name} is gone: got uid {got}, wanted {want}",
-                K::kind(&())
-            ));
-        }
-        if let Some(ts) = &fresh.meta().deletion_timestamp {
-            return Err(format!(
-                "{namespace}/{name} has just been deleted at {}",
-                ts.0
-            ));
-        }
-        Ok(())
-    }
-
+    /// Claims the candidate pods for `set`: see [`crate::claim::claim`].
     async fn claim_pods(
         &self,
         set: &Arc<K>,
         selector: &LabelMatcher,
         candidates: Vec<Arc<Pod>>,
     ) -> Result<Vec<Arc<Pod>>, ControllerError> {
-        let uid = set.meta().uid.clone().unwrap_or_default();
-        let deleting = set.meta().deletion_timestamp.is_some();
-        let mut claimed = Vec::with_capacity(candidates.len());
-        let mut errors = Vec::new();
-        let mut adoptable: Option<Result<(), String>> = None;
-        let controller_ref = new_controller_ref(set.as_ref());
-        for pod in candidates {
-            let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
-            let matches = selector.matches(pod.metadata.labels.as_ref());
-            match controller_ref_uid(&pod) {
-                Some(owner) => {
-                    if owner != uid {
-                        continue;
-                    }
-                    if matches {
-                        claimed.push(pod);
-                        continue;
-                    }
-                    if deleting {
-                        continue;
-                    }
-                    tracing::info!(controller = K::CONTROLLER_NAME, pod = %format!("{ns}/{name}"), "releasing pod that no longer matches the selector");
-                    match self
-                        .pod_control
-                        .patch_pod(&ns, &name, &release_patch(&uid, &pod_uid))
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() || e.is_invalid() => {}
-                        Err(e) => errors.push(e),
-                    }
-                }
-                None => {
-                    if deleting || !matches || pod.metadata.deletion_timestamp.is_some() {
-                        continue;
-                    }
-                    if adoptable.is_none() {
-                        adoptable = Some(self.can_adopt(set).await);
-                    }
-                    if let Some(Err(why)) = &adoptable {
-                        errors.push(ControllerError::Other(format!(
-                            "can't adopt Pod {ns}/{name} ({pod_uid}): {why}"
-                        )));
-                        continue;
-                    }
-                    match self
-                        .pod_control
-                        .patch_pod(&ns, &name, &adopt_patch(&controller_ref, &pod_uid))
-                        .await
-                    {
-                        Ok(_) => claimed.push(pod),
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => errors.push(e),
-                    }
-                }
-            }
-        }
-        match ControllerError::aggregate(errors) {
-            Some(e) => Err(e),
-            None => Ok(claimed),
-        }
+        crate::claim::claim(
+            &self.client,
+            set.as_ref(),
+            selector,
+            candidates,
+            K::CONTROLLER_NAME,
+            |pod, patch| async move {
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                self.pod_control.patch_pod(&ns, &name, &patch).await?;
+                Ok(pod)
+            },
+        )
+        .await
     }
 
     /// Pods of the sets that share this set's controller (e.g. the ReplicaSets of one
@@ -895,10 +819,6 @@ impl<K: ReplicaSetLike> Inner<K> {
             }
         }
     }
-}
-
-fn controller_ref_uid(pod: &Pod) -> Option<&str> {
-    controller_ref(&pod.metadata).map(|r| r.uid.as_str())
 }
 
 #[cfg(test)]

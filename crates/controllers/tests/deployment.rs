@@ -3,8 +3,7 @@
 //! delay (except pods whose image contains `broken`), and tests bind and finish pods
 //! themselves where they need to.
 
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStrategy, ReplicaSet,
     ReplicaSetSpec, RollingUpdateDeployment,
 };
-use k8s_openapi::api::core::v1::{Container, Event, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -23,17 +22,12 @@ use parking_lot::Mutex;
 use serde_json::json;
 use testapi::TestApi;
 
-const NS: &str = "default";
+mod support;
+use support::{events_about, eventually, labels, ready_status_patch, NS};
+
 const WAIT: Duration = Duration::from_secs(60);
 const HASH: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn template(app: &str, image: &str) -> PodTemplateSpec {
     PodTemplateSpec {
@@ -49,6 +43,28 @@ fn template(app: &str, image: &str) -> PodTemplateSpec {
             }],
             ..Default::default()
         }),
+    }
+}
+
+/// An orphan ReplicaSet selecting (and labelled) `app=<app>`.
+fn replica_set(name: &str, app: &str, replicas: i32, image: &str) -> ReplicaSet {
+    ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            labels: Some(labels(&[("app", app)])),
+            ..Default::default()
+        },
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels(&[("app", app)])),
+                ..Default::default()
+            },
+            template: Some(template(app, image)),
+            ..Default::default()
+        }),
+        status: None,
     }
 }
 
@@ -119,10 +135,7 @@ impl Kubelet {
                             .entry(uid)
                             .or_insert_with(tokio::time::Instant::now);
                         if seen.elapsed() >= delay {
-                            let now = jiff::Timestamp::now().to_string();
-                            let patch = json!({"status": {"phase": "Running", "conditions": [
-                                {"type": "Ready", "status": "True", "lastTransitionTime": now}
-                            ]}});
+                            let patch = ready_status_patch();
                             let _ = api
                                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                                 .await;
@@ -174,23 +187,6 @@ async fn cluster(ready_delay: Duration) -> Cluster {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn is_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
@@ -209,6 +205,13 @@ fn replica_sets(c: &Client) -> Api<ReplicaSet> {
 async fn create(c: &Client, d: &Deployment) -> Deployment {
     deployments(c)
         .create(&PostParams::default(), d)
+        .await
+        .unwrap()
+}
+
+async fn create_rs(c: &Client, rs: &ReplicaSet) -> ReplicaSet {
+    replica_sets(c)
+        .create(&PostParams::default(), rs)
         .await
         .unwrap()
 }
@@ -348,17 +351,6 @@ async fn wait_rolled_out(c: &Client, name: &str, image: &str) {
                 .all(|rs| (image_of(rs) == image) == (spec_replicas(rs) > 0))
     })
     .await;
-}
-
-async fn events_about(c: &Client, object: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(c.clone(), NS)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object))
-        .collect()
 }
 
 async fn messages(c: &Client, object: &str, reason: &str) -> Vec<String> {
@@ -1185,28 +1177,8 @@ async fn progress_deadline_exceeded_when_pods_never_become_ready() {
 async fn orphan_replica_sets_are_adopted_and_mismatching_ones_released() {
     let c = cluster(Duration::ZERO).await;
     // An orphan with the Deployment's template: adopted and used as its new ReplicaSet.
-    let orphan = ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some("orphan".into()),
-            namespace: Some(NS.into()),
-            labels: Some(labels(&[("app", "web")])),
-            ..Default::default()
-        },
-        spec: Some(ReplicaSetSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(labels(&[("app", "web")])),
-                ..Default::default()
-            },
-            template: Some(template("web", "nginx:1")),
-            ..Default::default()
-        }),
-        status: None,
-    };
-    replica_sets(&c.client)
-        .create(&PostParams::default(), &orphan)
-        .await
-        .unwrap();
+    let orphan = replica_set("orphan", "web", 1, "nginx:1");
+    create_rs(&c.client, &orphan).await;
     let d = create(
         &c.client,
         &deployment(
@@ -1258,29 +1230,9 @@ async fn hash_collision_bumps_collision_count() {
     // The template as the API server defaulted it is what the controller hashes.
     let defaulted = get(&c.client, "web").await.spec.unwrap().template;
     let taken = controllers::deployment::util::compute_hash(&defaulted, None);
-    let mut squatter = ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some(format!("web-{taken}")),
-            namespace: Some(NS.into()),
-            labels: Some(labels(&[("app", "other")])),
-            ..Default::default()
-        },
-        spec: Some(ReplicaSetSpec {
-            replicas: Some(0),
-            selector: LabelSelector {
-                match_labels: Some(labels(&[("app", "other")])),
-                ..Default::default()
-            },
-            template: Some(template("other", "nginx:1")),
-            ..Default::default()
-        }),
-        status: None,
-    };
+    let mut squatter = replica_set(&format!("web-{taken}"), "other", 0, "nginx:1");
     squatter.metadata.annotations = None;
-    replica_sets(&c.client)
-        .create(&PostParams::default(), &squatter)
-        .await
-        .unwrap();
+    create_rs(&c.client, &squatter).await;
 
     patch(&c.client, "web", json!({"spec": {"paused": false}})).await;
     wait_rolled_out(&c.client, "web", "nginx:1").await;

@@ -2,8 +2,7 @@
 //! apiserver. There is no scheduler or kubelet: tests bind pods and set their status
 //! themselves.
 
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,14 +20,8 @@ use parking_lot::Mutex;
 use serde_json::json;
 use testapi::TestApi;
 
-const NS: &str = "default";
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+mod support;
+use support::{events_about, eventually, labels, ready_status_patch, NS};
 
 fn template(app: &str) -> PodTemplateSpec {
     PodTemplateSpec {
@@ -110,23 +103,6 @@ impl Drop for Cluster {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn active(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
 }
@@ -179,10 +155,7 @@ async fn settled_active_pods(client: &Client, selector: &str, n: usize) -> Vec<P
 
 async fn set_ready(client: &Client, pod: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let now = jiff::Timestamp::now().to_string();
-    let patch = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": now}
-    ]}});
+    let patch = ready_status_patch();
     api.patch_status(pod, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
@@ -229,17 +202,6 @@ async fn scale_rs(client: &Client, name: &str, replicas: i32) {
     )
     .await
     .unwrap();
-}
-
-async fn events_about(client: &Client, object: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), NS);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object))
-        .collect()
 }
 
 fn with_reason<'a>(events: &'a [Event], reason: &'a str) -> impl Iterator<Item = &'a Event> {

@@ -43,8 +43,8 @@ use crate::informer::{
     controller_uid_index_values, object_key, HandlerRegistration, Informer, InformerFactory,
     Notification, Store, CONTROLLER_UID_INDEX,
 };
-use crate::podcontrol::{adopt_patch, release_patch, NAMESPACE_TERMINATING_CAUSE};
-use crate::util::{controller_ref, new_controller_ref, LabelMatcher};
+use crate::podcontrol::NAMESPACE_TERMINATING_CAUSE;
+use crate::util::{controller_ref, LabelMatcher};
 use crate::workqueue::WorkQueue;
 
 /// Canonical name of the Deployment controller.
@@ -447,95 +447,26 @@ impl Inner {
                     "deployment {ns}/{name} has invalid label selector: {e}"
                 ))
             })?;
-        let uid = d.metadata.uid.clone().unwrap_or_default();
-        let deleting = d.metadata.deletion_timestamp.is_some();
-        let cref = new_controller_ref(d);
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
-        let mut claimed = Vec::new();
-        let mut errors = Vec::new();
-        let mut adoptable: Option<Result<(), String>> = None;
-        for rs in self.rss.list_namespace(&ns) {
-            let rs_name = rs.metadata.name.clone().unwrap_or_default();
-            let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
-            let matches = selector.matches(rs.metadata.labels.as_ref());
-            match controller_ref(&rs.metadata) {
-                Some(owner) => {
-                    if owner.uid != uid {
-                        continue;
-                    }
-                    if matches {
-                        claimed.push((*rs).clone());
-                        continue;
-                    }
-                    if deleting {
-                        continue;
-                    }
-                    tracing::info!(controller = DEPLOYMENT_CONTROLLER_NAME, replica_set = %format!("{ns}/{rs_name}"), "releasing replica set that no longer matches the selector");
-                    let patch = release_patch(&uid, &rs_uid);
-                    match api
+        let claimed = crate::claim::claim(
+            &self.client,
+            d,
+            &selector,
+            self.rss.list_namespace(&ns),
+            DEPLOYMENT_CONTROLLER_NAME,
+            |rs, patch| {
+                let api = api.clone();
+                async move {
+                    let rs_name = rs.metadata.name.clone().unwrap_or_default();
+                    let patched = api
                         .patch(&rs_name, &PatchParams::default(), &Patch::Strategic(&patch))
-                        .await
-                        .map_err(ControllerError::from)
-                    {
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() || e.is_invalid() => {}
-                        Err(e) => errors.push(e),
-                    }
+                        .await?;
+                    Ok(Arc::new(patched))
                 }
-                None => {
-                    if deleting || !matches || rs.metadata.deletion_timestamp.is_some() {
-                        continue;
-                    }
-                    if adoptable.is_none() {
-                        adoptable = Some(self.can_adopt(d).await);
-                    }
-                    if let Some(Err(why)) = &adoptable {
-                        errors.push(ControllerError::Other(format!(
-                            "can't adopt ReplicaSet {ns}/{rs_name} ({rs_uid}): {why}"
-                        )));
-                        continue;
-                    }
-                    let patch = adopt_patch(&cref, &rs_uid);
-                    match api
-                        .patch(&rs_name, &PatchParams::default(), &Patch::Strategic(&patch))
-                        .await
-                        .map_err(ControllerError::from)
-                    {
-                        Ok(adopted) => claimed.push(adopted),
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => errors.push(e),
-                    }
-                }
-            }
-        }
-        match ControllerError::aggregate(errors) {
-            Some(e) => Err(e),
-            None => Ok(claimed),
-        }
-    }
-
-    /// Confirms with a fresh read that the Deployment still exists (same UID) and is
-    /// not being deleted before adopting anything.
-    async fn can_adopt(&self, d: &Deployment) -> Result<(), String> {
-        let (ns, name) = name_of(d);
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let fresh = api.get(&name).await.map_err(|e| {
-            format!(
-                "can't recheck DeletionTimestamp: {}",
-                ControllerError::from(e)
-            )
-        })?;
-        let want = d.metadata.uid.clone().unwrap_or_default();
-        let got = fresh.metadata.uid.clone().unwrap_or_default();
-        if got != want {
-            return Err(format!(
-                "can't recheck DeletionTimestamp: original Deployment {ns}/{name} is gone: got uid {got}, wanted {want}"
-            ));
-        }
-        if let Some(ts) = &fresh.metadata.deletion_timestamp {
-            return Err(format!("{ns}/{name} has just been deleted at {}", ts.0));
-        }
-        Ok(())
+            },
+        )
+        .await?;
+        Ok(claimed.into_iter().map(Arc::unwrap_or_clone).collect())
     }
 
     /// Writes the Deployment's status (and annotations) through the status

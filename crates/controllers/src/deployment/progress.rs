@@ -211,11 +211,15 @@ mod tests {
         get_condition(st, DEPLOYMENT_PROGRESSING).unwrap().clone()
     }
 
-    #[test]
-    fn complete_rollout_reports_new_replica_set_available() {
-        let mut before = DeploymentStatus::default();
+    /// A status whose Progressing condition says ReplicaSetUpdated since `ts(0)`.
+    fn updating_since_0(replicas: Option<i32>, updated: Option<i32>) -> DeploymentStatus {
+        let mut st = DeploymentStatus {
+            replicas,
+            updated_replicas: updated,
+            ..Default::default()
+        };
         set_condition(
-            &mut before,
+            &mut st,
             new_condition(
                 DEPLOYMENT_PROGRESSING,
                 "True",
@@ -224,6 +228,12 @@ mod tests {
                 ts(0),
             ),
         );
+        st
+    }
+
+    #[test]
+    fn complete_rollout_reports_new_replica_set_available() {
+        let before = updating_since_0(None, None);
         let d = deployment(2, before);
         let new = rs("web-abc", 2, 2, 2);
         let st = rollout_status(std::slice::from_ref(&new), Some(&new), &d, ts(5));
@@ -244,21 +254,7 @@ mod tests {
 
     #[test]
     fn progress_refreshes_update_time_and_keeps_transition_time() {
-        let mut before = DeploymentStatus {
-            replicas: Some(3),
-            updated_replicas: Some(1),
-            ..Default::default()
-        };
-        set_condition(
-            &mut before,
-            new_condition(
-                DEPLOYMENT_PROGRESSING,
-                "True",
-                REPLICA_SET_UPDATED_REASON,
-                "x",
-                ts(0),
-            ),
-        );
+        let before = updating_since_0(Some(3), Some(1));
         let d = deployment(3, before);
         let old = rs("web-old", 1, 1, 1);
         let new = rs("web-new", 2, 2, 0);
@@ -275,21 +271,7 @@ mod tests {
 
     #[test]
     fn no_progress_past_the_deadline_times_out() {
-        let mut before = DeploymentStatus {
-            replicas: Some(3),
-            updated_replicas: Some(3),
-            ..Default::default()
-        };
-        set_condition(
-            &mut before,
-            new_condition(
-                DEPLOYMENT_PROGRESSING,
-                "True",
-                REPLICA_SET_UPDATED_REASON,
-                "x",
-                ts(0),
-            ),
-        );
+        let before = updating_since_0(Some(3), Some(3));
         let d = deployment(3, before);
         let new = rs("web-new", 3, 3, 0);
         let early = rollout_status(std::slice::from_ref(&new), Some(&new), &d, ts(60));
@@ -351,17 +333,7 @@ mod tests {
 
     #[test]
     fn no_deadline_no_progressing_condition() {
-        let mut before = DeploymentStatus::default();
-        set_condition(
-            &mut before,
-            new_condition(
-                DEPLOYMENT_PROGRESSING,
-                "True",
-                REPLICA_SET_UPDATED_REASON,
-                "x",
-                ts(0),
-            ),
-        );
+        let before = updating_since_0(None, None);
         let mut d = deployment(1, before);
         d.spec.as_mut().unwrap().progress_deadline_seconds = None;
         let new = rs("n", 1, 1, 0);

@@ -649,6 +649,16 @@ mod tests {
         jiff::Timestamp::from_second(1_700_000_000 + s).unwrap()
     }
 
+    /// Status, reason and message of the Available condition.
+    fn available(st: &DeploymentStatus) -> (&str, &str, &str) {
+        let c = get_condition(st, DEPLOYMENT_AVAILABLE).unwrap();
+        (
+            c.status.as_str(),
+            c.reason.as_deref().unwrap(),
+            c.message.as_deref().unwrap(),
+        )
+    }
+
     #[test]
     fn status_sums_replica_sets() {
         let d = Deployment {
@@ -676,13 +686,12 @@ mod tests {
         assert_eq!(st.unavailable_replicas, Some(2));
         assert_eq!(st.collision_count, Some(2));
         // 25% of 4 may be unavailable: 3 available is enough.
-        let c = get_condition(&st, DEPLOYMENT_AVAILABLE).unwrap();
         assert_eq!(
-            (c.status.as_str(), c.reason.as_deref(), c.message.as_deref()),
+            available(&st),
             (
                 "True",
-                Some("MinimumReplicasAvailable"),
-                Some("Deployment has minimum availability.")
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability."
             )
         );
 
@@ -690,13 +699,12 @@ mod tests {
         assert_eq!(none.updated_replicas, None, "zero counts are left out");
         assert_eq!(none.available_replicas, None);
         assert_eq!(none.unavailable_replicas, Some(4));
-        let c = get_condition(&none, DEPLOYMENT_AVAILABLE).unwrap();
         assert_eq!(
-            (c.status.as_str(), c.reason.as_deref(), c.message.as_deref()),
+            available(&none),
             (
                 "False",
-                Some("MinimumReplicasUnavailable"),
-                Some("Deployment does not have minimum availability.")
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability."
             )
         );
         // More available than desired: never negative unavailable.

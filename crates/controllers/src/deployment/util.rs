@@ -622,28 +622,32 @@ pub fn deployment_timed_out(
 
 // --------------------------------------------------------------- counting
 
+/// Saturating sum of `count` over the ReplicaSets.
+fn sum_of<'a>(
+    rss: impl IntoIterator<Item = &'a ReplicaSet>,
+    count: impl Fn(&ReplicaSet) -> i32,
+) -> i32 {
+    rss.into_iter().fold(0, |n, rs| n.saturating_add(count(rs)))
+}
+
 /// Sum of `spec.replicas`.
 pub fn replica_count<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
-    rss.into_iter()
-        .fold(0, |n, rs| n.saturating_add(rs_replicas(rs)))
+    sum_of(rss, rs_replicas)
 }
 
 /// Sum of `status.replicas`.
 pub fn actual_replica_count<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
-    rss.into_iter()
-        .fold(0, |n, rs| n.saturating_add(rs_status_replicas(rs)))
+    sum_of(rss, rs_status_replicas)
 }
 
 /// Sum of `status.readyReplicas`.
 pub fn ready_replica_count<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
-    rss.into_iter()
-        .fold(0, |n, rs| n.saturating_add(rs_ready(rs)))
+    sum_of(rss, rs_ready)
 }
 
 /// Sum of `status.availableReplicas`.
 pub fn available_replica_count<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i32 {
-    rss.into_iter()
-        .fold(0, |n, rs| n.saturating_add(rs_available(rs)))
+    sum_of(rss, rs_available)
 }
 
 /// Whether the ReplicaSet has (desired) replicas.
