@@ -54,15 +54,7 @@ async fn check_namespace(ctx: &Ctx<'_>, obj: &Value) -> ApiResult<()> {
     };
     // As upstream's NamespaceLifecycle: trust the cache when it has the namespace,
     // and make sure with a consistent read only when it does not (it may be new).
-    let key = namespaces.key("", ns);
-    let item = match namespaces.cache.get_known(&key) {
-        Some(item) => Some(item),
-        None => namespaces
-            .cache
-            .get_cached(&key)
-            .await
-            .map_err(ApiError::internal)?,
-    };
+    let item = lister_get(namespaces, &namespaces.key("", ns)).await?;
     let target = crate::error::Target {
         group: String::new(),
         resource: "namespaces".into(),
@@ -96,6 +88,19 @@ fn is_priority_class(ctx: &Ctx<'_>) -> bool {
 }
 
 /// Every PriorityClass, as JSON.
+/// Reads `key` as an informer's lister would: from the cache as it stands, with a
+/// consistent read only when the cache does not have it (it may be new).
+async fn lister_get(store: &ResourceStore, key: &str) -> ApiResult<Option<crate::registry::Item>> {
+    match store.cache.get_known(key) {
+        Some(item) => Ok(Some(item)),
+        None => store
+            .cache
+            .get_cached(key)
+            .await
+            .map_err(ApiError::internal),
+    }
+}
+
 async fn priority_classes(ctx: &Ctx<'_>) -> ApiResult<Vec<Value>> {
     let Some(store) = ctx.server.registry.get("priorityclasses") else {
         return Ok(Vec::new());
@@ -122,7 +127,6 @@ async fn admit_pod_priority(ctx: &Ctx<'_>, pod: &mut Value) -> ApiResult<()> {
         .as_str()
         .unwrap_or("")
         .to_string();
-    let classes = priority_classes(ctx).await?;
     let pod_name = object_name(ctx, pod);
     let forbidden = |msg: String| {
         ApiError::forbidden(format!("pods \"{pod_name}\" is forbidden: {msg}"))
@@ -130,20 +134,25 @@ async fn admit_pod_priority(ctx: &Ctx<'_>, pod: &mut Value) -> ApiResult<()> {
     };
     let class = if class_name.is_empty() {
         // The global default with the lowest value, if any.
-        classes
-            .iter()
+        priority_classes(ctx)
+            .await?
+            .into_iter()
             .filter(|c| c["globalDefault"] == json!(true))
             .min_by_key(|c| c["value"].as_i64().unwrap_or(0))
     } else {
-        let found = classes
-            .iter()
-            .find(|c| c["metadata"]["name"] == json!(class_name));
-        if found.is_none() {
-            return Err(forbidden(format!(
-                "no PriorityClass with name {class_name} was found"
-            )));
+        // Only the named class is read (pod creates are a hot path).
+        let found = match ctx.server.registry.get("priorityclasses") {
+            Some(store) => lister_get(store, &store.key("", &class_name)).await?,
+            None => None,
+        };
+        match found {
+            Some(item) => Some(item.extra.value()),
+            None => {
+                return Err(forbidden(format!(
+                    "no PriorityClass with name {class_name} was found"
+                )))
+            }
         }
-        found
     };
     let (priority, policy) = match class {
         Some(c) => {

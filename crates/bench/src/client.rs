@@ -112,7 +112,7 @@ impl Pool {
     }
 
     /// One of the connections (for streaming requests).
-    pub fn raw_conn(&self) -> SendRequest<Full<Bytes>> {
+    fn raw_conn(&self) -> SendRequest<Full<Bytes>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
     }

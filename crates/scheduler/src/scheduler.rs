@@ -140,6 +140,8 @@ fn node_changed_for_scheduling(old: Option<&crate::nodeinfo::NodeInfo>, new: &No
 struct State {
     client: kube::Client,
     config: SchedulerConfiguration,
+    /// The configuration's profiles by schedulerName, shared with each decision.
+    profiles: HashMap<String, Arc<crate::config::Profile>>,
     cache: Cache,
     queue: Queue,
     search: Search,
@@ -156,7 +158,7 @@ struct State {
 
 impl State {
     fn ours(&self, info: &PodInfo) -> bool {
-        self.config.profile(&info.scheduler_name).is_some()
+        self.profiles.contains_key(&info.scheduler_name)
     }
 
     fn forget_nominated(&mut self, key: &str) {
@@ -317,7 +319,7 @@ impl State {
     }
 
     fn schedule_one(&mut self, pod: Arc<PodInfo>) {
-        let Some(profile) = self.config.profile(&pod.scheduler_name).cloned() else {
+        let Some(profile) = self.profiles.get(&pod.scheduler_name).cloned() else {
             self.queue.remove(&pod.key);
             return;
         };
@@ -552,6 +554,11 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
     let mut state = State {
         events,
         client,
+        profiles: config
+            .profiles
+            .iter()
+            .map(|p| (p.scheduler_name.clone(), Arc::new(p.clone())))
+            .collect(),
         config,
         cache: Cache::default(),
         queue: Queue::default(),

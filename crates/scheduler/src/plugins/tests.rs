@@ -1633,11 +1633,9 @@ fn unschedulable_node_and_its_toleration() {
 // ---------------------------------------------------------------------------
 // NodeResourcesFit (least allocated) and NodeResourcesBalancedAllocation scores.
 
-#[test]
-fn least_allocated_upstream_differently_sized_nodes() {
-    // Upstream least_allocated_test "nothing scheduled, resources requested,
-    // differently sized nodes": cpu (4000-3000)*100/4000 = 25, memory 50 -> 37;
-    // cpu 50, memory 50 -> 50.
+/// Upstream's "nothing scheduled, resources requested, differently sized nodes": a
+/// 4-cpu and a 6-cpu node with 10000 bytes of memory, and a pod asking 3 cpu, 5000.
+fn differently_sized_nodes() -> (Cache, Value) {
     let c = cache(
         &[
             sized_node("n1", json!({"cpu": "4", "memory": "10000", "pods": "110"})),
@@ -1645,7 +1643,35 @@ fn least_allocated_upstream_differently_sized_nodes() {
         ],
         &[],
     );
-    let p = req_pod("incoming", json!({"cpu": "3", "memory": "5000"}));
+    (
+        c,
+        req_pod("incoming", json!({"cpu": "3", "memory": "5000"})),
+    )
+}
+
+/// A node "busy" (4 cpu, 8Gi) running a pod that requests 1 cpu and 2Gi, and an idle
+/// node of the same size named `idle`.
+fn busy_and_idle(idle: &str) -> Cache {
+    let (busy, used) = busy_node(
+        "busy",
+        json!({"cpu": "4", "memory": "8Gi", "pods": "110"}),
+        json!({"cpu": "1", "memory": "2Gi"}),
+    );
+    cache(
+        &[
+            busy,
+            sized_node(idle, json!({"cpu": "4", "memory": "8Gi", "pods": "110"})),
+        ],
+        &[used],
+    )
+}
+
+#[test]
+fn least_allocated_upstream_differently_sized_nodes() {
+    // Upstream least_allocated_test "nothing scheduled, resources requested,
+    // differently sized nodes": cpu (4000-3000)*100/4000 = 25, memory 50 -> 37;
+    // cpu 50, memory 50 -> 50.
+    let (c, p) = differently_sized_nodes();
     assert_eq!(
         scores(&c, "NodeResourcesFit", &p, &["n1", "n2"]),
         vec![37, 50]
@@ -1654,18 +1680,7 @@ fn least_allocated_upstream_differently_sized_nodes() {
 
 #[test]
 fn least_allocated_counts_existing_pods_and_scoring_defaults() {
-    let (busy, used) = busy_node(
-        "busy",
-        json!({"cpu": "4", "memory": "8Gi", "pods": "110"}),
-        json!({"cpu": "1", "memory": "2Gi"}),
-    );
-    let c = cache(
-        &[
-            busy,
-            sized_node("empty", json!({"cpu": "4", "memory": "8Gi", "pods": "110"})),
-        ],
-        &[used],
-    );
+    let c = busy_and_idle("empty");
     // busy: cpu (4-2)/4 -> 50, memory (8-3)/8 -> 62; empty: 75 and 87.
     let p = req_pod("incoming", json!({"cpu": "1", "memory": "1Gi"}));
     assert_eq!(
@@ -1724,14 +1739,7 @@ fn balanced_allocation_upstream_differently_sized_nodes() {
     // Upstream balanced_allocation_test "nothing scheduled, resources requested,
     // differently sized nodes": fractions 0.75/0.5 -> (1 - 0.125) * 100 = 87;
     // 0.5/0.5 -> 100.
-    let c = cache(
-        &[
-            sized_node("n1", json!({"cpu": "4", "memory": "10000", "pods": "110"})),
-            sized_node("n2", json!({"cpu": "6", "memory": "10000", "pods": "110"})),
-        ],
-        &[],
-    );
-    let p = req_pod("incoming", json!({"cpu": "3", "memory": "5000"}));
+    let (c, p) = differently_sized_nodes();
     assert_eq!(
         scores(&c, "NodeResourcesBalancedAllocation", &p, &["n1", "n2"]),
         vec![87, 100]
@@ -1740,18 +1748,7 @@ fn balanced_allocation_upstream_differently_sized_nodes() {
 
 #[test]
 fn balanced_allocation_counts_existing_requests_and_caps_fractions() {
-    let (busy, used) = busy_node(
-        "busy",
-        json!({"cpu": "4", "memory": "8Gi", "pods": "110"}),
-        json!({"cpu": "1", "memory": "2Gi"}),
-    );
-    let c = cache(
-        &[
-            busy,
-            sized_node("small", json!({"cpu": "4", "memory": "8Gi", "pods": "110"})),
-        ],
-        &[used],
-    );
+    let c = busy_and_idle("small");
     // busy: cpu 2/4 = 0.5, memory 3/8 = 0.375 -> (1 - 0.0625) * 100 = 93.
     let p = req_pod("incoming", json!({"cpu": "1", "memory": "1Gi"}));
     assert_eq!(
