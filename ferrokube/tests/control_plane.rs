@@ -259,11 +259,18 @@ fn deployment_rollout_history_and_undo_with_kubectl() {
             "{version}: five pods: {}",
             k.ok(&["get", "pods", "-o", "wide"])
         );
-        let v = k.json(&["get", "deploy", "app", "-o", "json"]);
-        let avail = v["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Available").cloned())
-            .unwrap_or_default();
-        assert_eq!(avail["status"], "True", "{version}: {}", v["status"]);
+        // The status follows the pods: wait for the Available condition.
+        let available = || {
+            let v = k.json(&["get", "deploy", "app", "-o", "json"]);
+            v["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Available").cloned())
+                .is_some_and(|c| c["status"] == "True")
+        };
+        assert!(
+            eventually(Duration::from_secs(30), available),
+            "{version}: {}",
+            k.ok(&["get", "deploy", "app", "-o", "json"])
+        );
     }
 }
