@@ -38,7 +38,7 @@ enum Command {
     Scheduler(SchedulerCmd),
     /// Run the controller manager against an API server.
     #[command(alias = "kube-controller-manager")]
-    ControllerManager(ControllerManagerCmd),
+    ControllerManager(Box<ControllerManagerCmd>),
     /// Register simulated nodes that play the kubelet for their pods (a testing and
     /// scale tool; never part of a real cluster).
     SimNodes(SimNodesCmd),
@@ -50,7 +50,7 @@ struct ControllerManagerCmd {
     #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
     kubeconfig: PathBuf,
     #[command(flatten)]
-    config: controllers::ControllerManagerConfig,
+    config: controller_manager::ControllerManagerConfig,
 }
 
 #[derive(Args, Clone)]
@@ -108,7 +108,7 @@ async fn client_from(kubeconfig: &std::path::Path, component: &str) -> Result<ku
 async fn run_controller_manager(cmd: ControllerManagerCmd) -> Result<()> {
     let client = client_from(&cmd.kubeconfig, "kube-controller-manager").await?;
     tokio::select! {
-        r = controllers::run(client, cmd.config) => r.context("controller manager"),
+        r = controller_manager::run(client, cmd.config) => r.context("controller manager"),
         _ = shutdown_signal() => Ok(()),
     }
 }
@@ -263,8 +263,10 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     if in_process.controller_manager {
         let client = client_from(&running.kubeconfig, "kube-controller-manager").await?;
         components.push(tokio::spawn(async move {
-            let config = controllers::ControllerManagerConfig::default();
-            if let Err(e) = controllers::run(client, config).await {
+            let mut config = controller_manager::ControllerManagerConfig::default();
+            // One in-process manager per server: no election needed.
+            config.leader_election.leader_elect = false;
+            if let Err(e) = controller_manager::run(client, config).await {
                 tracing::error!(error = %e, "controller manager stopped");
             }
         }));
@@ -325,7 +327,7 @@ fn main() -> Result<()> {
             Command::Server(args) => run_server(args).await,
             Command::Apiserver(args) => run_apiserver(args, InProcess::default()).await,
             Command::Scheduler(cmd) => run_scheduler(cmd).await,
-            Command::ControllerManager(cmd) => run_controller_manager(cmd).await,
+            Command::ControllerManager(cmd) => run_controller_manager(*cmd).await,
             Command::SimNodes(cmd) => run_sim_nodes(cmd).await,
         }
     })

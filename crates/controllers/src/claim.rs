@@ -24,7 +24,7 @@ fn name_of<K: Resource>(obj: &K) -> (String, String) {
 
 /// Confirms with a fresh read that `owner` still exists (same UID) and is not being
 /// deleted, before it adopts anything.
-pub(crate) async fn can_adopt<O>(client: &Client, owner: &O) -> Result<(), String>
+pub async fn can_adopt<O>(client: &Client, owner: &O) -> Result<(), String>
 where
     O: Object + Resource<Scope = NamespaceResourceScope>,
 {
@@ -60,7 +60,7 @@ where
 /// `patch` applies a strategic merge patch to a candidate and returns what to keep
 /// for it when it is adopted. Errors other than "not found" (and, on release,
 /// "invalid") are aggregated; `controller` names the controller in logs.
-pub(crate) async fn claim<O, X, P, Fut>(
+pub async fn claim<O, X, P, Fut>(
     client: &Client,
     owner: &O,
     selector: &LabelMatcher,

@@ -12,10 +12,10 @@ use futures::FutureExt;
 use kube::Client;
 use tokio::task::JoinSet;
 
+use crate::config::ControllerManagerConfig;
 use crate::error::ControllerError;
 use crate::events::EventBroadcaster;
 use crate::informer::InformerFactory;
-use crate::manager::ControllerManagerConfig;
 use crate::workqueue::WorkQueue;
 
 /// Handles shared by all controllers of one manager. Cheap to clone.

@@ -1,7 +1,5 @@
-//! The controller manager of ferrokube: a reusable controller framework and the
-//! controllers built on it.
-//!
-//! Framework (shared by every controller):
+//! The controller framework of ferrokube, shared by every controller crate
+//! (`apps-controllers`, ...) and the `controller-manager` that runs them:
 //! - [`informer`]: shared informers (one watch and cache per resource type) with
 //!   indexes, change handlers and cache-sync waiting;
 //! - [`workqueue`]: client-go's rate-limited, deduplicating work queue;
@@ -9,14 +7,10 @@
 //! - [`expectations`]: creations/deletions in flight per controller key;
 //! - [`controller`]: the shared [`ControllerContext`], [`ControllerDescriptor`], and
 //!   the worker loop [`run_workers`];
-//! - [`manager`]: flags ([`ControllerManagerConfig`]), `--controllers` selection, the
-//!   controller registry and [`run`];
+//! - [`config`]: the flags of every controller ([`ControllerManagerConfig`]);
 //! - [`podcontrol`], [`ranking`], [`util`]: pod creation/deletion with events, the
-//!   scale-down order, and pod/selector helpers; `claim`: adopting and releasing
+//!   scale-down order, and pod/selector helpers; [`claim`]: adopting and releasing
 //!   dependents.
-//!
-//! Controllers: [`replicaset`] (ReplicaSet and ReplicationController) and
-//! [`deployment`] (Deployment, rolling out through ReplicaSets).
 //!
 //! Controllers reach the API server only through a `kube::Client`.
 //!
@@ -34,25 +28,25 @@
 //!    and returns an error to be retried with backoff; [`expectations::Expectations`]
 //!    guards against acting twice on objects still in flight.
 //! 3. A `fn(&ControllerContext) -> Result<ControllerFuture, ControllerError>` listed
-//!    as a [`ControllerDescriptor`] in [`manager::controller_descriptors`], and its
-//!    `--concurrent-…-syncs` flag in [`ControllerManagerConfig`].
+//!    as a [`ControllerDescriptor`] by its crate's `descriptors()` (gathered by the
+//!    `controller-manager` crate), and its flags in [`ControllerManagerConfig`].
 //!
-//! Tests can start one controller with [`start_controller`] on a context of their own.
+//! Tests can start one controller by calling its start function on a
+//! [`ControllerContext`] of their own.
 
-pub(crate) mod claim;
+pub mod claim;
+pub mod config;
 pub mod controller;
-pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod informer;
-pub mod manager;
 pub mod podcontrol;
 pub mod ranking;
-pub mod replicaset;
 pub mod util;
 pub mod workqueue;
 
+pub use config::{ControllerManagerConfig, LeaderElectionConfig};
+pub use controller::StartFn;
 pub use controller::{run_workers, ControllerContext, ControllerDescriptor, ControllerFuture};
 pub use error::ControllerError;
-pub use manager::{controller_descriptors, run, start_controller, ControllerManagerConfig};

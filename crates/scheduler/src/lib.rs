@@ -7,11 +7,11 @@
 //! - [`algorithm`]: one decision (filter, score, pick) and the failure message.
 //! - [`preemption`]: making room for a pod by evicting lower-priority ones.
 //! - [`queue`]: active, backoff and unschedulable pods.
-//! - [`scheduler`]: the running loop; [`leader`]: Lease-based leader election.
+//! - [`scheduler`]: the running loop. Leader election lives in the `leader-election`
+//!   crate.
 
 pub mod algorithm;
 pub mod config;
-pub mod leader;
 pub mod nodeinfo;
 pub mod plugins;
 pub mod podinfo;
@@ -57,17 +57,6 @@ pub fn load_config(args: &SchedulerArgs) -> Result<SchedulerConfiguration, Confi
     }
 }
 
-fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "ferrokube".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{host}_{:08x}{:04x}", nanos, std::process::id() & 0xffff)
-}
-
 /// Runs the scheduler until the future is dropped or leadership is lost.
 pub async fn run(client: kube::Client, args: SchedulerArgs) -> Result<(), SchedulerError> {
     let config = load_config(&args)?;
@@ -76,17 +65,15 @@ pub async fn run(client: kube::Client, args: SchedulerArgs) -> Result<(), Schedu
         scheduler::run_loop(client, config).await;
         return Ok(());
     }
-    let lease = leader::LeaseConfig::new(
+    let lease = leader_election::LeaseConfig::new(
         &config.lease_namespace,
         &config.lease_name,
         &args
             .leader_elect_identity
             .clone()
-            .unwrap_or_else(default_identity),
+            .unwrap_or_else(leader_election::default_identity),
     );
-    leader::acquire(client.clone(), &lease).await;
-    tokio::select! {
-        _ = scheduler::run_loop(client.clone(), config) => Ok(()),
-        _ = leader::hold(client, &lease) => Err(SchedulerError::LeadershipLost),
-    }
+    leader_election::run_as_leader(client.clone(), &lease, scheduler::run_loop(client, config))
+        .await
+        .map_err(|_| SchedulerError::LeadershipLost)
 }

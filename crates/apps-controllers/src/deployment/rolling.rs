@@ -11,7 +11,7 @@ use super::util::{
     new_rs_new_replicas, replica_count, rs_available, rs_replicas, sort_by_creation,
 };
 use super::Inner;
-use crate::error::ControllerError;
+use controllers::error::ControllerError;
 
 /// How far the old ReplicaSets may shrink this step, given the availability floor
 /// `replicas - maxUnavailable` and the new ReplicaSet's unavailable pods.

@@ -16,8 +16,8 @@ use super::util::{
     ROLLBACK_DONE, ROLLBACK_REVISION_NOT_FOUND, ROLLBACK_TEMPLATE_UNCHANGED,
 };
 use super::Inner;
-use crate::error::ControllerError;
-use crate::events::EventType;
+use controllers::error::ControllerError;
+use controllers::events::EventType;
 
 /// Puts `rs`'s pod template into the Deployment, without the hash label.
 pub fn set_from_replica_set_template(d: &mut Deployment, rs: &ReplicaSet) {

@@ -177,7 +177,7 @@ async fn cluster(ready_delay: Duration) -> Cluster {
     let ctx = ControllerContext::new(client.clone(), ControllerManagerConfig::default());
     let controllers = ["deployment", "replicaset"]
         .iter()
-        .map(|name| tokio::spawn(controllers::start_controller(&ctx, name).unwrap()))
+        .map(|name| tokio::spawn(apps_controllers::start(&ctx, name).unwrap()))
         .collect();
     Cluster {
         _kubelet: Kubelet::start(client.clone(), ready_delay),
@@ -1229,7 +1229,7 @@ async fn hash_collision_bumps_collision_count() {
     create(&c.client, &d).await;
     // The template as the API server defaulted it is what the controller hashes.
     let defaulted = get(&c.client, "web").await.spec.unwrap().template;
-    let taken = controllers::deployment::util::compute_hash(&defaulted, None);
+    let taken = apps_controllers::deployment::util::compute_hash(&defaulted, None);
     let mut squatter = replica_set(&format!("web-{taken}"), "other", 0, "nginx:1");
     squatter.metadata.annotations = None;
     create_rs(&c.client, &squatter).await;
@@ -1240,7 +1240,7 @@ async fn hash_collision_bumps_collision_count() {
     assert_eq!(d.status.unwrap().collision_count, Some(1));
     let rss = owned_rs(&c.client, "web").await;
     assert_eq!(rss.len(), 1);
-    let expected = controllers::deployment::util::compute_hash(&defaulted, Some(1));
+    let expected = apps_controllers::deployment::util::compute_hash(&defaulted, Some(1));
     assert_ne!(expected, taken);
     assert_eq!(rss[0].metadata.name, Some(format!("web-{expected}")));
     assert_eq!(hash_of(&rss[0]), expected);

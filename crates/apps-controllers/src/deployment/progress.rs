@@ -16,7 +16,7 @@ use super::util::{
     REPLICA_SET_UPDATED_REASON, TIMED_OUT_REASON,
 };
 use super::Inner;
-use crate::error::ControllerError;
+use controllers::error::ControllerError;
 
 /// The ReplicaFailure conditions of the new ReplicaSet, or else of any ReplicaSet.
 pub(super) fn replica_failures(

@@ -10,7 +10,7 @@
 //!    set), releases owned pods that no longer match;
 //! 3. if no creations or deletions are still in flight (expectations), creates the
 //!    missing pods in slow-start batches of 1, 2, 4, … (stopping at the first error)
-//!    or deletes the surplus in [`ranking`](crate::ranking) order, at most 500 per
+//!    or deletes the surplus in [`ranking`](controllers::ranking) order, at most 500 per
 //!    sync;
 //! 4. writes status (replicas, fullyLabeledReplicas, readyReplicas,
 //!    availableReplicas, observedGeneration, the ReplicaFailure condition) through the
@@ -33,20 +33,20 @@ use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource};
 use serde::Serialize;
 
-use crate::controller::{run_workers, ControllerContext, ControllerFuture};
-use crate::error::ControllerError;
-use crate::expectations::Expectations;
-use crate::informer::{
+use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::error::ControllerError;
+use controllers::expectations::Expectations;
+use controllers::informer::{
     controller_uid_index_values, object_key, orphan_index_value, HandlerRegistration, Informer,
     InformerFactory, Notification, Object, Store, CONTROLLER_UID_INDEX,
 };
-use crate::podcontrol::{PodControl, NAMESPACE_TERMINATING_CAUSE};
-use crate::ranking::pods_to_delete;
-use crate::util::{
+use controllers::podcontrol::{PodControl, NAMESPACE_TERMINATING_CAUSE};
+use controllers::ranking::pods_to_delete;
+use controllers::util::{
     controller_ref, is_pod_active, is_pod_available, is_pod_ready, new_controller_ref, pod_key,
     LabelMatcher,
 };
-use crate::workqueue::WorkQueue;
+use controllers::workqueue::WorkQueue;
 
 /// Canonical name of the ReplicaSet controller.
 pub const REPLICASET_CONTROLLER_NAME: &str = "replicaset-controller";
@@ -636,14 +636,14 @@ impl<K: ReplicaSetLike> Inner<K> {
         }
     }
 
-    /// Claims the candidate pods for `set`: see [`crate::claim::claim`].
+    /// Claims the candidate pods for `set`: see [`controllers::claim::claim`].
     async fn claim_pods(
         &self,
         set: &Arc<K>,
         selector: &LabelMatcher,
         candidates: Vec<Arc<Pod>>,
     ) -> Result<Vec<Arc<Pod>>, ControllerError> {
-        crate::claim::claim(
+        controllers::claim::claim(
             &self.client,
             set.as_ref(),
             selector,

@@ -22,10 +22,10 @@ use super::util::{
     TIMED_OUT_REASON,
 };
 use super::{name_of, Inner, SCALING_REPLICA_SET_REASON};
-use crate::error::ControllerError;
-use crate::events::EventType;
-use crate::podcontrol::NAMESPACE_TERMINATING_CAUSE;
-use crate::util::{controller_ref, new_controller_ref};
+use controllers::error::ControllerError;
+use controllers::events::EventType;
+use controllers::podcontrol::NAMESPACE_TERMINATING_CAUSE;
+use controllers::util::{controller_ref, new_controller_ref};
 
 /// The old ReplicaSets followed by the new one (when there is one).
 pub(super) fn all_of(old: &[ReplicaSet], new: Option<&ReplicaSet>) -> Vec<ReplicaSet> {

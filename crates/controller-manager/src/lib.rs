@@ -1,53 +1,17 @@
-//! The controller manager: its flags ([`ControllerManagerConfig`]), the registry of
-//! controllers ([`controller_descriptors`]), `--controllers` selection, and [`run`].
+//! The controller manager: the registry of every controller crate's controllers
+//! ([`controller_descriptors`]), upstream's controller names, `--controllers`
+//! selection ([`validate`], [`is_enabled`]), and [`run`] (with leader election).
 //!
-//! To add a controller, write a [`StartFn`](crate::controller::StartFn) that builds it
-//! from the [`ControllerContext`] and returns its future, and list a
-//! [`ControllerDescriptor`] for it in [`controller_descriptors`]; put its worker count
-//! flag in [`ControllerManagerConfig`].
+//! Controllers live in their own crates (`apps-controllers`, ...), built on the
+//! `controllers` framework; each crate lists its [`ControllerDescriptor`]s and this
+//! crate gathers them. Flags live in [`ControllerManagerConfig`].
 
 use futures::future::BoxFuture;
 
-use crate::controller::{ControllerContext, ControllerDescriptor, ControllerFuture};
-use crate::error::ControllerError;
-use crate::{deployment, replicaset};
-
-/// Command-line configuration of the controller manager (flags as upstream's
-/// kube-controller-manager).
-#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
-pub struct ControllerManagerConfig {
-    /// A list of controllers to enable. '*' enables all on-by-default controllers, 'foo'
-    /// enables the controller named 'foo', '-foo' disables the controller named 'foo'.
-    #[arg(long = "controllers", value_delimiter = ',', default_value = "*")]
-    pub controllers: Vec<String>,
-
-    /// The number of replica sets that are allowed to sync concurrently. Larger number =
-    /// more responsive replica management, but more CPU (and network) load
-    #[arg(long = "concurrent-replicaset-syncs", default_value_t = 5)]
-    pub concurrent_replicaset_syncs: i32,
-
-    /// The number of replication controllers that are allowed to sync concurrently.
-    /// Larger number = more responsive replica management, but more CPU (and network)
-    /// load
-    #[arg(long = "concurrent-rc-syncs", default_value_t = 5)]
-    pub concurrent_rc_syncs: i32,
-
-    /// The number of deployment objects that are allowed to sync concurrently. Larger
-    /// number = more responsive deployments, but more CPU (and network) load
-    #[arg(long = "concurrent-deployment-syncs", default_value_t = 5)]
-    pub concurrent_deployment_syncs: i32,
-}
-
-impl Default for ControllerManagerConfig {
-    fn default() -> Self {
-        ControllerManagerConfig {
-            controllers: vec!["*".to_string()],
-            concurrent_replicaset_syncs: 5,
-            concurrent_rc_syncs: 5,
-            concurrent_deployment_syncs: 5,
-        }
-    }
-}
+pub use controllers::{
+    ControllerContext, ControllerDescriptor, ControllerError, ControllerFuture,
+    ControllerManagerConfig,
+};
 
 /// Canonical names of upstream's kube-controller-manager (1.33) controllers, with
 /// their aliases and whether `*` leaves them off. `--controllers` accepts all of them;
@@ -176,28 +140,11 @@ pub const UPSTREAM_CONTROLLERS: &[(&str, &[&str], bool)] = &[
     ("service-lb-controller", &["service"], false),
 ];
 
-/// The controllers this manager can run.
+/// The controllers this manager can run, from every controller crate.
 pub fn controller_descriptors() -> Vec<ControllerDescriptor> {
-    vec![
-        ControllerDescriptor {
-            name: replicaset::REPLICASET_CONTROLLER_NAME,
-            aliases: &["replicaset"],
-            disabled_by_default: false,
-            start: replicaset::start_replicaset_controller,
-        },
-        ControllerDescriptor {
-            name: replicaset::REPLICATION_CONTROLLER_NAME,
-            aliases: &["replicationcontroller"],
-            disabled_by_default: false,
-            start: replicaset::start_replication_controller,
-        },
-        ControllerDescriptor {
-            name: deployment::DEPLOYMENT_CONTROLLER_NAME,
-            aliases: &["deployment"],
-            disabled_by_default: false,
-            start: deployment::start_deployment_controller,
-        },
-    ]
+    let mut all = Vec::new();
+    all.extend(apps_controllers::descriptors());
+    all
 }
 
 /// The canonical name for `name` (itself or an alias), among upstream's controllers
@@ -214,47 +161,45 @@ pub fn canonical_name(name: &str) -> Option<&'static str> {
         .map(|(canonical, _, _)| *canonical)
 }
 
-impl ControllerManagerConfig {
-    /// Checks the flags: every `--controllers` entry must name a known controller.
-    pub fn validate(&self) -> Result<(), ControllerError> {
-        let mut errs = Vec::new();
-        for entry in &self.controllers {
-            if entry == "*" {
-                continue;
-            }
-            let bare = entry.strip_prefix('-').unwrap_or(entry);
-            if canonical_name(bare).is_none() {
-                errs.push(ControllerError::Config(format!(
-                    "{bare:?} is not in the list of known controllers"
-                )));
-            }
+/// Checks the flags: every `--controllers` entry must name a known controller.
+pub fn validate(config: &ControllerManagerConfig) -> Result<(), ControllerError> {
+    let mut errs = Vec::new();
+    for entry in &config.controllers {
+        if entry == "*" {
+            continue;
         }
-        match ControllerError::aggregate(errs) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let bare = entry.strip_prefix('-').unwrap_or(entry);
+        if canonical_name(bare).is_none() {
+            errs.push(ControllerError::Config(format!(
+                "{bare:?} is not in the list of known controllers"
+            )));
         }
     }
+    match ControllerError::aggregate(errs) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
 
-    /// Whether the controller `name` (canonical) is enabled by `--controllers`: the
-    /// first explicit `name` or `-name` wins (aliases count), otherwise `*` enables it
-    /// unless it is disabled by default.
-    pub fn is_enabled(&self, name: &str, disabled_by_default: bool) -> bool {
-        let mut star = false;
-        for entry in &self.controllers {
-            if entry == "*" {
-                star = true;
-                continue;
-            }
-            let (negated, bare) = match entry.strip_prefix('-') {
-                Some(b) => (true, b),
-                None => (false, entry.as_str()),
-            };
-            if canonical_name(bare) == Some(name) {
-                return !negated;
-            }
+/// Whether the controller `name` (canonical) is enabled by `--controllers`: the
+/// first explicit `name` or `-name` wins (aliases count), otherwise `*` enables it
+/// unless it is disabled by default.
+pub fn is_enabled(config: &ControllerManagerConfig, name: &str, disabled_by_default: bool) -> bool {
+    let mut star = false;
+    for entry in &config.controllers {
+        if entry == "*" {
+            star = true;
+            continue;
         }
-        star && !disabled_by_default
+        let (negated, bare) = match entry.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, entry.as_str()),
+        };
+        if canonical_name(bare) == Some(name) {
+            return !negated;
+        }
     }
+    star && !disabled_by_default
 }
 
 /// Starts the controller `name` (canonical name or alias) on `ctx` and returns the
@@ -273,23 +218,50 @@ pub fn start_controller(
     (descriptor.start)(ctx)
 }
 
-/// Runs the enabled controllers against `client` until the returned future is dropped
-/// (it only returns early with a configuration or startup error).
+/// Runs the enabled controllers against `client` until the returned future is dropped.
+/// With `--leader-elect` (upstream's default) it first takes the
+/// `kube-system/kube-controller-manager` Lease and stops with an error when it loses
+/// it; otherwise it only returns early with a configuration or startup error.
 pub async fn run(
     client: kube::Client,
     config: ControllerManagerConfig,
 ) -> Result<(), ControllerError> {
-    config.validate()?;
+    validate(&config)?;
+    let le = &config.leader_election;
+    if !le.leader_elect {
+        return run_controllers(client, config).await;
+    }
+    let lease = leader_election::LeaseConfig {
+        namespace: le.resource_namespace.clone(),
+        name: le.resource_name.clone(),
+        identity: leader_election::default_identity(),
+        lease_duration: le.lease_duration,
+        renew_deadline: le.renew_deadline,
+        retry_period: le.retry_period,
+    };
+    let work = run_controllers(client.clone(), config.clone());
+    match leader_election::run_as_leader(client, &lease, work).await {
+        Ok(result) => result,
+        Err(lost) => Err(ControllerError::Other(lost.to_string())),
+    }
+}
+
+/// Starts the enabled controllers (no leader election) and runs them until dropped.
+async fn run_controllers(
+    client: kube::Client,
+    config: ControllerManagerConfig,
+) -> Result<(), ControllerError> {
+    validate(&config)?;
     let ctx = ControllerContext::new(client, config.clone());
     let ours = controller_descriptors();
     for (name, _, disabled) in UPSTREAM_CONTROLLERS {
-        if config.is_enabled(name, *disabled) && !ours.iter().any(|d| d.name == *name) {
+        if is_enabled(&config, name, *disabled) && !ours.iter().any(|d| d.name == *name) {
             tracing::info!(controller = name, "controller is not implemented; skipping");
         }
     }
     let mut running: Vec<BoxFuture<'static, ()>> = Vec::new();
     for d in &ours {
-        if !config.is_enabled(d.name, d.disabled_by_default) {
+        if !is_enabled(&config, d.name, d.disabled_by_default) {
             tracing::info!(controller = d.name, "controller is disabled");
             continue;
         }
@@ -319,18 +291,6 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_upstream() {
-        assert_eq!(parse(&[]), ControllerManagerConfig::default());
-        let d = ControllerManagerConfig::default();
-        assert_eq!(d.controllers, ["*"]);
-        assert_eq!(d.concurrent_replicaset_syncs, 5);
-        assert_eq!(d.concurrent_rc_syncs, 5);
-        assert_eq!(d.concurrent_deployment_syncs, 5);
-        let c = parse(&["--concurrent-deployment-syncs=3"]);
-        assert_eq!(c.concurrent_deployment_syncs, 3);
-    }
-
-    #[test]
     fn controllers_flag() {
         let c = parse(&[
             "--controllers=*,-replicaset",
@@ -339,10 +299,10 @@ mod tests {
         ]);
         assert_eq!(c.controllers, ["*", "-replicaset"]);
         assert_eq!(c.concurrent_replicaset_syncs, 10);
-        assert!(!c.is_enabled("replicaset-controller", false));
-        assert!(c.is_enabled("replicationcontroller-controller", false));
-        assert!(!c.is_enabled("bootstrap-signer-controller", true));
-        c.validate().unwrap();
+        assert!(!is_enabled(&c, "replicaset-controller", false));
+        assert!(is_enabled(&c, "replicationcontroller-controller", false));
+        assert!(!is_enabled(&c, "bootstrap-signer-controller", true));
+        validate(&c).unwrap();
 
         let only = parse(&[
             "--controllers",
@@ -350,16 +310,16 @@ mod tests {
             "--controllers",
             "bootstrapsigner",
         ]);
-        assert!(only.is_enabled("replicationcontroller-controller", false));
-        assert!(only.is_enabled("bootstrap-signer-controller", true));
-        assert!(!only.is_enabled("replicaset-controller", false));
+        assert!(is_enabled(&only, "replicationcontroller-controller", false));
+        assert!(is_enabled(&only, "bootstrap-signer-controller", true));
+        assert!(!is_enabled(&only, "replicaset-controller", false));
 
         let first_wins = parse(&["--controllers=-replicaset-controller,replicaset,*"]);
-        assert!(!first_wins.is_enabled("replicaset-controller", false));
+        assert!(!is_enabled(&first_wins, "replicaset-controller", false));
 
         let bad = parse(&["--controllers=*,-nosuch,bogus"]);
         assert_eq!(
-            bad.validate().unwrap_err().to_string(),
+            validate(&bad).unwrap_err().to_string(),
             "[\"nosuch\" is not in the list of known controllers, \"bogus\" is not in the list of known controllers]"
         );
     }

@@ -3,11 +3,15 @@
 //! leaseDurationSeconds, renew it every retry period, and give up leadership when a
 //! renewal has not succeeded within the renew deadline. Updates are compare-and-swap
 //! on resourceVersion, so two candidates can never both hold it.
+//!
+//! [`run_as_leader`] wraps a component's run future: wait for the lease, then run the
+//! component while renewing, and stop it when leadership is lost.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
+use std::future::Future;
 use std::time::Duration;
 
 /// Timing of an election (upstream kube-scheduler defaults: 15 s, 10 s, 2 s).
@@ -132,5 +136,45 @@ pub async fn hold(client: kube::Client, cfg: &LeaseConfig) {
             tracing::warn!(lease = %cfg.name, "could not renew the lease in time");
             return;
         }
+    }
+}
+
+/// The identity a candidate uses when none is given: the host name plus a
+/// per-process suffix, as upstream's components do.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "ferrokube".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{host}_{:08x}{:04x}", nanos, std::process::id() & 0xffff)
+}
+
+/// Leadership was lost while the component ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadershipLost;
+
+impl std::fmt::Display for LeadershipLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("leader election lost")
+    }
+}
+
+impl std::error::Error for LeadershipLost {}
+
+/// Waits until this candidate holds the lease, then runs `work` while renewing it.
+/// Returns `work`'s output, or [`LeadershipLost`] (dropping `work`) when a renewal
+/// fails past the deadline or another candidate takes the lease.
+pub async fn run_as_leader<F: Future>(
+    client: kube::Client,
+    cfg: &LeaseConfig,
+    work: F,
+) -> Result<F::Output, LeadershipLost> {
+    acquire(client.clone(), cfg).await;
+    tokio::select! {
+        out = work => Ok(out),
+        _ = hold(client, cfg) => Err(LeadershipLost),
     }
 }

@@ -36,16 +36,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 
-use crate::controller::{run_workers, ControllerContext, ControllerFuture};
-use crate::error::ControllerError;
-use crate::events::{EventRecorder, EventType};
-use crate::informer::{
+use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::error::ControllerError;
+use controllers::events::{EventRecorder, EventType};
+use controllers::informer::{
     controller_uid_index_values, object_key, HandlerRegistration, Informer, InformerFactory,
     Notification, Store, CONTROLLER_UID_INDEX,
 };
-use crate::podcontrol::NAMESPACE_TERMINATING_CAUSE;
-use crate::util::{controller_ref, LabelMatcher};
-use crate::workqueue::WorkQueue;
+use controllers::podcontrol::NAMESPACE_TERMINATING_CAUSE;
+use controllers::util::{controller_ref, LabelMatcher};
+use controllers::workqueue::WorkQueue;
 
 /// Canonical name of the Deployment controller.
 pub const DEPLOYMENT_CONTROLLER_NAME: &str = "deployment-controller";
@@ -448,7 +448,7 @@ impl Inner {
                 ))
             })?;
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
-        let claimed = crate::claim::claim(
+        let claimed = controllers::claim::claim(
             &self.client,
             d,
             &selector,

@@ -88,7 +88,7 @@ async fn cluster_with(controller: &str) -> Cluster {
     let api = TestApi::start().await;
     let client = api.client().await;
     let ctx = ControllerContext::new(client.clone(), ControllerManagerConfig::default());
-    let fut = controllers::start_controller(&ctx, controller).unwrap();
+    let fut = apps_controllers::start(&ctx, controller).unwrap();
     let handle = tokio::spawn(fut);
     Cluster {
         _api: api,
@@ -507,8 +507,7 @@ async fn burst_from_0_to_300_never_overshoots() {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let controller =
-        tokio::spawn(controllers::start_controller(&ctx, "replicaset-controller").unwrap());
+    let controller = tokio::spawn(apps_controllers::start(&ctx, "replicaset-controller").unwrap());
 
     create_rs(&client, &replica_set("big", "big", 0, 0)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -600,45 +599,6 @@ async fn replication_controller_works_the_same() {
         active_names(&c.client, "app=legacy").await == [name(&pods[0])]
     })
     .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn manager_runs_only_enabled_controllers() {
-    let api = TestApi::start().await;
-    let client = api.client().await;
-    let config = ControllerManagerConfig {
-        controllers: vec!["*".into(), "-replicationcontroller".into()],
-        ..Default::default()
-    };
-    let manager = tokio::spawn(controllers::run(client.clone(), config));
-    create_rs(&client, &replica_set("web", "web", 2, 0)).await;
-    let rc_api: Api<ReplicationController> = Api::namespaced(client.clone(), NS);
-    rc_api
-        .create(
-            &PostParams::default(),
-            &replication_controller("legacy", "legacy", 2),
-        )
-        .await
-        .unwrap();
-    wait_for_active(&client, "app=web", 2, "replicaset pods").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        active_pods(&client, "app=legacy").await.is_empty(),
-        "RC controller disabled"
-    );
-    assert!(!manager.is_finished());
-    manager.abort();
-
-    // A bad --controllers entry fails at once.
-    let bad = ControllerManagerConfig {
-        controllers: vec!["nosuch".into()],
-        ..Default::default()
-    };
-    let err = controllers::run(client.clone(), bad).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "\"nosuch\" is not in the list of known controllers"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::sync::all_of;
 use super::util::{actual_replica_count, deployment_complete, desired, is_active, rs_replicas};
 use super::Inner;
-use crate::error::ControllerError;
+use controllers::error::ControllerError;
 
 /// Whether old pods may still run: an old ReplicaSet reports replicas, or a pod of a
 /// ReplicaSet other than the new one is not finished (Succeeded or Failed).
