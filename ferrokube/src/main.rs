@@ -72,6 +72,44 @@ struct ServerArgs {
     /// Do not run the controller manager in-process.
     #[arg(long)]
     disable_controller_manager: bool,
+    /// Pod address range: each node gets a /24 of it as its podCIDR.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// An extra flag for the in-process controller manager, as `name=value` (repeatable;
+    /// e.g. `node-monitor-grace-period=20s`).
+    #[arg(long = "kube-controller-manager-arg", value_name = "NAME=VALUE")]
+    controller_manager_args: Vec<String>,
+    /// An extra flag for the in-process scheduler, as `name=value` (repeatable).
+    #[arg(long = "kube-scheduler-arg", value_name = "NAME=VALUE")]
+    scheduler_args: Vec<String>,
+}
+
+/// The controller manager's flags alone, to parse `--kube-controller-manager-arg`s.
+#[derive(clap::Parser)]
+#[command(args_override_self = true)]
+struct ControllerManagerFlags {
+    #[command(flatten)]
+    config: controller_manager::ControllerManagerConfig,
+}
+
+/// The scheduler's flags alone, to parse `--kube-scheduler-arg`s.
+#[derive(clap::Parser)]
+#[command(args_override_self = true)]
+struct SchedulerFlags {
+    #[command(flatten)]
+    args: scheduler::SchedulerArgs,
+}
+
+/// `name=value` pairs as `--name=value` arguments after a program name.
+fn as_flags(program: &str, defaults: Vec<String>, pairs: &[String]) -> Vec<String> {
+    let mut out = vec![program.to_string()];
+    out.extend(defaults);
+    out.extend(
+        pairs
+            .iter()
+            .map(|p| format!("--{}", p.trim_start_matches('-'))),
+    );
+    out
 }
 
 #[derive(Args, Clone)]
@@ -214,15 +252,44 @@ async fn open_store(args: &ApiserverArgs) -> Result<Arc<dyn store::Storage>> {
 /// Which components run inside the API server's process.
 #[derive(Default)]
 struct InProcess {
-    scheduler: bool,
-    controller_manager: bool,
+    scheduler: Option<scheduler::SchedulerArgs>,
+    controller_manager: Option<Box<controller_manager::ControllerManagerConfig>>,
 }
 
 async fn run_server(args: ServerArgs) -> Result<()> {
-    let components = InProcess {
-        scheduler: !args.disable_scheduler,
-        controller_manager: !args.disable_controller_manager,
-    };
+    use clap::Parser;
+    let mut components = InProcess::default();
+    if !args.disable_scheduler {
+        let argv = as_flags("kube-scheduler", Vec::new(), &args.scheduler_args);
+        let flags = SchedulerFlags::try_parse_from(argv).context("--kube-scheduler-arg")?;
+        components.scheduler = Some(flags.args);
+    }
+    if !args.disable_controller_manager {
+        // One in-process manager per server: no election needed. Nodes get podCIDRs
+        // from --cluster-cidr; namespaces get the cluster CA.
+        let defaults = vec![
+            "--leader-elect=false".to_string(),
+            "--allocate-node-cidrs=true".to_string(),
+            format!("--cluster-cidr={}", args.cluster_cidr),
+            format!(
+                "--service-cluster-ip-range={}",
+                args.api.service_cluster_ip_range
+            ),
+            format!(
+                "--root-ca-file={}",
+                args.api.data_dir.join("pki").join("ca.crt").display()
+            ),
+        ];
+        let argv = as_flags(
+            "kube-controller-manager",
+            defaults,
+            &args.controller_manager_args,
+        );
+        let flags = ControllerManagerFlags::try_parse_from(argv)
+            .context("--kube-controller-manager-arg")?;
+        controller_manager::validate(&flags.config)?;
+        components.controller_manager = Some(Box::new(flags.config));
+    }
     run_apiserver(args.api, components).await
 }
 
@@ -252,21 +319,18 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     // The in-process components talk to the API over HTTPS like any client.
     let mut components = Vec::new();
     // Each component has its own client, so its writes carry its own field manager.
-    if in_process.scheduler {
+    if let Some(args) = in_process.scheduler {
         let client = client_from(&running.kubeconfig, "kube-scheduler").await?;
         components.push(tokio::spawn(async move {
-            if let Err(e) = scheduler::run(client, scheduler::SchedulerArgs::default()).await {
+            if let Err(e) = scheduler::run(client, args).await {
                 tracing::error!(error = %e, "scheduler stopped");
             }
         }));
     }
-    if in_process.controller_manager {
+    if let Some(config) = in_process.controller_manager {
         let client = client_from(&running.kubeconfig, "kube-controller-manager").await?;
         components.push(tokio::spawn(async move {
-            let mut config = controller_manager::ControllerManagerConfig::default();
-            // One in-process manager per server: no election needed.
-            config.leader_election.leader_elect = false;
-            if let Err(e) = controller_manager::run(client, config).await {
+            if let Err(e) = controller_manager::run(client, *config).await {
                 tracing::error!(error = %e, "controller manager stopped");
             }
         }));

@@ -4,9 +4,12 @@
 //! `etcd-server`, both on loopback, both stopped by PID at the end) and measures:
 //! start to ready and idle RSS; pod creates (realistic ~2.5 KB pods) with concurrent
 //! clients, throughput and p50/p99; list of 10,000 pods p50/p99; 100 watchers receiving
-//! 10,000 events; RSS holding 10,000 pods. Prints a Markdown table and writes JSON.
+//! 10,000 events; RSS holding 10,000 pods. Also the scheduler scenarios
+//! ([`scheduling`]) and the control-plane one ([`controlplane`]). Prints a Markdown
+//! table and writes JSON.
 
 mod client;
+mod controlplane;
 mod scheduling;
 
 use anyhow::{bail, Context, Result};
@@ -54,7 +57,8 @@ struct Args {
     /// kubeconfig (for profiling the server).
     #[arg(long)]
     against: Option<PathBuf>,
-    /// Which benchmarks to run: `api` (apiserver and store), `scheduler`, or `all`.
+    /// Which benchmarks to run: `api` (apiserver and store), `scheduler`,
+    /// `controlplane` (a big Deployment on simulated nodes), or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Nodes in the scheduler scenarios.
@@ -66,6 +70,12 @@ struct Args {
     /// Pods measured in the scheduler scenarios.
     #[arg(long, default_value_t = 10_000)]
     sched_pods: usize,
+    /// Simulated nodes in the control-plane scenario.
+    #[arg(long, default_value_t = 1_000)]
+    cp_nodes: usize,
+    /// Replicas of the Deployment in the control-plane scenario.
+    #[arg(long, default_value_t = 10_000)]
+    cp_replicas: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -107,6 +117,11 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
     /// Keeps `dir` (the server's data directory) until the server is dropped.
     pub(crate) fn keep_dir(&mut self, dir: tempfile::TempDir) {
         self._dir = Some(dir);
@@ -471,6 +486,13 @@ async fn run(args: Args) -> Result<Value> {
             pods: args.sched_pods,
         };
         scheduling::run_all(&args.ferrokube, sizes, &mut results).await?;
+    }
+    if matches!(args.only.as_str(), "all" | "controlplane") {
+        let sizes = controlplane::Sizes {
+            nodes: args.cp_nodes,
+            replicas: args.cp_replicas,
+        };
+        controlplane::run_all(&args.ferrokube, sizes, &mut results).await?;
     }
     Ok(results)
 }

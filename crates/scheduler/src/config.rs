@@ -1,7 +1,8 @@
 //! The scheduler's configuration file, a KubeSchedulerConfiguration
 //! (`kubescheduler.config.k8s.io/v1`): profiles, each with a schedulerName and the
 //! filter/score plugins enabled or disabled (per extension point or `multiPoint`) and
-//! their weights, plus percentageOfNodesToScore.
+//! their weights, plus percentageOfNodesToScore and the PodTopologySpread plugin's
+//! default constraints (`pluginConfig`).
 
 use crate::plugins::{FILTERS, SCORES};
 use serde::Deserialize;
@@ -51,6 +52,59 @@ struct FileProfile {
     percentage_of_nodes_to_score: Option<i32>,
     #[serde(default)]
     plugins: FilePlugins,
+    #[serde(default)]
+    plugin_config: Vec<FilePluginConfig>,
+}
+
+#[derive(Deserialize)]
+struct FilePluginConfig {
+    name: String,
+    #[serde(default)]
+    args: Option<FileSpreadArgs>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FileSpreadArgs {
+    #[serde(default)]
+    default_constraints: Vec<FileDefaultConstraint>,
+    defaulting_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileDefaultConstraint {
+    max_skew: i64,
+    topology_key: String,
+    when_unsatisfiable: String,
+}
+
+/// A topology spread constraint applied to pods that declare none, counting the pods
+/// of the same Services and controllers (PodTopologySpread's default constraints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefaultSpread {
+    /// maxSkew.
+    pub max_skew: i64,
+    /// topologyKey.
+    pub topology_key: String,
+    /// whenUnsatisfiable is DoNotSchedule.
+    pub hard: bool,
+}
+
+/// Upstream's built-in default constraints (`defaultingType: System`).
+pub fn system_default_spread() -> Vec<DefaultSpread> {
+    vec![
+        DefaultSpread {
+            max_skew: 3,
+            topology_key: "kubernetes.io/hostname".into(),
+            hard: false,
+        },
+        DefaultSpread {
+            max_skew: 5,
+            topology_key: "topology.kubernetes.io/zone".into(),
+            hard: false,
+        },
+    ]
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +146,11 @@ pub struct Profile {
     pub scores: Vec<(String, i64)>,
     /// Percentage of feasible nodes to find before scoring (None: adaptive).
     pub percentage_of_nodes_to_score: Option<i32>,
+    /// Spread constraints for pods without their own.
+    pub default_spread: Vec<DefaultSpread>,
+    /// Whether `default_spread` are the System ones (nodes lacking a topology label
+    /// are then still scored on the others).
+    pub spread_system_defaulted: bool,
 }
 
 impl Profile {
@@ -106,6 +165,8 @@ impl Profile {
                 .collect(),
             scores: SCORES.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
             percentage_of_nodes_to_score: None,
+            default_spread: system_default_spread(),
+            spread_system_defaulted: true,
         }
     }
 
@@ -195,6 +256,73 @@ fn known_plugin(name: &str) -> bool {
         )
 }
 
+/// The default spread constraints a profile's `pluginConfig` asks for, checked as
+/// upstream's validation does.
+fn spread_defaults(
+    configs: &[FilePluginConfig],
+) -> Result<(Vec<DefaultSpread>, bool), ConfigError> {
+    let Some(args) = configs
+        .iter()
+        .find(|c| c.name == "PodTopologySpread")
+        .and_then(|c| c.args.as_ref())
+    else {
+        return Ok((system_default_spread(), true));
+    };
+    match args.defaulting_type.as_deref().unwrap_or("System") {
+        "System" => {
+            if !args.default_constraints.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "defaultConstraints: Invalid value: when .defaultingType is \"System\", .defaultConstraints must be empty".into(),
+                ));
+            }
+            Ok((system_default_spread(), true))
+        }
+        "List" => {
+            let mut out: Vec<DefaultSpread> = Vec::new();
+            for c in &args.default_constraints {
+                if c.max_skew <= 0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "defaultConstraints.maxSkew: Invalid value: {}: must be greater than zero",
+                        c.max_skew
+                    )));
+                }
+                if c.topology_key.is_empty() {
+                    return Err(ConfigError::Invalid(
+                        "defaultConstraints.topologyKey: Required value: can not be empty".into(),
+                    ));
+                }
+                let hard = match c.when_unsatisfiable.as_str() {
+                    "DoNotSchedule" => true,
+                    "ScheduleAnyway" => false,
+                    other => {
+                        return Err(ConfigError::Invalid(format!(
+                            "defaultConstraints.whenUnsatisfiable: Unsupported value: {other:?}"
+                        )))
+                    }
+                };
+                if out
+                    .iter()
+                    .any(|o| o.topology_key == c.topology_key && o.hard == hard)
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "defaultConstraints: Duplicate value: {{{:?}, {:?}}}",
+                        c.topology_key, c.when_unsatisfiable
+                    )));
+                }
+                out.push(DefaultSpread {
+                    max_skew: c.max_skew,
+                    topology_key: c.topology_key.clone(),
+                    hard,
+                });
+            }
+            Ok((out, false))
+        }
+        other => Err(ConfigError::Invalid(format!(
+            "defaultingType: Unsupported value: {other:?}: supported values: \"List\", \"System\""
+        ))),
+    }
+}
+
 impl SchedulerConfiguration {
     /// Parses a KubeSchedulerConfiguration document.
     pub fn parse(yaml: &str) -> Result<SchedulerConfiguration, ConfigError> {
@@ -273,12 +401,15 @@ impl SchedulerConfiguration {
                 .iter()
                 .filter_map(|f| crate::plugins::Filter::from_name(f))
                 .collect();
+            let (default_spread, spread_system_defaulted) = spread_defaults(&fp.plugin_config)?;
             config.profiles.push(Profile {
                 scheduler_name: name,
                 filters,
                 filter_kinds,
                 scores,
                 percentage_of_nodes_to_score: fp.percentage_of_nodes_to_score.filter(|p| *p > 0),
+                default_spread,
+                spread_system_defaulted,
             });
         }
         Ok(config)
@@ -335,6 +466,48 @@ profiles:
         assert_eq!(p.scores, vec![("NodeAffinity".to_string(), 7)]);
         assert!(!p.filters.contains(&"TaintToleration".to_string()));
         assert!(p.filters.contains(&"NodeResourcesFit".to_string()));
+    }
+
+    #[test]
+    fn spread_default_constraints() {
+        let c = SchedulerConfiguration::parse(
+            r#"
+profiles:
+- schedulerName: listed
+  pluginConfig:
+  - name: PodTopologySpread
+    args:
+      defaultingType: List
+      defaultConstraints:
+      - maxSkew: 1
+        topologyKey: topology.kubernetes.io/zone
+        whenUnsatisfiable: DoNotSchedule
+- schedulerName: none
+  pluginConfig:
+  - name: PodTopologySpread
+    args:
+      defaultingType: List
+"#,
+        )
+        .unwrap();
+        let listed = c.profile("listed").unwrap();
+        assert!(!listed.spread_system_defaulted);
+        assert_eq!(
+            listed.default_spread,
+            vec![DefaultSpread {
+                max_skew: 1,
+                topology_key: "topology.kubernetes.io/zone".into(),
+                hard: true
+            }]
+        );
+        assert!(c.profile("none").unwrap().default_spread.is_empty());
+        let d = Profile::default_named("x");
+        assert!(d.spread_system_defaulted);
+        assert_eq!(d.default_spread, system_default_spread());
+        let bad = SchedulerConfiguration::parse(
+            "profiles:\n- pluginConfig:\n  - name: PodTopologySpread\n    args:\n      defaultConstraints:\n      - {maxSkew: 1, topologyKey: k, whenUnsatisfiable: DoNotSchedule}\n",
+        );
+        assert!(bad.unwrap_err().to_string().contains("must be empty"));
     }
 
     #[test]

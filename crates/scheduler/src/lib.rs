@@ -5,6 +5,7 @@
 //! - [`config`]: the KubeSchedulerConfiguration file (profiles, plugins, weights).
 //! - [`plugins`]: filters and scores as upstream's default plugins.
 //! - [`algorithm`]: one decision (filter, score, pick) and the failure message.
+//! - [`defaultspread`]: default topology spread constraints for pods without their own.
 //! - [`preemption`]: making room for a pod by evicting lower-priority ones.
 //! - [`queue`]: active, backoff and unschedulable pods.
 //! - [`scheduler`]: the running loop. Leader election lives in the `leader-election`
@@ -12,6 +13,7 @@
 
 pub mod algorithm;
 pub mod config;
+pub mod defaultspread;
 pub mod nodeinfo;
 pub mod plugins;
 pub mod podinfo;

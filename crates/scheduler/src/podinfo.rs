@@ -184,6 +184,10 @@ pub struct PodInfo {
     pub tolerations: Vec<Toleration>,
     /// Topology spread constraints.
     pub spread: Vec<SpreadConstraint>,
+    /// Whether `spread` came from the System default constraints (the pod has none
+    /// of its own): nodes lacking one of the topology labels are then still counted
+    /// and scored on the others.
+    pub spread_system_defaulted: bool,
     /// spec.schedulerName (default-scheduler when unset).
     pub scheduler_name: String,
     /// Whether it has a deletionTimestamp.
@@ -300,6 +304,7 @@ impl PodInfo {
             })),
             tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
             spread,
+            spread_system_defaulted: false,
             scheduler_name: spec
                 .and_then(|s| s.scheduler_name.clone())
                 .unwrap_or_else(|| "default-scheduler".into()),

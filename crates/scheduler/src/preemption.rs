@@ -1,15 +1,90 @@
 //! DefaultPreemption: when a pod fits nowhere, find a node where removing pods of
 //! lower priority makes it fit, keep as many of those pods as still allows it
-//! (highest priority reprieved first), and choose the node whose victims matter
-//! least. The caller nominates the node and deletes the victims.
+//! (pods whose eviction would violate a PodDisruptionBudget are reprieved first, then
+//! the others, most important first), and choose the node with the fewest budget
+//! violations, then whose victims matter least. The caller nominates the node and
+//! deletes the victims.
 
 use crate::algorithm::{reasons_message, run_filters};
 use crate::config::Profile;
 use crate::nodeinfo::{Cache, NodeInfo};
 use crate::plugins::{Code, CycleState, Rejection};
 use crate::podinfo::PodInfo;
-use std::collections::HashMap;
+use apimachinery::labels::Selector;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// What preemption reads of a PodDisruptionBudget.
+#[derive(Clone, Debug)]
+pub struct DisruptionBudget {
+    /// Its namespace.
+    pub namespace: String,
+    /// spec.selector compiled; an empty or invalid selector matches no pod here.
+    pub selector: Selector,
+    /// status.disruptionsAllowed.
+    pub disruptions_allowed: i32,
+    /// Names in status.disruptedPods: evictions the API already counted.
+    pub disrupted: HashSet<String>,
+}
+
+impl DisruptionBudget {
+    /// Reads a PodDisruptionBudget.
+    pub fn new(pdb: &PodDisruptionBudget) -> DisruptionBudget {
+        let selector = pdb
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| Selector::from_label_selector(&v).ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(Selector::nothing);
+        let status = pdb.status.as_ref();
+        DisruptionBudget {
+            namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
+            selector,
+            disruptions_allowed: status.map(|s| s.disruptions_allowed).unwrap_or(0),
+            disrupted: status
+                .and_then(|s| s.disrupted_pods.as_ref())
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Splits `pods` (in the order given) into those whose eviction would violate a
+/// budget and those whose would not, spending each budget's allowed disruptions
+/// in that order.
+fn split_by_budget_violation(
+    pods: &[Arc<PodInfo>],
+    budgets: &[Arc<DisruptionBudget>],
+) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+    let mut allowed: Vec<i32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
+    let (mut violating, mut fine) = (Vec::new(), Vec::new());
+    for pod in pods {
+        let mut violated = false;
+        if !pod.labels.is_empty() {
+            for (i, b) in budgets.iter().enumerate() {
+                if b.namespace != pod.namespace
+                    || !b.selector.matches(&pod.labels)
+                    || b.disrupted.contains(&pod.name)
+                {
+                    continue;
+                }
+                allowed[i] -= 1;
+                if allowed[i] < 0 {
+                    violated = true;
+                }
+            }
+        }
+        if violated {
+            violating.push(pod.clone());
+        } else {
+            fine.push(pod.clone());
+        }
+    }
+    (violating, fine)
+}
 
 /// Where to make room, and whom to evict.
 #[derive(Debug)]
@@ -66,6 +141,7 @@ pub fn preempt(
     state: &CycleState,
     pod: &PodInfo,
     statuses: &HashMap<String, Rejection>,
+    budgets: &[Arc<DisruptionBudget>],
 ) -> Result<Preemption, String> {
     if !pod.may_preempt {
         return Err("preemption: not eligible due to preemptionPolicy=Never.".into());
@@ -119,25 +195,35 @@ pub fn preempt(
             );
             continue;
         }
-        // Reprieve the most important pods first while the pod still fits.
+        // Reprieve pods while the pod still fits: first those a budget protects,
+        // then the rest, most important first within each group.
         lower.sort_by_key(|p| std::cmp::Reverse(p.priority));
+        let (violating, fine) = split_by_budget_violation(&lower, budgets);
         let mut victims = lower.clone();
-        for p in &lower {
+        let mut violations = 0i64;
+        for (p, protected) in violating
+            .iter()
+            .map(|p| (p, true))
+            .chain(fine.iter().map(|p| (p, false)))
+        {
             let without_p: Vec<Arc<PodInfo>> =
                 victims.iter().filter(|v| v.key != p.key).cloned().collect();
             if fits_without(profile, state, pod, node, &without_p) {
                 victims = without_p;
+            } else if protected {
+                violations += 1;
             }
         }
-        // Rank: lowest highest-priority victim, then smallest priority sum, then
-        // fewest victims.
+        victims.sort_by_key(|p| std::cmp::Reverse(p.priority));
+        // Rank: fewest budget violations, lowest highest-priority victim, then
+        // smallest priority sum, then fewest victims.
         let highest = victims
             .iter()
             .map(|v| v.priority as i64)
             .max()
             .unwrap_or(i64::MIN);
         let sum: i64 = victims.iter().map(|v| v.priority as i64 + (1 << 31)).sum();
-        let rank = vec![highest, sum, victims.len() as i64];
+        let rank = vec![violations, highest, sum, victims.len() as i64];
         if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
             best = Some((rank, node.name.clone(), victims));
         }
@@ -228,7 +314,7 @@ mod tests {
         let state = CycleState::new(c, &pi, &|name| profile.enabled(name));
         let fit = schedule(c, &profile, None, &state, &pi, &mut Search::default())
             .expect_err("the pod should fit nowhere");
-        let outcome = preempt(c, &profile, &state, &pi, &fit.statuses);
+        let outcome = preempt(c, &profile, &state, &pi, &fit.statuses, &[]);
         (fit, outcome)
     }
 
@@ -262,6 +348,75 @@ mod tests {
         );
         let (_, outcome) = attempt(&c, &pod("incoming", 10, "2"));
         assert_eq!(chosen(outcome), ("n1".to_string(), vec!["p2".to_string()]));
+    }
+
+    fn budget(ns: &str, app: &str, allowed: i32) -> Arc<DisruptionBudget> {
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": {"name": app, "namespace": ns},
+            "spec": {"selector": {"matchLabels": {"app": app}}, "minAvailable": 1},
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 0,
+                       "desiredHealthy": 0, "expectedPods": 0}
+        }))
+        .unwrap();
+        Arc::new(DisruptionBudget::new(&pdb))
+    }
+
+    #[test]
+    fn nodes_whose_victims_a_budget_protects_are_avoided() {
+        // Both nodes can make room by evicting one pod of the same priority; the
+        // pod on n1 is protected by a budget with no disruptions left.
+        let c = cache(
+            &[node("n1", "1", json!({})), node("n2", "1", json!({}))],
+            &[
+                on(labeled(pod("guarded", 0, "1"), json!({"app": "db"})), "n1"),
+                on(labeled(pod("free", 0, "1"), json!({"app": "web"})), "n2"),
+            ],
+        );
+        let p = pod("vip", 100, "1");
+        let pi = info(&p);
+        let profile = Profile::default_named("default-scheduler");
+        let state = CycleState::new(&c, &pi, &|name| profile.enabled(name));
+        let fit = schedule(&c, &profile, None, &state, &pi, &mut Search::default()).unwrap_err();
+        let budgets = [budget("default", "db", 0)];
+        let out = preempt(&c, &profile, &state, &pi, &fit.statuses, &budgets);
+        assert_eq!(chosen(out), ("n2".to_string(), vec!["free".to_string()]));
+        // With the budget allowing a disruption, the tie goes back to the first node.
+        let budgets = [budget("default", "db", 1)];
+        let out = preempt(&c, &profile, &state, &pi, &fit.statuses, &budgets);
+        assert_eq!(chosen(out).1.len(), 1);
+        // A budget in another namespace protects nothing here.
+        let (violating, fine) = split_by_budget_violation(
+            &[Arc::new(info(&on(
+                labeled(pod("x", 0, "1"), json!({"app": "db"})),
+                "n1",
+            )))],
+            &[budget("other", "db", 0)],
+        );
+        assert!(violating.is_empty());
+        assert_eq!(fine.len(), 1);
+    }
+
+    #[test]
+    fn a_budget_is_violated_only_past_its_allowed_disruptions() {
+        let pods: Vec<Arc<PodInfo>> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                Arc::new(info(&on(
+                    labeled(pod(n, 0, "1"), json!({"app": "db"})),
+                    "n1",
+                )))
+            })
+            .collect();
+        let (violating, fine) = split_by_budget_violation(&pods, &[budget("default", "db", 1)]);
+        let names = |v: &[Arc<PodInfo>]| v.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&fine), ["a"]);
+        assert_eq!(names(&violating), ["b", "c"]);
+        // Pods the API already counted as disrupted do not spend the budget.
+        let mut b = (*budget("default", "db", 1)).clone();
+        b.disrupted.insert("a".into());
+        let (violating, fine) = split_by_budget_violation(&pods, &[Arc::new(b)]);
+        assert_eq!(names(&fine), ["a", "b"]);
+        assert_eq!(names(&violating), ["c"]);
     }
 
     #[test]

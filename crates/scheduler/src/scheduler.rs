@@ -11,7 +11,11 @@ use crate::podinfo::PodInfo;
 use crate::preemption;
 use crate::queue::{Outcome, Queue};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Binding, Namespace, Node, ObjectReference, Pod, ReplicationController, Service,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
@@ -29,6 +33,11 @@ enum Msg {
     Node(Box<watcher::Event<Node>>),
     Pod(Box<watcher::Event<Pod>>),
     Namespace(Box<watcher::Event<Namespace>>),
+    Budget(Box<watcher::Event<PodDisruptionBudget>>),
+    Service(Box<watcher::Event<Service>>),
+    ReplicaSet(Box<watcher::Event<ReplicaSet>>),
+    Rc(Box<watcher::Event<ReplicationController>>),
+    StatefulSet(Box<watcher::Event<StatefulSet>>),
     Bound {
         key: String,
         result: Result<(), kube::Error>,
@@ -147,6 +156,10 @@ struct State {
     search: Search,
     /// Pods nominated to nodes by preemption, by node.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// Selectors of Services and controllers, for default spread constraints.
+    groups: crate::defaultspread::GroupSelectors,
+    /// PodDisruptionBudgets by `namespace/name`, for preemption.
+    budgets: HashMap<String, Arc<preemption::DisruptionBudget>>,
     events: Events,
     api_slots: Arc<Semaphore>,
     tx: mpsc::Sender<Msg>,
@@ -288,6 +301,51 @@ impl State {
                 }
                 _ => {}
             },
+            Msg::Budget(ev) => match *ev {
+                watcher::Event::Apply(b) | watcher::Event::InitApply(b) => {
+                    let key = format!(
+                        "{}/{}",
+                        b.metadata.namespace.as_deref().unwrap_or(""),
+                        b.metadata.name.as_deref().unwrap_or("")
+                    );
+                    self.budgets
+                        .insert(key, Arc::new(preemption::DisruptionBudget::new(&b)));
+                }
+                watcher::Event::Delete(b) => {
+                    let key = format!(
+                        "{}/{}",
+                        b.metadata.namespace.as_deref().unwrap_or(""),
+                        b.metadata.name.as_deref().unwrap_or("")
+                    );
+                    self.budgets.remove(&key);
+                }
+                watcher::Event::Init => self.budgets.clear(),
+                watcher::Event::InitDone => {}
+            },
+            Msg::Service(ev) => group_event(&mut self.groups, "Service", *ev, |s| {
+                (
+                    &s.metadata,
+                    Group::Map(s.spec.as_ref().and_then(|s| s.selector.as_ref())),
+                )
+            }),
+            Msg::Rc(ev) => group_event(&mut self.groups, "ReplicationController", *ev, |r| {
+                (
+                    &r.metadata,
+                    Group::Map(r.spec.as_ref().and_then(|s| s.selector.as_ref())),
+                )
+            }),
+            Msg::ReplicaSet(ev) => group_event(&mut self.groups, "ReplicaSet", *ev, |r| {
+                (
+                    &r.metadata,
+                    Group::Labels(r.spec.as_ref().map(|s| &s.selector)),
+                )
+            }),
+            Msg::StatefulSet(ev) => group_event(&mut self.groups, "StatefulSet", *ev, |r| {
+                (
+                    &r.metadata,
+                    Group::Labels(r.spec.as_ref().map(|s| &s.selector)),
+                )
+            }),
             Msg::Bound { key, result } => match result {
                 Ok(()) => self.queue.remove(&key),
                 Err(e) => {
@@ -323,6 +381,7 @@ impl State {
             self.queue.remove(&pod.key);
             return;
         };
+        let pod = self.groups.with_defaults(&pod, &profile).unwrap_or(pod);
         let enabled = |p: &str| profile.enabled(p);
         let mut state = CycleState::new(&self.cache, &pod, &enabled);
         state.nominated = self.nominated.clone();
@@ -340,7 +399,15 @@ impl State {
             Err(mut fit) => {
                 let mut nominate = None;
                 if fit.num_all_nodes > 0 {
-                    match preemption::preempt(&self.cache, &profile, &state, &pod, &fit.statuses) {
+                    let budgets: Vec<_> = self.budgets.values().cloned().collect();
+                    match preemption::preempt(
+                        &self.cache,
+                        &profile,
+                        &state,
+                        &pod,
+                        &fit.statuses,
+                        &budgets,
+                    ) {
                         Ok(p) => {
                             self.forget_nominated(&pod.key);
                             self.nominated
@@ -503,6 +570,42 @@ impl State {
     }
 }
 
+/// The selector of a pod-grouping object, as its kind spells it.
+enum Group<'a> {
+    Map(Option<&'a std::collections::BTreeMap<String, String>>),
+    Labels(Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>),
+}
+
+/// Applies a watch event of a Service or controller to the default-spread selectors.
+fn group_event<K>(
+    groups: &mut crate::defaultspread::GroupSelectors,
+    kind: &str,
+    ev: watcher::Event<K>,
+    parts: impl Fn(&K) -> (&ObjectMeta, Group<'_>),
+) {
+    match ev {
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+            let (meta, group) = parts(&o);
+            let ns = meta.namespace.as_deref().unwrap_or("");
+            let name = meta.name.as_deref().unwrap_or("");
+            match group {
+                Group::Map(m) => groups.set_map(kind, ns, name, m),
+                Group::Labels(s) => groups.set_label_selector(kind, ns, name, s),
+            }
+        }
+        watcher::Event::Delete(o) => {
+            let (meta, _) = parts(&o);
+            groups.remove(
+                kind,
+                meta.namespace.as_deref().unwrap_or(""),
+                meta.name.as_deref().unwrap_or(""),
+            );
+        }
+        watcher::Event::Init => groups.clear_kind(kind),
+        watcher::Event::InitDone => {}
+    }
+}
+
 fn pod_ref(pod: &PodInfo) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".into()),
@@ -540,6 +643,36 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
             tx.clone(),
             Msg::Namespace,
         ),
+        forward(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+            Msg::Budget,
+        ),
+        forward(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+            Msg::Service,
+        ),
+        forward(
+            Api::<ReplicationController>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+            Msg::Rc,
+        ),
+        forward(
+            Api::<ReplicaSet>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+            Msg::ReplicaSet,
+        ),
+        forward(
+            Api::<StatefulSet>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+            Msg::StatefulSet,
+        ),
     ]);
     let reporter = Reporter {
         controller: config
@@ -564,6 +697,8 @@ pub async fn run_loop(client: kube::Client, config: SchedulerConfiguration) {
         queue: Queue::default(),
         search: Search::default(),
         nominated: HashMap::new(),
+        budgets: HashMap::new(),
+        groups: Default::default(),
         api_slots: Arc::new(Semaphore::new(API_CONCURRENCY)),
         tx,
         nodes_synced: false,

@@ -322,3 +322,52 @@ async fn preemption_makes_room_for_higher_priority() {
     assert_eq!(n, "only");
     sched.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_spares_pods_a_disruption_budget_protects() {
+    let api = TestApi::start().await;
+    let client = api.client().await;
+    node(&client, "n1", "1", json!({}), json!([])).await;
+    node(&client, "n2", "1", json!({}), json!([])).await;
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> = Api::all(client.clone());
+    let pc = serde_json::from_value(json!({"metadata": {"name": "high"}, "value": 100})).unwrap();
+    classes.create(&PostParams::default(), &pc).await.unwrap();
+    // A budget with no disruptions left over the `db` pods (its status is what the
+    // disruption controller would write).
+    let pdbs: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(client.clone(), "default");
+    let pdb = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let status = json!({"status": {"disruptionsAllowed": 0, "currentHealthy": 1,
+        "desiredHealthy": 1, "expectedPods": 1, "observedGeneration": 1}});
+    pdbs.patch_status("db", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let sched = start(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, app) in [("db", "db"), ("web", "web")] {
+        let mut p = pod(name, "1", json!({}));
+        p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+        pods.create(&PostParams::default(), &p).await.unwrap();
+        wait_for("bound", async || node_of(&pods, name).await).await;
+    }
+    let web_node = node_of(&pods, "web").await.unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("vip", "1", json!({"priorityClassName": "high"})),
+    )
+    .await
+    .unwrap();
+    let nominated = wait_for("vip nominated", async || {
+        pods.get("vip").await.ok()?.status?.nominated_node_name
+    })
+    .await;
+    assert_eq!(nominated, web_node, "the unprotected pod's node is chosen");
+    let db = pods.get("db").await.unwrap();
+    assert!(db.metadata.deletion_timestamp.is_none(), "db is spared");
+    sched.abort();
+}

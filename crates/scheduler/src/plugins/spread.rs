@@ -1,6 +1,7 @@
 //! PodTopologySpread: DoNotSchedule constraints filter nodes whose domain would
 //! exceed maxSkew over the emptiest domain; ScheduleAnyway constraints score nodes in
-//! less crowded domains higher.
+//! less crowded domains higher. Pods without constraints of their own may get the
+//! profile's default ones (see `crate::defaultspread`).
 
 use super::{nodeaffinity, tolerates, Code, Rejection, MAX_SCORE};
 use crate::nodeinfo::{Cache, NodeInfo};
@@ -33,9 +34,10 @@ fn counts(
 ) -> Vec<HashMap<String, i64>> {
     let mut out: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
     for node in cache.nodes() {
-        if !constraints
-            .iter()
-            .all(|c| node.labels.contains_key(&c.topology_key))
+        if !pod.spread_system_defaulted
+            && !constraints
+                .iter()
+                .all(|c| node.labels.contains_key(&c.topology_key))
         {
             continue;
         }
@@ -131,12 +133,18 @@ impl PreFilter {
             .iter()
             .map(|n| {
                 let mut total = 0.0;
+                let mut any = false;
                 for (c, (m, w)) in soft.iter().zip(&self.soft) {
-                    let value = n.labels.get(&c.topology_key)?;
+                    let value = match n.labels.get(&c.topology_key) {
+                        Some(v) => v,
+                        None if pod.spread_system_defaulted => continue,
+                        None => return None,
+                    };
+                    any = true;
                     total +=
                         m.get(value).copied().unwrap_or(0) as f64 * w + (c.max_skew - 1) as f64;
                 }
-                Some(total)
+                any.then_some(total)
             })
             .collect();
         let known: Vec<f64> = raw.iter().flatten().copied().collect();
