@@ -7,6 +7,13 @@
 //! - Priority: a new pod's spec.priority and preemptionPolicy come from its
 //!   PriorityClass (or the global default class); at most one PriorityClass is the
 //!   global default.
+//! - DefaultTolerationSeconds: a new pod that does not tolerate the
+//!   `node.kubernetes.io/not-ready` or `unreachable` NoExecute taints gets a
+//!   toleration of each for 300 s, so its pods survive short node outages.
+//! - ResourceQuota ([`quota`]): creates, and updates that can grow usage, are checked
+//!   against the namespace's quotas and charged to them.
+
+pub mod quota;
 
 use crate::alloc::{AllocError, ServiceAllocators};
 use crate::error::{ApiError, ApiResult};
@@ -224,6 +231,7 @@ pub async fn admit_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiR
     }
     if is_core(ctx, "pods") {
         admit_pod_priority(ctx, obj).await?;
+        default_toleration_seconds(obj);
     }
     if is_priority_class(ctx) {
         check_single_global_default(ctx, obj).await?;
@@ -235,7 +243,54 @@ pub async fn admit_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiR
             return Err(e);
         }
     }
+    if let Err(e) = quota::admit(ctx, ::quota::Operation::Create, obj, None, dry_run).await {
+        admitted.rollback(ctx.server).await;
+        return Err(e);
+    }
     Ok(admitted)
+}
+
+/// Seconds a pod tolerates a not-ready or unreachable node unless it says otherwise
+/// (upstream's `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds`).
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// DefaultTolerationSeconds: adds the not-ready and unreachable NoExecute
+/// tolerations a pod lacks (a toleration with an empty key or effect covers them).
+fn default_toleration_seconds(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let existing = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let covers = |key: &str| {
+        existing.iter().any(|t| {
+            let k = t["key"].as_str().unwrap_or("");
+            let e = t["effect"].as_str().unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        })
+    };
+    let mut added = Vec::new();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if !covers(key) {
+            added.push(
+                json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}),
+            );
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    let mut all = existing;
+    all.extend(added);
+    spec.insert("tolerations".into(), Value::Array(all));
 }
 
 /// Admission for an update.
@@ -254,10 +309,17 @@ pub async fn admit_update(
             admitted.rollback(ctx.server).await;
             return Err(e);
         }
+        if let Err(e) = quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await
+        {
+            admitted.rollback(ctx.server).await;
+            return Err(e);
+        }
         if !dry_run {
             release_dropped(&ctx.server.services, old, new).await;
         }
+        return Ok(());
     }
+    quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await?;
     Ok(())
 }
 
@@ -535,5 +597,41 @@ fn alloc_internal(ctx: &Ctx<'_>, svc: &Value, path: &Path, e: AllocError) -> Api
             vec![FieldError::invalid(path, Value::Null, "range is full")],
         ),
         e => ApiError::internal(format!("failed to allocate: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_toleration_seconds;
+    use serde_json::json;
+
+    #[test]
+    fn pods_get_the_default_not_ready_and_unreachable_tolerations() {
+        let mut pod = json!({"spec": {"containers": []}});
+        default_toleration_seconds(&mut pod);
+        assert_eq!(
+            pod["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+
+        // An own toleration of one of them is kept and not duplicated.
+        let own = json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 2});
+        let mut pod = json!({"spec": {"tolerations": [own.clone()]}});
+        default_toleration_seconds(&mut pod);
+        let t = pod["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0], own);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
+
+        // Tolerating everything covers both.
+        let mut pod = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        default_toleration_seconds(&mut pod);
+        assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 1);
     }
 }

@@ -127,12 +127,40 @@ pub fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Converts a served-version object to the storage version.
+/// Converts a served-version object to the storage version, dropping the empty
+/// metadata lists and maps upstream never stores (they are `omitempty`): a patch that
+/// removes the last owner reference leaves no `ownerReferences: []` behind.
 fn to_storage(ctx: &Ctx<'_>, obj: Value) -> Value {
-    if ctx.is_storage_version() {
+    let mut obj = if ctx.is_storage_version() {
         obj
     } else {
         crate::convert::to_storage(ctx.info, obj)
+    };
+    drop_empty_metadata(&mut obj);
+    obj
+}
+
+/// Removes empty `ownerReferences`, `finalizers`, `labels`, `annotations` and
+/// `managedFields` from `metadata`.
+fn drop_empty_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "ownerReferences",
+            "finalizers",
+            "labels",
+            "annotations",
+            "managedFields",
+        ] {
+            let empty = match meta.get(field) {
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
     }
 }
 
@@ -518,5 +546,25 @@ fn prepare_update(
         Endpoint::Main => store.strategy.update(new, old, false),
         Endpoint::Status => store.strategy.update(new, old, true),
         Endpoint::Internal => store.strategy.validate_update(new, old),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drop_empty_metadata;
+    use serde_json::json;
+
+    #[test]
+    fn empty_metadata_collections_are_not_stored() {
+        let mut obj = json!({"metadata": {
+            "name": "x", "ownerReferences": [], "finalizers": [], "labels": {},
+            "annotations": null, "managedFields": [],
+        }});
+        drop_empty_metadata(&mut obj);
+        assert_eq!(obj, json!({"metadata": {"name": "x"}}));
+        let mut kept = json!({"metadata": {"labels": {"a": "b"}, "finalizers": ["f"]}});
+        let before = kept.clone();
+        drop_empty_metadata(&mut kept);
+        assert_eq!(kept, before);
     }
 }
