@@ -1,11 +1,16 @@
 //! Controllers of the apps workloads, built on the `controllers` framework:
 //! [`replicaset`] (ReplicaSet and ReplicationController, one implementation) and
-//! [`deployment`] (Deployment, rolling out through ReplicaSets).
+//! [`deployment`] (Deployment, rolling out through ReplicaSets), [`daemonset`]
+//! (DaemonSet) and [`statefulset`] (StatefulSet); [`history`] holds the
+//! ControllerRevision machinery the last two share.
 //!
 //! [`descriptors`] lists them for the controller manager.
 
+pub mod daemonset;
 pub mod deployment;
+pub mod history;
 pub mod replicaset;
+pub mod statefulset;
 
 use controllers::ControllerDescriptor;
 
@@ -29,6 +34,18 @@ pub fn descriptors() -> Vec<ControllerDescriptor> {
             aliases: &["deployment"],
             disabled_by_default: false,
             start: deployment::start_deployment_controller,
+        },
+        ControllerDescriptor {
+            name: daemonset::DAEMONSET_CONTROLLER_NAME,
+            aliases: &["daemonset"],
+            disabled_by_default: false,
+            start: daemonset::start_daemonset_controller,
+        },
+        ControllerDescriptor {
+            name: statefulset::STATEFULSET_CONTROLLER_NAME,
+            aliases: &["statefulset"],
+            disabled_by_default: false,
+            start: statefulset::start_statefulset_controller,
         },
     ]
 }

@@ -390,6 +390,10 @@ async fn orphans_are_adopted_and_mismatching_pods_released() {
         .create(&PostParams::default(), &orphan)
         .await
         .unwrap();
+    // The controller must have the orphan in its pod cache before the set appears,
+    // or its first sync rightly creates two pods (a race upstream has too). Under a
+    // loaded machine the watch can lag: give it time.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rs = create_rs(&c.client, &replica_set("web", "web", 2, 0)).await;
     let uid = rs.metadata.uid.clone().unwrap();
 

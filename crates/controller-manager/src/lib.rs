@@ -144,6 +144,11 @@ pub const UPSTREAM_CONTROLLERS: &[(&str, &[&str], bool)] = &[
 pub fn controller_descriptors() -> Vec<ControllerDescriptor> {
     let mut all = Vec::new();
     all.extend(apps_controllers::descriptors());
+    all.extend(batch_controllers::descriptors());
+    all.extend(gc_controllers::descriptors());
+    all.extend(node_controllers::descriptors());
+    all.extend(policy_controllers::descriptors());
+    all.extend(service_controllers::descriptors());
     all
 }
 

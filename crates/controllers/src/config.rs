@@ -241,6 +241,11 @@ pub struct ControllerManagerConfig {
     /// token secret and published as `kube-root-ca.crt` in every namespace.
     #[arg(long = "root-ca-file")]
     pub root_ca_file: Option<std::path::PathBuf>,
+
+    /// The cluster CA (PEM) from the manager's own kubeconfig, used where
+    /// `--root-ca-file` is not given (as upstream falls back to its client's CA).
+    #[arg(skip)]
+    pub client_ca_bundle: Option<String>,
 }
 
 impl Default for ControllerManagerConfig {
@@ -285,6 +290,7 @@ impl Default for ControllerManagerConfig {
             node_cidr_mask_size_ipv6: 64,
             service_cluster_ip_range: String::new(),
             root_ca_file: None,
+            client_ca_bundle: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests (`tests/deployment.rs`,
+//! Helpers shared by the integration tests (`tests/deployment.rs`, `tests/daemonset.rs`, `tests/statefulset.rs`,
 //! `tests/replicaset.rs`): the namespace they work in, label maps, polling until a
 //! condition holds, reading events, and the status patch that marks a pod Ready.
 

@@ -1,0 +1,208 @@
+//! The namespace controller against an in-process apiserver: a deleted namespace is
+//! emptied (configmaps, secrets, pods, services, deployments), its conditions report
+//! content held by finalizers, and it disappears once empty.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, NamespaceCondition, Pod, Secret, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::{config_map, eventually, meta, pod, secret, Cluster};
+
+const NS: &str = "doomed";
+
+fn condition(ns: &Namespace, type_: &str) -> Option<NamespaceCondition> {
+    ns.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_namespace_is_emptied_then_removed() {
+    let mut c = Cluster::bare().await;
+    let controller = gc_controllers::namespace::NamespaceController::with_grace_period(
+        &c.ctx,
+        Duration::from_millis(200),
+    );
+    c.run(controller.run(2));
+
+    let pp = PostParams::default();
+    let nss: Api<Namespace> = Api::all(c.client.clone());
+    nss.create(
+        &pp,
+        &Namespace {
+            metadata: ObjectMeta {
+                name: Some(NS.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), NS);
+    let services: Api<Service> = Api::namespaced(c.client.clone(), NS);
+    for i in 0..3 {
+        cms.create(&pp, &config_map(meta(NS, &format!("cm-{i}"), vec![], &[])))
+            .await
+            .unwrap();
+    }
+    cms.create(
+        &pp,
+        &config_map(meta(NS, "held", vec![], &["example.com/hold"])),
+    )
+    .await
+    .unwrap();
+    secrets
+        .create(&pp, &secret(meta(NS, "s", vec![], &[])))
+        .await
+        .unwrap();
+    pods.create(&pp, &pod(meta(NS, "p", vec![], &[])))
+        .await
+        .unwrap();
+    services
+        .create(
+            &pp,
+            &Service {
+                metadata: meta(NS, "svc", vec![], &[]),
+                spec: Some(ServiceSpec {
+                    ports: Some(vec![ServicePort {
+                        port: 80,
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // A live namespace is left alone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 4);
+
+    nss.delete(NS, &DeleteParams::default()).await.unwrap();
+    eventually("all content but the held ConfigMap is deleted", || async {
+        let cm_names: Vec<String> = cms
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect();
+        cm_names == ["held"]
+            && secrets
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+            && pods
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+            && services
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+    })
+    .await;
+    eventually("the conditions report the held content", || async {
+        let ns = nss.get(NS).await.unwrap();
+        let remaining = condition(&ns, "NamespaceContentRemaining");
+        let finalizers = condition(&ns, "NamespaceFinalizersRemaining");
+        let failure = condition(&ns, "NamespaceDeletionContentFailure");
+        let discovery = condition(&ns, "NamespaceDeletionDiscoveryFailure");
+        remaining.is_some_and(|c| {
+            c.status == "True"
+                && c.reason.as_deref() == Some("SomeResourcesRemain")
+                && c.message.as_deref()
+                    == Some("Some resources are remaining: configmaps. has 1 resource instances")
+        }) && finalizers.is_some_and(|c| {
+            c.status == "True"
+                && c.reason.as_deref() == Some("SomeFinalizersRemain")
+                && c.message.as_deref()
+                    == Some("Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances")
+        }) && failure.is_some_and(|c| {
+            c.status == "False" && c.reason.as_deref() == Some("ContentDeleted")
+        }) && discovery.is_some_and(|c| {
+            c.status == "False" && c.reason.as_deref() == Some("ResourcesDiscovered")
+        })
+    })
+    .await;
+    let ns = nss.get(NS).await.unwrap();
+    assert_eq!(
+        ns.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Terminating")
+    );
+    assert_eq!(
+        ns.spec.as_ref().and_then(|s| s.finalizers.clone()),
+        Some(vec!["kubernetes".to_string()])
+    );
+
+    // Releasing the held object lets the namespace finish (the controller checks
+    // again after half the 15 s finalizer estimate).
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while nss.get_opt(NS).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the namespace is removed once empty"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_namespace_goes_through_the_registered_controller() {
+    let c = Cluster::with("namespace").await;
+    let pp = PostParams::default();
+    let nss: Api<Namespace> = Api::all(c.client.clone());
+    nss.create(
+        &pp,
+        &Namespace {
+            metadata: ObjectMeta {
+                name: Some("short-lived".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    Api::<ConfigMap>::namespaced(c.client.clone(), "short-lived")
+        .create(&pp, &config_map(meta("short-lived", "cm", vec![], &[])))
+        .await
+        .unwrap();
+    nss.delete("short-lived", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The registered controller waits upstream's 5 s before the first pass.
+    eventually("the namespace disappears", || async {
+        nss.get_opt("short-lived").await.unwrap().is_none()
+    })
+    .await;
+}
