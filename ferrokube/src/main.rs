@@ -143,12 +143,36 @@ async fn client_from(kubeconfig: &std::path::Path, component: &str) -> Result<ku
     kube::Client::try_from(cfg).context("building the API client")
 }
 
-async fn run_controller_manager(cmd: ControllerManagerCmd) -> Result<()> {
+async fn run_controller_manager(mut cmd: ControllerManagerCmd) -> Result<()> {
     let client = client_from(&cmd.kubeconfig, "kube-controller-manager").await?;
+    if cmd.config.root_ca_file.is_none() {
+        cmd.config.client_ca_bundle = kubeconfig_ca(&cmd.kubeconfig).await;
+    }
     tokio::select! {
         r = controller_manager::run(client, cmd.config) => r.context("controller manager"),
         _ = shutdown_signal() => Ok(()),
     }
+}
+
+/// The cluster CA of a kubeconfig's current context, as PEM.
+async fn kubeconfig_ca(kubeconfig: &std::path::Path) -> Option<String> {
+    use base64::Engine;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .ok()?;
+    let certs = cfg.root_cert?;
+    let mut pem = String::new();
+    for der in certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).ok()?);
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    (!pem.is_empty()).then_some(pem)
 }
 
 async fn run_sim_nodes(cmd: SimNodesCmd) -> Result<()> {
