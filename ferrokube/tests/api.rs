@@ -219,7 +219,9 @@ async fn oversized_objects_are_refused_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_bookmarks_and_initial_events() {
-    let c = Cluster::start();
+    // Without controllers: the root CA publisher would add its ConfigMap to the
+    // watched namespace.
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
     let api: Api<ConfigMap> = Api::namespaced(admin_client(&c).await, "default");
     for n in ["a", "b"] {
         api.create(

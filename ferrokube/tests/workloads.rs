@@ -1,7 +1,8 @@
 //! End-to-end: the workload and cleanup controllers of `ferrokube server`, with
 //! `ferrokube sim-nodes` playing the kubelets, driven by the real kubectl: a DaemonSet
 //! follows nodes joining and leaving, a Job runs to completion after a failed pod is
-//! retried, a CronJob fires, deleting a namespace empties it, cascading delete in the
+//! retried, a CronJob fires, a namespace gets its ServiceAccount, CA and Service
+//! endpoints and deleting it empties it, cascading delete in the
 //! three propagation modes, and the pods of a node that stops heartbeating are
 //! evicted and rescheduled elsewhere.
 
@@ -297,6 +298,54 @@ fn deleting_a_namespace_empties_it() {
     )
     .len()
         == 2));
+    // The namespace got its default ServiceAccount and the cluster CA, and the
+    // Service's Endpoints and EndpointSlice follow the two ready pods.
+    assert!(eventually(Duration::from_secs(30), || {
+        k.run(&["get", "serviceaccount", "default", "-n", "doomed"])
+            .status
+            .success()
+            && k.run(&["get", "configmap", "kube-root-ca.crt", "-n", "doomed"])
+                .status
+                .success()
+    }));
+    let ca = k.json(&[
+        "get",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        "doomed",
+        "-o",
+        "json",
+    ]);
+    assert!(ca["data"]["ca.crt"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("-----BEGIN CERTIFICATE-----")));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let ep = k.json(&["get", "endpoints", "app", "-n", "doomed", "-o", "json"]);
+            let slices = k.json(&[
+                "get",
+                "endpointslices",
+                "-n",
+                "doomed",
+                "-l",
+                "kubernetes.io/service-name=app",
+                "-o",
+                "json",
+            ]);
+            ep["subsets"][0]["addresses"].as_array().map(Vec::len) == Some(2)
+                && slices["items"][0]["endpoints"].as_array().map(Vec::len) == Some(2)
+        }),
+        "{}",
+        k.ok(&[
+            "get",
+            "endpoints,endpointslices",
+            "-n",
+            "doomed",
+            "-o",
+            "yaml"
+        ])
+    );
     // kubectl waits for the namespace to be gone.
     k.ok(&["delete", "namespace", "doomed", "--timeout=90s"]);
     let out = k.fails(&["get", "namespace", "doomed"]);
@@ -479,4 +528,91 @@ fn pods_of_a_node_that_stops_heartbeating_are_rescheduled() {
     );
     let events = k.ok(&["get", "events", "-A"]);
     assert!(events.contains("TaintManagerEviction"), "{events}");
+}
+
+const STATEFULSET: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1.36
+  volumeClaimTemplates:
+  - metadata:
+      name: www
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests: {storage: 1Gi}
+"#;
+
+#[test]
+fn statefulset_starts_in_order_with_its_claims() {
+    let c = Cluster::start();
+    let _nodes = c.sim_nodes(&["--count", "2", "--lease-seconds", "2"]);
+    let k = c.kubectl("1.33");
+    k.apply(&[], STATEFULSET);
+    let out = k.ok(&["rollout", "status", "sts/web", "--timeout=90s"]);
+    assert!(
+        out.contains("roll out complete") || out.contains("rolling update complete"),
+        "{out}"
+    );
+    let mut pods: Vec<String> = running(&k, "default", "app=web")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    pods.sort();
+    assert_eq!(pods, ["web-0", "web-1", "web-2"]);
+    let mut claims = names(&k, "default", "pvc");
+    claims.sort();
+    assert_eq!(claims, ["www-web-0", "www-web-1", "www-web-2"]);
+    // Ordered start: each pod was created after the one before it was ready.
+    let created = |name: &str| {
+        k.json(&["get", "pod", name, "-o", "json"])["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(created("web-0") <= created("web-1") && created("web-1") <= created("web-2"));
+    // Scaling down removes the highest ordinal.
+    k.ok(&["scale", "sts/web", "--replicas=2"]);
+    assert!(eventually(Duration::from_secs(30), || {
+        let mut now: Vec<String> = running(&k, "default", "app=web")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        now.sort();
+        now == ["web-0", "web-1"]
+    }));
+}
+
+#[test]
+fn resource_quota_refuses_pods_beyond_it() {
+    let c = Cluster::start();
+    let k = c.kubectl("1.33");
+    k.ok(&["create", "quota", "small", "--hard=pods=1"]);
+    assert!(eventually(Duration::from_secs(30), || {
+        let q = k.json(&["get", "quota", "small", "-o", "json"]);
+        q["status"]["hard"]["pods"] == "1" && q["status"]["used"]["pods"] == "0"
+    }));
+    k.ok(&["run", "one", "--image=busybox:1.36", "--restart=Never"]);
+    let err = k.fails(&["run", "two", "--image=busybox:1.36", "--restart=Never"]);
+    assert!(
+        err.contains(
+            "pods \"two\" is forbidden: exceeded quota: small, requested: pods=1, used: pods=1, limited: pods=1"
+        ),
+        "{err}"
+    );
+    let described = k.ok(&["describe", "quota", "small"]);
+    assert!(described.contains("pods"), "{described}");
 }

@@ -2,13 +2,15 @@
 //! [`replicaset`] (ReplicaSet and ReplicationController, one implementation) and
 //! [`deployment`] (Deployment, rolling out through ReplicaSets), [`daemonset`]
 //! (DaemonSet) and [`statefulset`] (StatefulSet); [`history`] holds the
-//! ControllerRevision machinery the last two share.
+//! ControllerRevision machinery the last two share, and a private `owner` module the
+//! informer handlers, claiming and worker start-up all of them share.
 //!
 //! [`descriptors`] lists them for the controller manager.
 
 pub mod daemonset;
 pub mod deployment;
 pub mod history;
+mod owner;
 pub mod replicaset;
 pub mod statefulset;
 

@@ -27,18 +27,18 @@ use k8s_openapi::api::core::v1::{
     Pod, PodTemplateSpec, ReplicationController, ReplicationControllerCondition,
     ReplicationControllerStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PostParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Client, Resource};
 use serde::Serialize;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::expectations::Expectations;
 use controllers::informer::{
-    controller_uid_index_values, object_key, orphan_index_value, HandlerRegistration, Informer,
-    InformerFactory, Notification, Object, Store, CONTROLLER_UID_INDEX,
+    controller_uid_index_values, orphan_index_value, HandlerRegistration, Informer,
+    InformerFactory, Object, Store, CONTROLLER_UID_INDEX,
 };
 use controllers::podcontrol::{PodControl, NAMESPACE_TERMINATING_CAUSE};
 use controllers::ranking::pods_to_delete;
@@ -47,6 +47,11 @@ use controllers::util::{
     LabelMatcher,
 };
 use controllers::workqueue::WorkQueue;
+
+use crate::owner::{
+    claim_candidates, claim_pods, run_synced, watch_sets_and_pods, PodOwnerHandlers,
+    TerminatingPods,
+};
 
 /// Canonical name of the ReplicaSet controller.
 pub const REPLICASET_CONTROLLER_NAME: &str = "replicaset-controller";
@@ -203,145 +208,6 @@ pub fn start_replication_controller(
     Ok(Box::pin(c.run(workers)))
 }
 
-/// The state informer callbacks use: caches, queue, expectations.
-struct Handlers<K> {
-    sets: Store<K>,
-    queue: WorkQueue<String>,
-    expectations: Arc<Expectations>,
-}
-
-impl<K: ReplicaSetLike> Handlers<K> {
-    fn resolve(&self, namespace: &str, r: &OwnerReference) -> Option<Arc<K>> {
-        if r.kind != K::kind(&()) {
-            return None;
-        }
-        let set = self.sets.get_namespaced(namespace, &r.name)?;
-        (set.meta().uid.as_deref() == Some(r.uid.as_str())).then_some(set)
-    }
-
-    /// Sets in the pod's namespace whose (non-empty) selector matches the pod.
-    fn sets_for_pod(&self, pod: &Pod) -> Vec<Arc<K>> {
-        let labels = pod.metadata.labels.as_ref();
-        if labels.is_none_or(|l| l.is_empty()) {
-            return Vec::new();
-        }
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        let sets: Vec<Arc<K>> = self
-            .sets
-            .list_namespace(ns)
-            .into_iter()
-            .filter(|s| match s.pod_selector() {
-                Ok(sel) => !sel.is_empty() && sel.matches(labels),
-                Err(_) => false,
-            })
-            .collect();
-        if sets.len() > 1 {
-            tracing::warn!(kind = %K::kind(&()), pod = %pod_key(pod), "user error: more than one controller selects this pod's labels");
-        }
-        sets
-    }
-
-    fn enqueue(&self, set: &K) {
-        self.queue.add(object_key(set));
-    }
-
-    fn on_set(&self, n: &Notification<K>) {
-        match n {
-            Notification::Added(s) => self.enqueue(s),
-            Notification::Updated { old, new } => {
-                if old.meta().uid != new.meta().uid {
-                    self.expectations.delete(&object_key(old.as_ref()));
-                    self.enqueue(old);
-                }
-                self.enqueue(new);
-            }
-            Notification::Deleted(s) => {
-                let key = object_key(s.as_ref());
-                self.expectations.delete(&key);
-                self.queue.add(key);
-            }
-        }
-    }
-
-    fn pod_deleted(&self, pod: &Pod) {
-        let Some(r) = controller_ref(&pod.metadata) else {
-            return;
-        };
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        let Some(set) = self.resolve(ns, r) else {
-            return;
-        };
-        let key = object_key(set.as_ref());
-        self.expectations.deletion_observed(&key, &pod_key(pod));
-        self.queue.add(key);
-    }
-
-    fn on_pod(&self, n: &Notification<Pod>) {
-        match n {
-            Notification::Added(pod) => {
-                if pod.metadata.deletion_timestamp.is_some() {
-                    // Already going away (seen after a restart): not a creation.
-                    self.pod_deleted(pod);
-                    return;
-                }
-                let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-                if let Some(r) = controller_ref(&pod.metadata) {
-                    if let Some(set) = self.resolve(ns, r) {
-                        let key = object_key(set.as_ref());
-                        self.expectations.creation_observed(&key);
-                        self.queue.add(key);
-                    }
-                    return;
-                }
-                for set in self.sets_for_pod(pod) {
-                    self.enqueue(&set);
-                }
-            }
-            Notification::Updated { old, new } => {
-                if old.metadata.resource_version == new.metadata.resource_version {
-                    return;
-                }
-                let labels_changed = old.metadata.labels != new.metadata.labels;
-                if new.metadata.deletion_timestamp.is_some() {
-                    self.pod_deleted(new);
-                    if labels_changed {
-                        self.pod_deleted(old);
-                    }
-                    return;
-                }
-                let ns = new.metadata.namespace.as_deref().unwrap_or("");
-                let cur_ref = controller_ref(&new.metadata);
-                let old_ref = controller_ref(&old.metadata);
-                let ref_changed = cur_ref != old_ref;
-                if ref_changed {
-                    if let Some(set) = old_ref.and_then(|r| self.resolve(ns, r)) {
-                        self.enqueue(&set);
-                    }
-                }
-                if let Some(r) = cur_ref {
-                    let Some(set) = self.resolve(ns, r) else {
-                        return;
-                    };
-                    self.enqueue(&set);
-                    let min_ready = set.min_ready_seconds();
-                    if !is_pod_ready(old) && is_pod_ready(new) && min_ready > 0 {
-                        // One extra second against clock skew, as upstream.
-                        let after = Duration::from_secs(u64::try_from(min_ready).unwrap_or(0) + 1);
-                        self.queue.add_after(object_key(set.as_ref()), after);
-                    }
-                    return;
-                }
-                if labels_changed || ref_changed {
-                    for set in self.sets_for_pod(new) {
-                        self.enqueue(&set);
-                    }
-                }
-            }
-            Notification::Deleted(pod) => self.pod_deleted(pod),
-        }
-    }
-}
-
 struct Inner<K> {
     client: Client,
     sets: Store<K>,
@@ -380,21 +246,21 @@ impl<K: ReplicaSetLike> ReplicaSetController<K> {
             pod_control: PodControl::new(ctx.client.clone(), recorder),
             burst_replicas: BURST_REPLICAS,
         });
-        let handlers = Arc::new(Handlers {
+        let handlers = Arc::new(PodOwnerHandlers {
             sets: set_informer.store(),
             queue,
-            expectations,
+            expectations: Some(expectations),
+            selector: K::pod_selector,
+            min_ready_seconds: K::min_ready_seconds,
+            terminating: TerminatingPods::DeletionWithOldLabels,
         });
-        let h = handlers.clone();
-        let set_reg = set_informer.add_handler(move |n| h.on_set(n));
-        let h = handlers;
-        let pod_reg = pod_informer.add_handler(move |n| h.on_pod(n));
+        let registrations = watch_sets_and_pods(&handlers, &set_informer, &pod_informer);
         ReplicaSetController {
             inner,
             informers: ctx.informers.clone(),
             set_informer,
             pod_informer,
-            registrations: vec![set_reg, pod_reg],
+            registrations,
         }
     }
 
@@ -416,21 +282,14 @@ impl<K: ReplicaSetLike> ReplicaSetController<K> {
             self.set_informer.wait_synced(),
             self.pod_informer.wait_synced()
         );
-        tracing::info!(
-            controller = K::CONTROLLER_NAME,
-            workers,
-            "caches synced; starting workers"
-        );
-        let inner = self.inner.clone();
-        let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        run_synced(
             K::CONTROLLER_NAME,
-            inner.queue.clone(),
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync(&key).await }
-            },
+            self.registrations,
+            self.inner,
+            queue,
+            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -590,18 +449,18 @@ impl<K: ReplicaSetLike> Inner<K> {
                 return Ok(());
             }
         };
-        let (namespace, _) = name_of(set.as_ref());
-        let uid = set.meta().uid.clone().unwrap_or_default();
-        let mut candidates = self.pods.by_index(CONTROLLER_UID_INDEX, &uid);
-        candidates.extend(
-            self.pods
-                .by_index(CONTROLLER_UID_INDEX, &orphan_index_value(&namespace)),
-        );
-        candidates.retain(|p| {
-            p.metadata.namespace.as_deref() == Some(namespace.as_str()) && is_pod_active(p)
-        });
+        let mut candidates = claim_candidates(&self.pods, set.as_ref());
+        candidates.retain(|p| is_pod_active(p));
 
-        let active = self.claim_pods(&set, &selector, candidates).await?;
+        let active = claim_pods(
+            &self.client,
+            &self.pod_control,
+            set.as_ref(),
+            &selector,
+            candidates,
+            K::CONTROLLER_NAME,
+        )
+        .await?;
 
         let manage_error = if needs_sync && set.meta().deletion_timestamp.is_none() {
             self.manage_replicas(&active, &set, key).await.err()
@@ -634,29 +493,6 @@ impl<K: ReplicaSetLike> Inner<K> {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-
-    /// Claims the candidate pods for `set`: see [`controllers::claim::claim`].
-    async fn claim_pods(
-        &self,
-        set: &Arc<K>,
-        selector: &LabelMatcher,
-        candidates: Vec<Arc<Pod>>,
-    ) -> Result<Vec<Arc<Pod>>, ControllerError> {
-        controllers::claim::claim(
-            &self.client,
-            set.as_ref(),
-            selector,
-            candidates,
-            K::CONTROLLER_NAME,
-            |pod, patch| async move {
-                let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                self.pod_control.patch_pod(&ns, &name, &patch).await?;
-                Ok(pod)
-            },
-        )
-        .await
     }
 
     /// Pods of the sets that share this set's controller (e.g. the ReplicaSets of one

@@ -4,43 +4,19 @@
 
 use std::time::Duration;
 
-use controllers::{ControllerContext, ControllerManagerConfig};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetSpec};
-use k8s_openapi::api::core::v1::{Container, Node, NodeSpec, Pod, PodSpec, PodTemplateSpec, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
-use testapi::TestApi;
 
 mod support;
-use support::{events_about, eventually, labels, ready_status_patch, NS};
+use support::{
+    active_pods, cluster, events_about, eventually, labels, pod_template, ready_status_patch, NS,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Cluster {
-    _api: TestApi,
-    client: Client,
-    controller: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.controller.abort();
-    }
-}
-
-async fn cluster() -> Cluster {
-    let api = TestApi::start().await;
-    let client = api.client().await;
-    let ctx = ControllerContext::new(client.clone(), ControllerManagerConfig::default());
-    let fut = apps_controllers::start(&ctx, "daemonset").unwrap();
-    Cluster {
-        _api: api,
-        client,
-        controller: tokio::spawn(fut),
-    }
-}
 
 async fn add_node(client: &Client, name: &str) {
     let node = Node {
@@ -69,20 +45,7 @@ fn daemon_set(name: &str, image: &str) -> DaemonSet {
                 match_labels: Some(labels(&[("app", name)])),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&[("app", name)])),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "c".into(),
-                        image: Some(image.into()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
+            template: pod_template(labels(&[("app", name)]), image),
             ..Default::default()
         }),
         status: None,
@@ -112,19 +75,8 @@ fn target_node(p: &Pod) -> String {
         .clone()
 }
 
-async fn active_pods(client: &Client, app: &str) -> Vec<Pod> {
-    Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect()
-}
-
 async fn pod_nodes(client: &Client, app: &str) -> Vec<String> {
-    let mut nodes: Vec<String> = active_pods(client, app)
+    let mut nodes: Vec<String> = active_pods(client, &format!("app={app}"))
         .await
         .iter()
         .map(target_node)
@@ -142,7 +94,7 @@ async fn wait_for_nodes(client: &Client, app: &str, want: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pod_per_node_following_nodes_and_taints() {
-    let c = cluster().await;
+    let c = cluster(&["daemonset"]).await;
     let client = &c.client;
     add_node(client, "n1").await;
     add_node(client, "n2").await;
@@ -153,7 +105,7 @@ async fn one_pod_per_node_following_nodes_and_taints() {
     wait_for_nodes(client, "agent", &["n1", "n2"]).await;
 
     // Pod shape: labels, tolerations, generateName.
-    let pods = active_pods(client, "agent").await;
+    let pods = active_pods(client, "app=agent").await;
     let p = &pods[0];
     let l = p.metadata.labels.as_ref().unwrap();
     assert!(l.contains_key("controller-revision-hash"));
@@ -277,7 +229,7 @@ async fn one_pod_per_node_following_nodes_and_taints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_pod_is_replaced() {
-    let c = cluster().await;
+    let c = cluster(&["daemonset"]).await;
     let client = &c.client;
     add_node(client, "n1").await;
     let dss: Api<DaemonSet> = Api::namespaced(client.clone(), NS);
@@ -285,7 +237,7 @@ async fn failed_pod_is_replaced() {
         .await
         .unwrap();
     wait_for_nodes(client, "fd", &["n1"]).await;
-    let first = active_pods(client, "fd").await[0]
+    let first = active_pods(client, "app=fd").await[0]
         .metadata
         .name
         .clone()
@@ -299,7 +251,7 @@ async fn failed_pod_is_replaced() {
         .await
         .unwrap();
     eventually("a replacement pod", WAIT, || async {
-        let pods = active_pods(client, "fd").await;
+        let pods = active_pods(client, "app=fd").await;
         pods.len() == 1 && pods[0].metadata.name.as_deref() != Some(first.as_str())
     })
     .await;
@@ -313,7 +265,7 @@ async fn failed_pod_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_replaces_pods() {
-    let c = cluster().await;
+    let c = cluster(&["daemonset"]).await;
     let client = &c.client;
     for n in ["n1", "n2", "n3"] {
         add_node(client, n).await;
@@ -325,7 +277,7 @@ async fn rolling_update_replaces_pods() {
     wait_for_nodes(client, "ru", &["n1", "n2", "n3"]).await;
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), NS);
     let mark_ready = || async {
-        for p in active_pods(client, "ru").await {
+        for p in active_pods(client, "app=ru").await {
             let ready = p
                 .status
                 .as_ref()
@@ -354,7 +306,7 @@ async fn rolling_update_replaces_pods() {
     })
     .await;
 
-    let old_pods: Vec<String> = active_pods(client, "ru")
+    let old_pods: Vec<String> = active_pods(client, "app=ru")
         .await
         .iter()
         .map(|p| p.metadata.name.clone().unwrap())
@@ -365,7 +317,7 @@ async fn rolling_update_replaces_pods() {
     // maxUnavailable 1: never more than one node without an available pod.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
-        let pods = active_pods(client, "ru").await;
+        let pods = active_pods(client, "app=ru").await;
         let new = pods
             .iter()
             .filter(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("img:2"))
@@ -404,7 +356,7 @@ async fn rolling_update_replaces_pods() {
         .collect();
     revs.sort();
     assert_eq!(revs, [1, 2]);
-    let gens: Vec<String> = active_pods(client, "ru")
+    let gens: Vec<String> = active_pods(client, "app=ru")
         .await
         .iter()
         .map(|p| p.metadata.labels.as_ref().unwrap()["pod-template-generation"].clone())

@@ -8,42 +8,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use controllers::informer::{InformerFactory, Notification};
-use controllers::{ControllerContext, ControllerManagerConfig};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStrategy, ReplicaSet,
     ReplicaSetSpec, RollingUpdateDeployment,
 };
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use parking_lot::Mutex;
 use serde_json::json;
-use testapi::TestApi;
 
 mod support;
-use support::{events_about, eventually, labels, ready_status_patch, NS};
+use support::{events_about, eventually, labels, pod_template, ready_status_patch, NS};
 
 const WAIT: Duration = Duration::from_secs(60);
 const HASH: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
 fn template(app: &str, image: &str) -> PodTemplateSpec {
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels(&[("app", app)])),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "c".into(),
-                image: Some(image.into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-    }
+    pod_template(labels(&[("app", app)]), image)
 }
 
 /// An orphan ReplicaSet selecting (and labelled) `app=<app>`.
@@ -157,33 +142,23 @@ impl Drop for Kubelet {
 
 /// An apiserver with the Deployment and ReplicaSet controllers and a stand-in kubelet.
 struct Cluster {
-    _api: TestApi,
-    client: Client,
-    controllers: Vec<tokio::task::JoinHandle<()>>,
+    base: support::Cluster,
     _kubelet: Kubelet,
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in &self.controllers {
-            c.abort();
-        }
+impl std::ops::Deref for Cluster {
+    type Target = support::Cluster;
+
+    fn deref(&self) -> &support::Cluster {
+        &self.base
     }
 }
 
 async fn cluster(ready_delay: Duration) -> Cluster {
-    let api = TestApi::start().await;
-    let client = api.client().await;
-    let ctx = ControllerContext::new(client.clone(), ControllerManagerConfig::default());
-    let controllers = ["deployment", "replicaset"]
-        .iter()
-        .map(|name| tokio::spawn(apps_controllers::start(&ctx, name).unwrap()))
-        .collect();
+    let base = support::cluster(&["deployment", "replicaset"]).await;
     Cluster {
-        _kubelet: Kubelet::start(client.clone(), ready_delay),
-        _api: api,
-        client,
-        controllers,
+        _kubelet: Kubelet::start(base.client.clone(), ready_delay),
+        base,
     }
 }
 
@@ -1267,7 +1242,7 @@ async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, 
 #[ignore = "runs the real kubectl ($KUBECTL or from PATH)"]
 async fn kubectl_rollout_commands() {
     let c = cluster(Duration::ZERO).await;
-    let kc = c._api.kubeconfig.clone();
+    let kc = c.api.kubeconfig.clone();
     let ok = |r: (bool, String, String)| {
         assert!(r.0, "kubectl failed: {}", r.2);
         r.1

@@ -10,8 +10,7 @@ use controllers::informer::Notification;
 use controllers::{ControllerContext, ControllerManagerConfig};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{
-    Container, Event, Pod, PodSpec, PodTemplateSpec, ReplicationController,
-    ReplicationControllerSpec,
+    Event, Pod, PodTemplateSpec, ReplicationController, ReplicationControllerSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -21,23 +20,15 @@ use serde_json::json;
 use testapi::TestApi;
 
 mod support;
-use support::{events_about, eventually, labels, ready_status_patch, NS};
+use support::{
+    active_pods, cluster, events_about, eventually, labels, mark_ready, pod_template, pods_with, NS,
+};
 
 fn template(app: &str) -> PodTemplateSpec {
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels(&[("app", app), ("tier", "frontend")])),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "c".into(),
-                image: Some("registry.k8s.io/pause:3.10".into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-    }
+    pod_template(
+        labels(&[("app", app), ("tier", "frontend")]),
+        "registry.k8s.io/pause:3.10",
+    )
 }
 
 fn replica_set(name: &str, app: &str, replicas: i32, min_ready: i32) -> ReplicaSet {
@@ -77,52 +68,6 @@ fn replication_controller(name: &str, app: &str, replicas: i32) -> ReplicationCo
     }
 }
 
-/// An apiserver plus the named controller running on it.
-struct Cluster {
-    _api: TestApi,
-    client: Client,
-    _controller: tokio::task::JoinHandle<()>,
-}
-
-async fn cluster_with(controller: &str) -> Cluster {
-    let api = TestApi::start().await;
-    let client = api.client().await;
-    let ctx = ControllerContext::new(client.clone(), ControllerManagerConfig::default());
-    let fut = apps_controllers::start(&ctx, controller).unwrap();
-    let handle = tokio::spawn(fut);
-    Cluster {
-        _api: api,
-        client,
-        _controller: handle,
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self._controller.abort();
-    }
-}
-
-fn active(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-}
-
-async fn pods_with(client: &Client, selector: &str) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), NS);
-    api.list(&ListParams::default().labels(selector))
-        .await
-        .unwrap()
-        .items
-}
-
-async fn active_pods(client: &Client, selector: &str) -> Vec<Pod> {
-    pods_with(client, selector)
-        .await
-        .into_iter()
-        .filter(active)
-        .collect()
-}
-
 fn name(p: &Pod) -> String {
     p.metadata.name.clone().unwrap()
 }
@@ -151,14 +96,6 @@ async fn settled_active_pods(client: &Client, selector: &str, n: usize) -> Vec<P
     let pods = active_pods(client, selector).await;
     assert_eq!(pods.len(), n);
     pods
-}
-
-async fn set_ready(client: &Client, pod: &str) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let patch = ready_status_patch();
-    api.patch_status(pod, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
 }
 
 async fn bind(client: &Client, pod: &str, node: &str) {
@@ -225,7 +162,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_creates_exactly_n_owned_pods_with_events() {
-    let c = cluster_with("replicaset-controller").await;
+    let c = cluster(&["replicaset-controller"]).await;
     let rs = create_rs(&c.client, &replica_set("web", "web", 3, 0)).await;
     let uid = rs.metadata.uid.clone().unwrap();
 
@@ -290,7 +227,7 @@ async fn replicaset_creates_exactly_n_owned_pods_with_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pods_are_replaced() {
-    let c = cluster_with("replicaset").await;
+    let c = cluster(&["replicaset"]).await;
     create_rs(&c.client, &replica_set("web", "web", 3, 0)).await;
     wait_for_active(&c.client, "app=web", 3, "3 pods").await;
     let before: HashSet<String> = active_names(&c.client, "app=web")
@@ -314,7 +251,7 @@ async fn deleted_pods_are_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
-    let c = cluster_with("replicaset-controller").await;
+    let c = cluster(&["replicaset-controller"]).await;
     create_rs(&c.client, &replica_set("web", "web", 4, 0)).await;
     wait_for_active(&c.client, "app=web", 4, "4 pods").await;
     let mut names = active_names(&c.client, "app=web").await;
@@ -324,7 +261,7 @@ async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
         bind(&c.client, n, "node-1").await;
     }
     for n in &names[2..] {
-        set_ready(&c.client, n).await;
+        mark_ready(&c.client, n).await;
     }
     eventually("2 ready in status", WAIT, || async {
         rs_status(&c.client, "web").await.ready_replicas == Some(2)
@@ -375,7 +312,7 @@ async fn scale_down_deletes_unscheduled_and_unready_first_then_scale_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_adopted_and_mismatching_pods_released() {
-    let c = cluster_with("replicaset-controller").await;
+    let c = cluster(&["replicaset-controller"]).await;
     let pod_api: Api<Pod> = Api::namespaced(c.client.clone(), NS);
     let orphan = Pod {
         metadata: ObjectMeta {
@@ -455,12 +392,12 @@ async fn orphans_are_adopted_and_mismatching_pods_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_counts_ready_and_available_after_min_ready_seconds() {
-    let c = cluster_with("replicaset-controller").await;
+    let c = cluster(&["replicaset-controller"]).await;
     create_rs(&c.client, &replica_set("web", "web", 2, 6)).await;
     wait_for_active(&c.client, "app=web", 2, "2 pods").await;
     for n in active_names(&c.client, "app=web").await {
         bind(&c.client, &n, "node-1").await;
-        set_ready(&c.client, &n).await;
+        mark_ready(&c.client, &n).await;
     }
     eventually("ready 2, available 0", Duration::from_secs(5), || async {
         let st = rs_status(&c.client, "web").await;
@@ -543,7 +480,7 @@ async fn burst_from_0_to_300_never_overshoots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_controller_works_the_same() {
-    let c = cluster_with("replicationcontroller-controller").await;
+    let c = cluster(&["replicationcontroller-controller"]).await;
     let rc_api: Api<ReplicationController> = Api::namespaced(c.client.clone(), NS);
     let rc = rc_api
         .create(
@@ -568,7 +505,7 @@ async fn replication_controller_works_the_same() {
         );
         assert_eq!(p.metadata.generate_name.as_deref(), Some("legacy-"));
     }
-    set_ready(&c.client, &name(&pods[0])).await;
+    mark_ready(&c.client, &name(&pods[0])).await;
     eventually("status", WAIT, || async {
         let rc = rc_api.get("legacy").await.unwrap();
         let st = rc.status.unwrap_or_default();
@@ -607,7 +544,7 @@ async fn replication_controller_works_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
-    let c = cluster_with("replicaset-controller").await;
+    let c = cluster(&["replicaset-controller"]).await;
     // Two ReplicaSets controlled by the same (pretend) Deployment.
     let owner = json!([{
         "apiVersion": "apps/v1", "kind": "Deployment", "name": "dep",
@@ -629,7 +566,7 @@ async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
         bind(&c.client, n, "node-1").await;
     }
     for n in a.iter().chain(b.iter()) {
-        set_ready(&c.client, n).await;
+        mark_ready(&c.client, n).await;
     }
     eventually("rs-a ready", WAIT, || async {
         rs_status(&c.client, "rs-a").await.ready_replicas == Some(2)
@@ -646,7 +583,7 @@ async fn scale_down_prefers_pods_doubled_up_with_sibling_sets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "scale measurement; slow"]
 async fn scale_3000_pods_across_20_sets() {
-    let c = cluster_with("replicaset-controller").await;
+    let c = cluster(&["replicaset-controller"]).await;
     let start = std::time::Instant::now();
     for i in 0..20 {
         let name = format!("s{i}");

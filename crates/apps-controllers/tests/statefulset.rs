@@ -4,50 +4,26 @@
 
 use std::time::Duration;
 
-use controllers::{ControllerContext, ControllerManagerConfig};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetSpec,
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodSpec, PodTemplateSpec,
-    VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
-use testapi::TestApi;
 
 mod support;
-use support::{events_about, eventually, labels, ready_status_patch, NS};
+use support::{
+    active_pods, cluster, events_about, eventually, labels, mark_ready, pod_template,
+    ready_status_patch, NS,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Cluster {
-    _api: TestApi,
-    client: Client,
-    controller: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.controller.abort();
-    }
-}
-
-async fn cluster() -> Cluster {
-    let api = TestApi::start().await;
-    let client = api.client().await;
-    let ctx = ControllerContext::new(client.clone(), ControllerManagerConfig::default());
-    let fut = apps_controllers::start(&ctx, "statefulset").unwrap();
-    Cluster {
-        _api: api,
-        client,
-        controller: tokio::spawn(fut),
-    }
-}
 
 fn stateful_set(name: &str, replicas: i32, policy: &str, partition: Option<i32>) -> StatefulSet {
     StatefulSet {
@@ -64,20 +40,7 @@ fn stateful_set(name: &str, replicas: i32, policy: &str, partition: Option<i32>)
                 match_labels: Some(labels(&[("app", name)])),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&[("app", name)])),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "c".into(),
-                        image: Some("img:1".into()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
+            template: pod_template(labels(&[("app", name)]), "img:1"),
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: partition.map(|p| RollingUpdateStatefulSetStrategy {
@@ -107,13 +70,9 @@ fn stateful_set(name: &str, replicas: i32, policy: &str, partition: Option<i32>)
 }
 
 async fn pod_names(client: &Client, app: &str) -> Vec<String> {
-    let mut names: Vec<String> = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels(&format!("app={app}")))
+    let mut names: Vec<String> = active_pods(client, &format!("app={app}"))
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(|p| p.metadata.name.unwrap())
         .collect();
     names.sort();
@@ -125,17 +84,6 @@ async fn wait_for_pods(client: &Client, app: &str, want: &[&str]) {
         pod_names(client, app).await == want
     })
     .await;
-}
-
-async fn mark_ready(client: &Client, name: &str) {
-    Api::<Pod>::namespaced(client.clone(), NS)
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(ready_status_patch()),
-        )
-        .await
-        .unwrap();
 }
 
 /// Marks every pod of `app` Running and Ready that is not yet.
@@ -165,7 +113,7 @@ async fn mark_all_ready(client: &Client, app: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_ready_creates_one_at_a_time_with_claims() {
-    let c = cluster().await;
+    let c = cluster(&["statefulset"]).await;
     let client = &c.client;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     sets.create(
@@ -266,7 +214,7 @@ async fn ordered_ready_creates_one_at_a_time_with_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_creates_all_and_scale_down_takes_highest() {
-    let c = cluster().await;
+    let c = cluster(&["statefulset"]).await;
     let client = &c.client;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     sets.create(
@@ -290,7 +238,7 @@ async fn parallel_creates_all_and_scale_down_takes_highest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_scale_down_removes_highest_ordinal_first() {
-    let c = cluster().await;
+    let c = cluster(&["statefulset"]).await;
     let client = &c.client;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     sets.create(
@@ -336,7 +284,7 @@ async fn ordered_scale_down_removes_highest_ordinal_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_rolling_update_only_updates_high_ordinals() {
-    let c = cluster().await;
+    let c = cluster(&["statefulset"]).await;
     let client = &c.client;
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     sets.create(

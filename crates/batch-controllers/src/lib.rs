@@ -4,11 +4,12 @@
 //! once their `ttlSecondsAfterFinished` has passed).
 //!
 //! Shared pieces: [`clock`] (the injectable "now"), [`cron`] (schedule parsing and
-//! next-time computation) and [`intervals`] (the `"1,3-5"` index lists of Indexed
-//! Jobs). [`descriptors`] lists the controllers for the controller manager.
+//! next-time computation, re-exported from the `cron-schedule` crate) and
+//! [`intervals`] (the `"1,3-5"` index lists of Indexed Jobs). [`descriptors`] lists
+//! the controllers for the controller manager.
 
 pub mod clock;
-pub mod cron;
+pub use cron_schedule as cron;
 pub mod cronjob;
 pub mod intervals;
 pub mod job;

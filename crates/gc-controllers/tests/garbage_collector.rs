@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use serde_json::json;
-use support::{config_map, eventually, meta, owner_ref, pod, secret, Cluster};
+use kube::api::{Api, DeleteParams, ListParams};
+use support::{
+    clear_finalizers, config_map, create, eventually, gone, meta, namespace, owner_ref, pod,
+    secret, Cluster,
+};
 
 const NS: &str = "default";
 
@@ -42,66 +44,39 @@ fn replica_set(name: &str) -> ReplicaSet {
     }
 }
 
-async fn gone<K>(api: &Api<K>, name: &str) -> bool
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.get_opt(name).await.unwrap().is_none()
+/// Creates the ConfigMap `name` in [`NS`] with `owners`.
+async fn create_cm(api: &Api<ConfigMap>, name: &str, owners: Vec<OwnerReference>) -> ConfigMap {
+    create(api, &config_map(meta(NS, name, owners, &[]))).await
+}
+
+/// Creates the Secret `name` in [`NS`] with `owners`.
+async fn create_secret(api: &Api<Secret>, name: &str, owners: Vec<OwnerReference>) -> Secret {
+    create(api, &secret(meta(NS, name, owners, &[]))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_deletion_collects_dependents() {
     let c = Cluster::with("garbagecollector").await;
-    let pp = PostParams::default();
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(c.client.clone(), NS);
-    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), NS);
+    let cms: Api<ConfigMap> = c.api(NS);
+    let secrets: Api<Secret> = c.api(NS);
+    let pods: Api<Pod> = c.api(NS);
+    let rss: Api<ReplicaSet> = c.api(NS);
 
-    let owner = cms
-        .create(&pp, &config_map(meta(NS, "owner", vec![], &[])))
-        .await
-        .unwrap();
-    let other = cms
-        .create(&pp, &config_map(meta(NS, "other", vec![], &[])))
-        .await
-        .unwrap();
+    let owner = create_cm(&cms, "owner", vec![]).await;
+    let other = create_cm(&cms, "other", vec![]).await;
     let by_owner = owner_ref("v1", "ConfigMap", &owner.metadata, false);
     let by_other = owner_ref("v1", "ConfigMap", &other.metadata, false);
-    cms.create(
-        &pp,
-        &config_map(meta(NS, "dep-cm", vec![by_owner.clone()], &[])),
-    )
-    .await
-    .unwrap();
-    secrets
-        .create(
-            &pp,
-            &secret(meta(NS, "dep-secret", vec![by_owner.clone()], &[])),
-        )
-        .await
-        .unwrap();
+    create_cm(&cms, "dep-cm", vec![by_owner.clone()]).await;
+    create_secret(&secrets, "dep-secret", vec![by_owner.clone()]).await;
     // Two owners: survives the first one's deletion, minus that reference.
-    cms.create(
-        &pp,
-        &config_map(meta(
-            NS,
-            "two-owners",
-            vec![by_owner.clone(), by_other.clone()],
-            &[],
-        )),
-    )
-    .await
-    .unwrap();
-    let rs = rss.create(&pp, &replica_set("rs")).await.unwrap();
+    create_cm(&cms, "two-owners", vec![by_owner.clone(), by_other.clone()]).await;
+    let rs = create(&rss, &replica_set("rs")).await;
     let by_rs = OwnerReference {
         controller: Some(true),
         ..owner_ref("apps/v1", "ReplicaSet", &rs.metadata, true)
     };
     for name in ["rs-a", "rs-b"] {
-        pods.create(&pp, &pod(meta(NS, name, vec![by_rs.clone()], &[])))
-            .await
-            .unwrap();
+        create(&pods, &pod(meta(NS, name, vec![by_rs.clone()], &[]))).await;
     }
 
     cms.delete("owner", &DeleteParams::background())
@@ -131,37 +106,19 @@ async fn background_deletion_collects_dependents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_deletion_keeps_dependents_without_the_reference() {
     let c = Cluster::with("garbage-collector-controller").await;
-    let pp = PostParams::default();
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), NS);
-    let owner = cms
-        .create(&pp, &config_map(meta(NS, "owner", vec![], &[])))
-        .await
-        .unwrap();
-    let keep = cms
-        .create(&pp, &config_map(meta(NS, "keep", vec![], &[])))
-        .await
-        .unwrap();
+    let cms: Api<ConfigMap> = c.api(NS);
+    let secrets: Api<Secret> = c.api(NS);
+    let owner = create_cm(&cms, "owner", vec![]).await;
+    let keep = create_cm(&cms, "keep", vec![]).await;
     let by_owner = owner_ref("v1", "ConfigMap", &owner.metadata, true);
     let by_keep = owner_ref("v1", "ConfigMap", &keep.metadata, false);
-    cms.create(
-        &pp,
-        &config_map(meta(NS, "dep-cm", vec![by_owner.clone()], &[])),
+    create_cm(&cms, "dep-cm", vec![by_owner.clone()]).await;
+    create_secret(
+        &secrets,
+        "dep-secret",
+        vec![by_owner.clone(), by_keep.clone()],
     )
-    .await
-    .unwrap();
-    secrets
-        .create(
-            &pp,
-            &secret(meta(
-                NS,
-                "dep-secret",
-                vec![by_owner.clone(), by_keep.clone()],
-                &[],
-            )),
-        )
-        .await
-        .unwrap();
+    .await;
 
     cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
     eventually("the orphaned owner is deleted", || async {
@@ -184,17 +141,13 @@ async fn orphan_deletion_keeps_dependents_without_the_reference() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_deletion_waits_for_blocking_dependents() {
     let c = Cluster::with("garbagecollector").await;
-    let pp = PostParams::default();
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), NS);
-    let owner = cms
-        .create(&pp, &config_map(meta(NS, "owner", vec![], &[])))
-        .await
-        .unwrap();
+    let cms: Api<ConfigMap> = c.api(NS);
+    let secrets: Api<Secret> = c.api(NS);
+    let owner = create_cm(&cms, "owner", vec![]).await;
     let by_owner = owner_ref("v1", "ConfigMap", &owner.metadata, true);
     // A blocking dependent held by a finalizer of its own, and one that goes at once.
-    cms.create(
-        &pp,
+    create(
+        &cms,
         &config_map(meta(
             NS,
             "held",
@@ -202,25 +155,16 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
             &["example.com/hold"],
         )),
     )
-    .await
-    .unwrap();
-    secrets
-        .create(&pp, &secret(meta(NS, "quick", vec![by_owner.clone()], &[])))
-        .await
-        .unwrap();
+    .await;
+    create_secret(&secrets, "quick", vec![by_owner.clone()]).await;
     // A dependent of a dependent: deleted in the foreground itself.
     let held = cms.get("held").await.unwrap();
-    cms.create(
-        &pp,
-        &config_map(meta(
-            NS,
-            "grandchild",
-            vec![owner_ref("v1", "ConfigMap", &held.metadata, true)],
-            &[],
-        )),
+    create_cm(
+        &cms,
+        "grandchild",
+        vec![owner_ref("v1", "ConfigMap", &held.metadata, true)],
     )
-    .await
-    .unwrap();
+    .await;
 
     cms.delete("owner", &DeleteParams::foreground())
         .await
@@ -259,13 +203,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     assert!(!gone(&cms, "owner").await);
 
     // Release the held dependent: it goes, then the owner.
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
+    clear_finalizers(&cms, "held").await;
     eventually("the held dependent goes", || async {
         gone(&cms, "held").await
     })
@@ -279,8 +217,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_whose_owners_never_existed_are_collected() {
     let c = Cluster::with("garbagecollector").await;
-    let pp = PostParams::default();
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
+    let cms: Api<ConfigMap> = c.api(NS);
     let ghost = OwnerReference {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
@@ -289,30 +226,18 @@ async fn objects_whose_owners_never_existed_are_collected() {
         controller: None,
         block_owner_deletion: None,
     };
-    cms.create(
-        &pp,
-        &config_map(meta(NS, "haunted", vec![ghost.clone()], &[])),
-    )
-    .await
-    .unwrap();
+    create_cm(&cms, "haunted", vec![ghost.clone()]).await;
     // A same-named owner with another UID does not count.
-    cms.create(&pp, &config_map(meta(NS, "ghost", vec![], &[])))
-        .await
-        .unwrap();
-    cms.create(
-        &pp,
-        &config_map(meta(
-            NS,
-            "haunted-too",
-            vec![OwnerReference {
-                uid: "11111111-1111-1111-1111-111111111111".into(),
-                ..ghost
-            }],
-            &[],
-        )),
+    create_cm(&cms, "ghost", vec![]).await;
+    create_cm(
+        &cms,
+        "haunted-too",
+        vec![OwnerReference {
+            uid: "11111111-1111-1111-1111-111111111111".into(),
+            ..ghost
+        }],
     )
-    .await
-    .unwrap();
+    .await;
     eventually("both are collected", || async {
         gone(&cms, "haunted").await && gone(&cms, "haunted-too").await
     })
@@ -323,42 +248,25 @@ async fn objects_whose_owners_never_existed_are_collected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_in_another_namespace_is_invalid() {
     let c = Cluster::with("garbagecollector").await;
-    let pp = PostParams::default();
     let nss: Api<Namespace> = Api::all(c.client.clone());
-    nss.create(
-        &pp,
-        &Namespace {
-            metadata: ObjectMeta {
-                name: Some("other".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
-    let other_cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "other");
-    let owner = cms
-        .create(&pp, &config_map(meta(NS, "owner", vec![], &[])))
-        .await
-        .unwrap();
+    create(&nss, &namespace("other")).await;
+    let cms: Api<ConfigMap> = c.api(NS);
+    let other_cms: Api<ConfigMap> = c.api("other");
+    let owner = create_cm(&cms, "owner", vec![]).await;
     // Let the collector see the owner before the bad dependent.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let by_owner = owner_ref("v1", "ConfigMap", &owner.metadata, false);
-    other_cms
-        .create(
-            &pp,
-            &config_map(meta("other", "stray", vec![by_owner], &[])),
-        )
-        .await
-        .unwrap();
+    create(
+        &other_cms,
+        &config_map(meta("other", "stray", vec![by_owner], &[])),
+    )
+    .await;
     eventually("the stray dependent is collected", || async {
         gone(&other_cms, "stray").await
     })
     .await;
     assert!(!gone(&cms, "owner").await);
-    let events: Api<Event> = Api::namespaced(c.client.clone(), "other");
+    let events: Api<Event> = c.api("other");
     eventually("an OwnerRefInvalidNamespace event is recorded", || async {
         events
             .list(&ListParams::default())

@@ -9,10 +9,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, NamespaceCondition, Pod, Secret, Service, ServicePort, ServiceSpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::json;
-use support::{config_map, eventually, meta, pod, secret, Cluster};
+use kube::api::{Api, DeleteParams};
+use support::{
+    clear_finalizers, config_map, create, eventually, gone, meta, names, namespace, pod, secret,
+    Cluster,
+};
 
 const NS: &str = "doomed";
 
@@ -35,93 +36,48 @@ async fn deleted_namespace_is_emptied_then_removed() {
     );
     c.run(controller.run(2));
 
-    let pp = PostParams::default();
     let nss: Api<Namespace> = Api::all(c.client.clone());
-    nss.create(
-        &pp,
-        &Namespace {
-            metadata: ObjectMeta {
-                name: Some(NS.into()),
+    create(&nss, &namespace(NS)).await;
+    let cms: Api<ConfigMap> = c.api(NS);
+    let secrets: Api<Secret> = c.api(NS);
+    let pods: Api<Pod> = c.api(NS);
+    let services: Api<Service> = c.api(NS);
+    for i in 0..3 {
+        create(&cms, &config_map(meta(NS, &format!("cm-{i}"), vec![], &[]))).await;
+    }
+    create(
+        &cms,
+        &config_map(meta(NS, "held", vec![], &["example.com/hold"])),
+    )
+    .await;
+    create(&secrets, &secret(meta(NS, "s", vec![], &[]))).await;
+    create(&pods, &pod(meta(NS, "p", vec![], &[]))).await;
+    create(
+        &services,
+        &Service {
+            metadata: meta(NS, "svc", vec![], &[]),
+            spec: Some(ServiceSpec {
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..Default::default()
+                }]),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(c.client.clone(), NS);
-    let services: Api<Service> = Api::namespaced(c.client.clone(), NS);
-    for i in 0..3 {
-        cms.create(&pp, &config_map(meta(NS, &format!("cm-{i}"), vec![], &[])))
-            .await
-            .unwrap();
-    }
-    cms.create(
-        &pp,
-        &config_map(meta(NS, "held", vec![], &["example.com/hold"])),
-    )
-    .await
-    .unwrap();
-    secrets
-        .create(&pp, &secret(meta(NS, "s", vec![], &[])))
-        .await
-        .unwrap();
-    pods.create(&pp, &pod(meta(NS, "p", vec![], &[])))
-        .await
-        .unwrap();
-    services
-        .create(
-            &pp,
-            &Service {
-                metadata: meta(NS, "svc", vec![], &[]),
-                spec: Some(ServiceSpec {
-                    ports: Some(vec![ServicePort {
-                        port: 80,
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    .await;
 
     // A live namespace is left alone.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 4);
+    assert_eq!(names(&cms).await.len(), 4);
 
     nss.delete(NS, &DeleteParams::default()).await.unwrap();
     eventually("all content but the held ConfigMap is deleted", || async {
-        let cm_names: Vec<String> = cms
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|c| c.metadata.name.unwrap())
-            .collect();
-        cm_names == ["held"]
-            && secrets
-                .list(&Default::default())
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-            && pods
-                .list(&Default::default())
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-            && services
-                .list(&Default::default())
-                .await
-                .unwrap()
-                .items
-                .is_empty()
+        names(&cms).await == ["held"]
+            && names(&secrets).await.is_empty()
+            && names(&pods).await.is_empty()
+            && names(&services).await.is_empty()
     })
     .await;
     eventually("the conditions report the held content", || async {
@@ -159,13 +115,7 @@ async fn deleted_namespace_is_emptied_then_removed() {
 
     // Releasing the held object lets the namespace finish (the controller checks
     // again after half the 15 s finalizer estimate).
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
+    clear_finalizers(&cms, "held").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while nss.get_opt(NS).await.unwrap().is_some() {
         assert!(
@@ -179,30 +129,19 @@ async fn deleted_namespace_is_emptied_then_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_namespace_goes_through_the_registered_controller() {
     let c = Cluster::with("namespace").await;
-    let pp = PostParams::default();
     let nss: Api<Namespace> = Api::all(c.client.clone());
-    nss.create(
-        &pp,
-        &Namespace {
-            metadata: ObjectMeta {
-                name: Some("short-lived".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
+    create(&nss, &namespace("short-lived")).await;
+    create(
+        &c.api::<ConfigMap>("short-lived"),
+        &config_map(meta("short-lived", "cm", vec![], &[])),
     )
-    .await
-    .unwrap();
-    Api::<ConfigMap>::namespaced(c.client.clone(), "short-lived")
-        .create(&pp, &config_map(meta("short-lived", "cm", vec![], &[])))
-        .await
-        .unwrap();
+    .await;
     nss.delete("short-lived", &DeleteParams::default())
         .await
         .unwrap();
     // The registered controller waits upstream's 5 s before the first pass.
     eventually("the namespace disappears", || async {
-        nss.get_opt("short-lived").await.unwrap().is_none()
+        gone(&nss, "short-lived").await
     })
     .await;
 }

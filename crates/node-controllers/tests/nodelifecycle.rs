@@ -53,7 +53,15 @@ async fn silent_node_is_tainted_its_pods_evicted_and_recovers() {
     }
     let _healthy_lease = spawn_lease_renewer(&client, "healthy");
     let failing_lease = spawn_lease_renewer(&client, "failing");
-    create_pod(&client, "plain", "failing", vec![]).await;
+    // Admission gives pods without their own toleration 300 s (DefaultTolerationSeconds);
+    // "plain" says 0 s, so it goes as soon as the taint lands.
+    create_pod(
+        &client,
+        "plain",
+        "failing",
+        vec![unreachable_toleration(Some(0))],
+    )
+    .await;
     create_pod(
         &client,
         "tolerating",
@@ -98,15 +106,7 @@ async fn silent_node_is_tainted_its_pods_evicted_and_recovers() {
     })
     .await;
     let n = get_node(&client, "failing").await.unwrap();
-    let ready = n
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|c| c.type_ == "Ready")
+    let ready = node_controllers::taints::node_condition(&n, "Ready")
         .unwrap()
         .clone();
     assert_eq!(ready.reason.as_deref(), Some("NodeStatusUnknown"));
@@ -160,9 +160,9 @@ async fn silent_node_is_tainted_its_pods_evicted_and_recovers() {
         .await
     );
 
-    // The pod without tolerations goes at once, with the DisruptionTarget condition.
+    // The pod tolerating 0 s goes at once, with the DisruptionTarget condition.
     eventually(
-        "pod without tolerations deleted",
+        "pod tolerating 0 s deleted",
         Duration::from_secs(5),
         || async { pod_deleted(&client, "plain").await },
     )

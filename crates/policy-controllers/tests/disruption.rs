@@ -13,44 +13,57 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 mod support;
 use support::{eventually, labels, pod, ready_status_patch, Fixture, NS};
 
+/// Creates the pod `name` labelled `app=<app>` and marks it Ready.
+async fn create_ready_pod(pods: &Api<Pod>, name: &str, app: &str) {
+    pods.create(&PostParams::default(), &pod(name, &[("app", app)]))
+        .await
+        .unwrap();
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(ready_status_patch()),
+    )
+    .await
+    .unwrap();
+}
+
+/// Creates the PodDisruptionBudget `name` over the pods labelled `app=<name>`, with
+/// the budget (minAvailable or maxUnavailable) of `budget`.
+async fn create_pdb(pdbs: &Api<PodDisruptionBudget>, name: &str, budget: PodDisruptionBudgetSpec) {
+    let pdb = PodDisruptionBudget {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(PodDisruptionBudgetSpec {
+            selector: Some(LabelSelector {
+                match_labels: Some(labels(&[("app", name)])),
+                ..Default::default()
+            }),
+            ..budget
+        }),
+        status: None,
+    };
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_available_over_ready_pods() {
     let f = Fixture::start("disruption", ControllerManagerConfig::default()).await;
     let pods: Api<Pod> = Api::namespaced(f.client.clone(), NS);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(f.client.clone(), NS);
     for i in 0..3 {
-        let name = format!("web-{i}");
-        pods.create(&PostParams::default(), &pod(&name, &[("app", "web")]))
-            .await
-            .unwrap();
-        pods.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(ready_status_patch()),
-        )
-        .await
-        .unwrap();
+        create_ready_pod(&pods, &format!("web-{i}"), "web").await;
     }
-    pdbs.create(
-        &PostParams::default(),
-        &PodDisruptionBudget {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                ..Default::default()
-            },
-            spec: Some(PodDisruptionBudgetSpec {
-                min_available: Some(IntOrString::Int(2)),
-                selector: Some(LabelSelector {
-                    match_labels: Some(labels(&[("app", "web")])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            status: None,
+    create_pdb(
+        &pdbs,
+        "web",
+        PodDisruptionBudgetSpec {
+            min_available: Some(IntOrString::Int(2)),
+            ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     eventually("pdb status", Duration::from_secs(20), || async {
         let p = pdbs.get("web").await.unwrap();
         p.status
@@ -89,36 +102,16 @@ async fn percentage_with_unmanaged_pods_counts_nothing() {
     let f = Fixture::start("disruption", ControllerManagerConfig::default()).await;
     let pods: Api<Pod> = Api::namespaced(f.client.clone(), NS);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(f.client.clone(), NS);
-    pods.create(&PostParams::default(), &pod("lone", &[("app", "lone")]))
-        .await
-        .unwrap();
-    pods.patch_status(
+    create_ready_pod(&pods, "lone", "lone").await;
+    create_pdb(
+        &pdbs,
         "lone",
-        &PatchParams::default(),
-        &Patch::Merge(ready_status_patch()),
-    )
-    .await
-    .unwrap();
-    pdbs.create(
-        &PostParams::default(),
-        &PodDisruptionBudget {
-            metadata: ObjectMeta {
-                name: Some("lone".into()),
-                ..Default::default()
-            },
-            spec: Some(PodDisruptionBudgetSpec {
-                max_unavailable: Some(IntOrString::String("50%".into())),
-                selector: Some(LabelSelector {
-                    match_labels: Some(labels(&[("app", "lone")])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            status: None,
+        PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::String("50%".into())),
+            ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     // Unmanaged pods count for nothing: expected 0, so nothing may be disrupted.
     eventually("pdb status", Duration::from_secs(20), || async {
         let p = pdbs.get("lone").await.unwrap();

@@ -4,7 +4,8 @@
 //! - [`serviceaccount`]: the `default` ServiceAccount of every namespace;
 //! - [`rootca`]: the `kube-root-ca.crt` ConfigMap of every namespace.
 //!
-//! [`podutil`] holds what the two endpoint controllers share. [`descriptors`] lists
+//! [`podutil`] holds what the two endpoint controllers share; `workers` the worker
+//! loop all four share. [`descriptors`] lists
 //! the controllers for the controller manager.
 
 pub mod endpoints;
@@ -12,6 +13,7 @@ pub mod endpointslice;
 pub mod podutil;
 pub mod rootca;
 pub mod serviceaccount;
+mod workers;
 
 use controllers::{ControllerContext, ControllerDescriptor, ControllerError, ControllerFuture};
 

@@ -1,15 +1,17 @@
 //! Pod and service helpers shared by the Endpoints and EndpointSlice controllers:
 //! which pods belong in a service's endpoints, target port resolution, hostnames,
-//! IP families, which services a pod change concerns, and the tracker behind the
+//! IP families, which services a pod change concerns (and the service/pod handler
+//! wiring built on it), and the tracker behind the
 //! `endpoints.kubernetes.io/last-change-trigger-time` annotation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use controllers::informer::{object_key, Store};
+use controllers::informer::{object_key, HandlerRegistration, Informer, Notification, Store};
 use controllers::util::{is_pod_ready, is_pod_terminal, pod_ready_condition, LabelMatcher};
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use controllers::workqueue::WorkQueue;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use parking_lot::Mutex;
 
@@ -226,6 +228,49 @@ pub fn services_to_update_on_pod_change(
     } else {
         current.symmetric_difference(&previous).cloned().collect()
     }
+}
+
+/// The `targetRef` of an endpoint backed by `pod`.
+pub fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// Subscribes `queue` (keyed by service `namespace/name`) to service and pod changes,
+/// as both endpoint controllers do: any service notification queues that service; a
+/// pod added or deleted queues the services selecting it, a pod update those
+/// [`services_to_update_on_pod_change`] names. Returns the service and pod handler
+/// registrations, in that order.
+pub fn queue_services_on_changes(
+    service_informer: &Informer<Service>,
+    pod_informer: &Informer<Pod>,
+    queue: &WorkQueue<String>,
+) -> [HandlerRegistration; 2] {
+    let q = queue.clone();
+    let svc_reg = service_informer.add_handler(move |n: &Notification<Service>| {
+        q.add(object_key(n.object().as_ref()));
+    });
+    let services = service_informer.store();
+    let q = queue.clone();
+    let pod_reg = pod_informer.add_handler(move |n: &Notification<Pod>| {
+        let keys = match n {
+            Notification::Added(p) | Notification::Deleted(p) => {
+                pod_service_memberships(&services, p)
+            }
+            Notification::Updated { old, new } => {
+                services_to_update_on_pod_change(&services, old, new)
+            }
+        };
+        for key in keys {
+            q.add(key);
+        }
+    });
+    [svc_reg, pod_reg]
 }
 
 /// Formats a time as Go's RFC3339Nano in UTC (fraction without trailing zeros).

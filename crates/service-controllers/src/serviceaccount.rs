@@ -9,12 +9,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use kube::Client;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::informer::{HandlerRegistration, Informer, InformerFactory, Notification, Store};
 use controllers::workqueue::WorkQueue;
 
 use crate::podutil::NAMESPACE_TERMINATING_CAUSE;
+use crate::workers::run_sync_workers;
 
 /// Canonical name of the ServiceAccount controller.
 pub const SERVICEACCOUNT_CONTROLLER_NAME: &str = "serviceaccount-controller";
@@ -94,16 +95,14 @@ impl ServiceAccountController {
             controller = SERVICEACCOUNT_CONTROLLER_NAME,
             "caches synced; starting workers"
         );
-        let inner = self.inner.clone();
         let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        run_sync_workers(
             SERVICEACCOUNT_CONTROLLER_NAME,
-            inner.queue.clone(),
+            queue,
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync(&key).await }
-            },
+            self.inner,
+            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }

@@ -3,14 +3,14 @@
 
 use controllers::ControllerManagerConfig;
 use k8s_openapi::api::core::v1::{Endpoints, Service, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 
 mod support;
 use support::{
-    cluster, create_pod, create_service, delete_pod, eventually, labels, set_pod_status, NS,
+    cluster, create_pod, create_service, create_service_with, delete_pod, eventually, labels,
+    set_pod_status, NS,
 };
 
 async fn endpoints(client: &Client, name: &str) -> Option<Endpoints> {
@@ -173,23 +173,17 @@ async fn named_target_ports_and_headless_services() {
     assert_eq!(ep.subsets.as_ref().unwrap().len(), 2, "one subset per port");
 
     // A headless service without ports: bare addresses and the headless label.
-    let headless = Service {
-        metadata: ObjectMeta {
-            name: Some("api-headless".into()),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
-        spec: Some(ServiceSpec {
+    create_service_with(
+        client,
+        "api-headless",
+        None,
+        ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(labels(&[("app", "api")])),
             ..Default::default()
-        }),
-        status: None,
-    };
-    Api::<Service>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &headless)
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     let ep = wait_summary(
         client,
         "api-headless",
@@ -204,25 +198,19 @@ async fn named_target_ports_and_headless_services() {
     );
 
     // A service without selector is left alone.
-    let manual = Service {
-        metadata: ObjectMeta {
-            name: Some("manual".into()),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
-        spec: Some(ServiceSpec {
+    create_service_with(
+        client,
+        "manual",
+        None,
+        ServiceSpec {
             ports: Some(vec![k8s_openapi::api::core::v1::ServicePort {
                 port: 80,
                 ..Default::default()
             }]),
             ..Default::default()
-        }),
-        status: None,
-    };
-    Api::<Service>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &manual)
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert!(endpoints(client, "manual").await.is_none());
 

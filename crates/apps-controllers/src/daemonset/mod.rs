@@ -27,18 +27,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::events::{EventRecorder, EventType};
 use controllers::expectations::Expectations;
 use controllers::informer::{
-    controller_uid_index_values, object_key, orphan_index_value, HandlerRegistration, Informer,
-    InformerFactory, Notification, Store, CONTROLLER_UID_INDEX,
+    controller_uid_index_values, object_key, HandlerRegistration, Informer, InformerFactory,
+    Notification, Store, CONTROLLER_UID_INDEX,
 };
 use controllers::podcontrol::{PodControl, NAMESPACE_TERMINATING_CAUSE};
 use controllers::util::{
@@ -51,6 +51,10 @@ use crate::deployment::util::compute_hash;
 use crate::history::{
     max_revision, revision_data, template_patch, template_patch_value, RevisionClient,
     CONTROLLER_REVISION_HASH_LABEL,
+};
+use crate::owner::{
+    claim_candidates, claim_pods, run_synced, watch_sets_and_pods, PodOwnerHandlers,
+    TerminatingPods,
 };
 use util::{
     create_pod_template, ds_template, is_pod_updated, node_should_run_daemon_pod, plan_node,
@@ -88,184 +92,60 @@ fn ds_selector(ds: &DaemonSet) -> Result<LabelMatcher, String> {
     LabelMatcher::from_label_selector(ds.spec.as_ref().map(|s| &s.selector))
 }
 
-/// The state informer callbacks use.
-struct Handlers {
-    sets: Store<DaemonSet>,
-    queue: WorkQueue<String>,
-    expectations: Arc<Expectations>,
+/// Queues the DaemonSets whose placement a node change may alter.
+fn on_node(h: &PodOwnerHandlers<DaemonSet>, n: &Notification<Node>) {
+    match n {
+        Notification::Added(node) => {
+            for ds in h.sets.list() {
+                if node_should_run_daemon_pod(node, &ds).0 {
+                    h.enqueue(&ds);
+                }
+            }
+        }
+        Notification::Updated { old, new } => {
+            let relevant = old.metadata.labels != new.metadata.labels
+                || old.spec != new.spec
+                || old.status.as_ref().map(|s| &s.conditions)
+                    != new.status.as_ref().map(|s| &s.conditions);
+            if !relevant {
+                return;
+            }
+            for ds in h.sets.list() {
+                if node_should_run_daemon_pod(old, &ds) != node_should_run_daemon_pod(new, &ds) {
+                    h.enqueue(&ds);
+                }
+            }
+        }
+        // Unscheduled pods aimed at a node that is gone are deleted by the sync.
+        Notification::Deleted(_) => {
+            for ds in h.sets.list() {
+                h.enqueue(&ds);
+            }
+        }
+    }
 }
 
-impl Handlers {
-    fn resolve(&self, namespace: &str, r: &OwnerReference) -> Option<Arc<DaemonSet>> {
-        if r.kind != "DaemonSet" {
-            return None;
-        }
-        let ds = self.sets.get_namespaced(namespace, &r.name)?;
-        (ds.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(ds)
-    }
-
-    fn sets_matching(
-        &self,
-        namespace: &str,
-        labels: Option<&BTreeMap<String, String>>,
-    ) -> Vec<Arc<DaemonSet>> {
-        if labels.is_none_or(|l| l.is_empty()) {
-            return Vec::new();
-        }
-        self.sets
-            .list_namespace(namespace)
-            .into_iter()
-            .filter(|ds| ds_selector(ds).is_ok_and(|s| !s.is_empty() && s.matches(labels)))
-            .collect()
-    }
-
-    fn enqueue(&self, ds: &DaemonSet) {
-        self.queue.add(object_key(ds));
-    }
-
-    fn on_set(&self, n: &Notification<DaemonSet>) {
-        match n {
-            Notification::Added(ds) => self.enqueue(ds),
-            Notification::Updated { old, new } => {
-                if old.metadata.uid != new.metadata.uid {
-                    self.expectations.delete(&object_key(old.as_ref()));
-                    self.enqueue(old);
-                }
-                self.enqueue(new);
-            }
-            Notification::Deleted(ds) => {
-                let key = object_key(ds.as_ref());
-                self.expectations.delete(&key);
-                self.queue.add(key);
-            }
+/// Queues the DaemonSet owning (or, for an orphan, matching) a changed revision.
+fn on_revision(h: &PodOwnerHandlers<DaemonSet>, n: &Notification<ControllerRevision>) {
+    let rev = n.object();
+    let ns = rev.metadata.namespace.as_deref().unwrap_or("");
+    if let Notification::Updated { old, .. } = n {
+        if let Some(ds) = controller_ref(&old.metadata).and_then(|r| h.resolve(ns, r)) {
+            h.enqueue(&ds);
         }
     }
-
-    fn pod_deleted(&self, pod: &Pod) {
-        let Some(r) = controller_ref(&pod.metadata) else {
-            return;
-        };
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        let Some(ds) = self.resolve(ns, r) else {
-            return;
-        };
-        let key = object_key(ds.as_ref());
-        self.expectations.deletion_observed(&key, &pod_key(pod));
-        self.queue.add(key);
-    }
-
-    fn on_pod(&self, n: &Notification<Pod>) {
-        match n {
-            Notification::Added(pod) => {
-                if pod.metadata.deletion_timestamp.is_some() {
-                    self.pod_deleted(pod);
-                    return;
-                }
-                let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-                if let Some(r) = controller_ref(&pod.metadata) {
-                    if let Some(ds) = self.resolve(ns, r) {
-                        let key = object_key(ds.as_ref());
-                        self.expectations.creation_observed(&key);
-                        self.queue.add(key);
-                    }
-                    return;
-                }
-                for ds in self.sets_matching(ns, pod.metadata.labels.as_ref()) {
-                    self.enqueue(&ds);
-                }
-            }
-            Notification::Updated { old, new } => {
-                if old.metadata.resource_version == new.metadata.resource_version {
-                    return;
-                }
-                if new.metadata.deletion_timestamp.is_some() {
-                    self.pod_deleted(new);
-                    return;
-                }
-                let ns = new.metadata.namespace.as_deref().unwrap_or("");
-                let cur_ref = controller_ref(&new.metadata);
-                let old_ref = controller_ref(&old.metadata);
-                if cur_ref != old_ref {
-                    if let Some(ds) = old_ref.and_then(|r| self.resolve(ns, r)) {
-                        self.enqueue(&ds);
-                    }
-                }
-                if let Some(r) = cur_ref {
-                    let Some(ds) = self.resolve(ns, r) else {
-                        return;
-                    };
-                    self.enqueue(&ds);
-                    let min_ready = util::min_ready_seconds(&ds);
-                    if !is_pod_ready(old) && is_pod_ready(new) && min_ready > 0 {
-                        let after = Duration::from_secs(u64::try_from(min_ready).unwrap_or(0) + 1);
-                        self.queue.add_after(object_key(ds.as_ref()), after);
-                    }
-                    return;
-                }
-                if old.metadata.labels != new.metadata.labels || cur_ref != old_ref {
-                    for ds in self.sets_matching(ns, new.metadata.labels.as_ref()) {
-                        self.enqueue(&ds);
-                    }
-                }
-            }
-            Notification::Deleted(pod) => self.pod_deleted(pod),
-        }
-    }
-
-    fn on_node(&self, n: &Notification<Node>) {
-        match n {
-            Notification::Added(node) => {
-                for ds in self.sets.list() {
-                    if node_should_run_daemon_pod(node, &ds).0 {
-                        self.enqueue(&ds);
-                    }
-                }
-            }
-            Notification::Updated { old, new } => {
-                let relevant = old.metadata.labels != new.metadata.labels
-                    || old.spec != new.spec
-                    || old.status.as_ref().map(|s| &s.conditions)
-                        != new.status.as_ref().map(|s| &s.conditions);
-                if !relevant {
-                    return;
-                }
-                for ds in self.sets.list() {
-                    if node_should_run_daemon_pod(old, &ds) != node_should_run_daemon_pod(new, &ds)
-                    {
-                        self.enqueue(&ds);
-                    }
-                }
-            }
-            // Unscheduled pods aimed at a node that is gone are deleted by the sync.
-            Notification::Deleted(_) => {
-                for ds in self.sets.list() {
-                    self.enqueue(&ds);
-                }
+    match controller_ref(&rev.metadata) {
+        Some(r) => {
+            if let Some(ds) = h.resolve(ns, r) {
+                h.enqueue(&ds);
             }
         }
-    }
-
-    fn on_revision(&self, n: &Notification<ControllerRevision>) {
-        let rev = n.object();
-        let ns = rev.metadata.namespace.as_deref().unwrap_or("");
-        if let Notification::Updated { old, .. } = n {
-            if let Some(ds) = controller_ref(&old.metadata).and_then(|r| self.resolve(ns, r)) {
-                self.enqueue(&ds);
+        None => {
+            if matches!(n, Notification::Deleted(_)) {
+                return;
             }
-        }
-        match controller_ref(&rev.metadata) {
-            Some(r) => {
-                if let Some(ds) = self.resolve(ns, r) {
-                    self.enqueue(&ds);
-                }
-            }
-            None => {
-                if matches!(n, Notification::Deleted(_)) {
-                    return;
-                }
-                for ds in self.sets_matching(ns, rev.metadata.labels.as_ref()) {
-                    self.enqueue(&ds);
-                }
+            for ds in h.matching(ns, rev.metadata.labels.as_ref()) {
+                h.enqueue(&ds);
             }
         }
     }
@@ -326,19 +206,19 @@ impl DaemonSetController {
             backoff: FailedPodsBackoff::new(),
             burst_replicas: BURST_REPLICAS,
         });
-        let handlers = Arc::new(Handlers {
+        let handlers = Arc::new(PodOwnerHandlers {
             sets: set_informer.store(),
             queue,
-            expectations,
+            expectations: Some(expectations),
+            selector: ds_selector,
+            min_ready_seconds: util::min_ready_seconds,
+            terminating: TerminatingPods::Deletion,
         });
+        let mut registrations = watch_sets_and_pods(&handlers, &set_informer, &pod_informer);
         let h = handlers.clone();
-        let r1 = set_informer.add_handler(move |n| h.on_set(n));
-        let h = handlers.clone();
-        let r2 = pod_informer.add_handler(move |n| h.on_pod(n));
-        let h = handlers.clone();
-        let r3 = node_informer.add_handler(move |n| h.on_node(n));
+        registrations.push(node_informer.add_handler(move |n| on_node(&h, n)));
         let h = handlers;
-        let r4 = revision_informer.add_handler(move |n| h.on_revision(n));
+        registrations.push(revision_informer.add_handler(move |n| on_revision(&h, n)));
         DaemonSetController {
             inner,
             informers: ctx.informers.clone(),
@@ -346,7 +226,7 @@ impl DaemonSetController {
             pod_informer,
             node_informer,
             revision_informer,
-            registrations: vec![r1, r2, r3, r4],
+            registrations,
         }
     }
 
@@ -370,21 +250,14 @@ impl DaemonSetController {
             self.node_informer.wait_synced(),
             self.revision_informer.wait_synced(),
         );
-        tracing::info!(
-            controller = DAEMONSET_CONTROLLER_NAME,
-            workers,
-            "caches synced; starting workers"
-        );
-        let inner = self.inner.clone();
-        let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        run_synced(
             DAEMONSET_CONTROLLER_NAME,
-            inner.queue.clone(),
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync(&key).await }
-            },
+            self.registrations,
+            self.inner,
+            queue,
+            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -528,26 +401,13 @@ impl Inner {
     /// releasing owned pods that stopped matching).
     async fn daemon_pods(&self, ds: &Arc<DaemonSet>) -> Result<Vec<Arc<Pod>>, ControllerError> {
         let selector = ds_selector(ds).map_err(ControllerError::Other)?;
-        let (namespace, _) = ns_name(ds);
-        let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let mut candidates = self.pods.by_index(CONTROLLER_UID_INDEX, &uid);
-        candidates.extend(
-            self.pods
-                .by_index(CONTROLLER_UID_INDEX, &orphan_index_value(&namespace)),
-        );
-        candidates.retain(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()));
-        controllers::claim::claim(
+        claim_pods(
             &self.client,
+            &self.pod_control,
             ds.as_ref(),
             &selector,
-            candidates,
+            claim_candidates(&self.pods, ds.as_ref()),
             DAEMONSET_CONTROLLER_NAME,
-            |pod, patch| async move {
-                let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                self.pod_control.patch_pod(&ns, &name, &patch).await?;
-                Ok(pod)
-            },
         )
         .await
     }
@@ -787,19 +647,11 @@ impl Inner {
         ds: &Arc<DaemonSet>,
     ) -> Result<Vec<Arc<ControllerRevision>>, ControllerError> {
         let selector = ds_selector(ds).map_err(ControllerError::Other)?;
-        let (namespace, _) = ns_name(ds);
-        let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let mut candidates = self.revisions.by_index(CONTROLLER_UID_INDEX, &uid);
-        candidates.extend(
-            self.revisions
-                .by_index(CONTROLLER_UID_INDEX, &orphan_index_value(&namespace)),
-        );
-        candidates.retain(|r| r.metadata.namespace.as_deref() == Some(namespace.as_str()));
         controllers::claim::claim(
             &self.client,
             ds.as_ref(),
             &selector,
-            candidates,
+            claim_candidates(&self.revisions, ds.as_ref()),
             DAEMONSET_CONTROLLER_NAME,
             |rev, patch| async move { self.history.patch(&rev, &patch).await.map(Arc::new) },
         )

@@ -36,7 +36,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::events::{EventRecorder, EventType};
 use controllers::informer::{
@@ -330,21 +330,14 @@ impl DeploymentController {
             self.rs_informer.wait_synced(),
             self.pod_informer.wait_synced()
         );
-        tracing::info!(
-            controller = DEPLOYMENT_CONTROLLER_NAME,
-            workers,
-            "caches synced; starting workers"
-        );
-        let inner = self.inner.clone();
-        let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        crate::owner::run_synced(
             DEPLOYMENT_CONTROLLER_NAME,
-            inner.queue.clone(),
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync_key(&key).await }
-            },
+            self.registrations,
+            self.inner,
+            queue,
+            |inner, key| async move { inner.sync_key(&key).await },
         )
         .await;
     }

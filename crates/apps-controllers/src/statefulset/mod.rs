@@ -29,24 +29,26 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::events::{EventRecorder, EventType};
 use controllers::informer::{
-    controller_uid_index_values, object_key, orphan_index_value, HandlerRegistration, Informer,
-    InformerFactory, Notification, Store, CONTROLLER_UID_INDEX,
+    controller_uid_index_values, HandlerRegistration, Informer, InformerFactory, Store,
+    CONTROLLER_UID_INDEX,
 };
 use controllers::podcontrol::PodControl;
-use controllers::util::{controller_ref, is_pod_ready, LabelMatcher};
+use controllers::util::LabelMatcher;
 use controllers::workqueue::WorkQueue;
 
 use crate::history::{
     find_equal_revisions, new_revision, next_revision, sort_revisions, template_from_revision,
     template_patch_value, RevisionClient,
+};
+use crate::owner::{
+    claim_candidates, run_synced, watch_sets_and_pods, PodOwnerHandlers, TerminatingPods,
 };
 use util::{
     allows_burst, claim_is_stale, claim_owner_up_to_date, count_status, identity_matches,
@@ -85,95 +87,6 @@ fn title(verb: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
-    }
-}
-
-struct Handlers {
-    sets: Store<StatefulSet>,
-    queue: WorkQueue<String>,
-}
-
-impl Handlers {
-    fn resolve(&self, namespace: &str, r: &OwnerReference) -> Option<Arc<StatefulSet>> {
-        if r.kind != "StatefulSet" {
-            return None;
-        }
-        let set = self.sets.get_namespaced(namespace, &r.name)?;
-        (set.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(set)
-    }
-
-    fn enqueue(&self, set: &StatefulSet) {
-        self.queue.add(object_key(set));
-    }
-
-    fn enqueue_matching(&self, pod: &Pod) {
-        let labels = pod.metadata.labels.as_ref();
-        if labels.is_none_or(|l| l.is_empty()) {
-            return;
-        }
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        for set in self.sets.list_namespace(ns) {
-            if set_selector(&set).is_ok_and(|s| !s.is_empty() && s.matches(labels)) {
-                self.enqueue(&set);
-            }
-        }
-    }
-
-    fn on_set(&self, n: &Notification<StatefulSet>) {
-        if let Notification::Updated { old, new } = n {
-            if old.metadata.uid != new.metadata.uid {
-                self.enqueue(old);
-            }
-        }
-        self.enqueue(n.object());
-    }
-
-    fn on_pod(&self, n: &Notification<Pod>) {
-        match n {
-            Notification::Added(pod) | Notification::Deleted(pod) => {
-                let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-                match controller_ref(&pod.metadata) {
-                    Some(r) => {
-                        if let Some(set) = self.resolve(ns, r) {
-                            self.enqueue(&set);
-                        }
-                    }
-                    None => {
-                        if matches!(n, Notification::Added(_)) {
-                            self.enqueue_matching(pod);
-                        }
-                    }
-                }
-            }
-            Notification::Updated { old, new } => {
-                if old.metadata.resource_version == new.metadata.resource_version {
-                    return;
-                }
-                let ns = new.metadata.namespace.as_deref().unwrap_or("");
-                let cur_ref = controller_ref(&new.metadata);
-                let old_ref = controller_ref(&old.metadata);
-                if cur_ref != old_ref {
-                    if let Some(set) = old_ref.and_then(|r| self.resolve(ns, r)) {
-                        self.enqueue(&set);
-                    }
-                }
-                if let Some(r) = cur_ref {
-                    if let Some(set) = self.resolve(ns, r) {
-                        self.enqueue(&set);
-                        let min_ready = min_ready_seconds(&set);
-                        if !is_pod_ready(old) && is_pod_ready(new) && min_ready > 0 {
-                            let after =
-                                Duration::from_secs(u64::try_from(min_ready).unwrap_or(0) + 1);
-                            self.queue.add_after(object_key(set.as_ref()), after);
-                        }
-                    }
-                    return;
-                }
-                if old.metadata.labels != new.metadata.labels || cur_ref != old_ref {
-                    self.enqueue_matching(new);
-                }
-            }
-        }
     }
 }
 
@@ -225,14 +138,15 @@ impl StatefulSetController {
             recorder,
             history: RevisionClient::new(ctx.client.clone()),
         });
-        let handlers = Arc::new(Handlers {
+        let handlers = Arc::new(PodOwnerHandlers {
             sets: set_informer.store(),
             queue,
+            expectations: None,
+            selector: set_selector,
+            min_ready_seconds,
+            terminating: TerminatingPods::Update,
         });
-        let h = handlers.clone();
-        let r1 = set_informer.add_handler(move |n| h.on_set(n));
-        let h = handlers;
-        let r2 = pod_informer.add_handler(move |n| h.on_pod(n));
+        let registrations = watch_sets_and_pods(&handlers, &set_informer, &pod_informer);
         StatefulSetController {
             inner,
             informers: ctx.informers.clone(),
@@ -240,7 +154,7 @@ impl StatefulSetController {
             pod_informer,
             claim_informer,
             revision_informer,
-            registrations: vec![r1, r2],
+            registrations,
         }
     }
 
@@ -264,21 +178,14 @@ impl StatefulSetController {
             self.claim_informer.wait_synced(),
             self.revision_informer.wait_synced(),
         );
-        tracing::info!(
-            controller = STATEFULSET_CONTROLLER_NAME,
-            workers,
-            "caches synced; starting workers"
-        );
-        let inner = self.inner.clone();
-        let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        run_synced(
             STATEFULSET_CONTROLLER_NAME,
-            inner.queue.clone(),
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync(&key).await }
-            },
+            self.registrations,
+            self.inner,
+            queue,
+            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -380,19 +287,11 @@ impl Inner {
         set: &Arc<StatefulSet>,
         selector: &LabelMatcher,
     ) -> Result<Vec<Arc<ControllerRevision>>, ControllerError> {
-        let (namespace, _) = ns_name(set);
-        let uid = set.metadata.uid.clone().unwrap_or_default();
-        let mut candidates = self.revisions.by_index(CONTROLLER_UID_INDEX, &uid);
-        candidates.extend(
-            self.revisions
-                .by_index(CONTROLLER_UID_INDEX, &orphan_index_value(&namespace)),
-        );
-        candidates.retain(|r| r.metadata.namespace.as_deref() == Some(namespace.as_str()));
         controllers::claim::claim(
             &self.client,
             set.as_ref(),
             selector,
-            candidates,
+            claim_candidates(&self.revisions, set.as_ref()),
             STATEFULSET_CONTROLLER_NAME,
             |rev, patch| async move { self.history.patch(&rev, &patch).await.map(Arc::new) },
         )
@@ -410,16 +309,8 @@ impl Inner {
         set: &Arc<StatefulSet>,
         selector: &LabelMatcher,
     ) -> Result<Vec<Arc<Pod>>, ControllerError> {
-        let (namespace, _) = ns_name(set);
-        let uid = set.metadata.uid.clone().unwrap_or_default();
-        let mut candidates = self.pods.by_index(CONTROLLER_UID_INDEX, &uid);
-        candidates.extend(
-            self.pods
-                .by_index(CONTROLLER_UID_INDEX, &orphan_index_value(&namespace)),
-        );
-        candidates.retain(|p| {
-            p.metadata.namespace.as_deref() == Some(namespace.as_str()) && is_member_of(set, p)
-        });
+        let mut candidates = claim_candidates(&self.pods, set.as_ref());
+        candidates.retain(|p| is_member_of(set, p));
         controllers::claim::claim(
             &self.client,
             set.as_ref(),
@@ -776,20 +667,8 @@ impl Inner {
     ) {
         let set_name = set.metadata.name.as_deref().unwrap_or("");
         let pod_name = name_of(pod);
-        match err {
-            None => self.recorder.event(
-                set,
-                EventType::Normal,
-                &format!("Successful{}", title(verb)),
-                format!("{verb} Pod {pod_name} in StatefulSet {set_name} successful"),
-            ),
-            Some(e) => self.recorder.event(
-                set,
-                EventType::Warning,
-                &format!("Failed{}", title(verb)),
-                format!("{verb} Pod {pod_name} in StatefulSet {set_name} failed error: {e}"),
-            ),
-        }
+        let subject = format!("{verb} Pod {pod_name} in StatefulSet {set_name}");
+        self.record_outcome(verb, set, err, format!("{subject} successful"), &subject);
     }
 
     fn record_claim_event(
@@ -802,18 +681,37 @@ impl Inner {
     ) {
         let set_name = set.metadata.name.as_deref().unwrap_or("");
         let pod_name = name_of(pod);
+        self.record_outcome(
+            verb,
+            set,
+            err,
+            format!("{verb} Claim {claim} Pod {pod_name} in StatefulSet {set_name} success"),
+            &format!("{verb} Claim {claim} for Pod {pod_name} in StatefulSet {set_name}"),
+        );
+    }
+
+    /// Records `Successful<Verb>` with `success`, or, given an error,
+    /// `Failed<Verb>` with `<failed> failed error: <err>`.
+    fn record_outcome(
+        &self,
+        verb: &str,
+        set: &StatefulSet,
+        err: Option<&ControllerError>,
+        success: String,
+        failed: &str,
+    ) {
         match err {
             None => self.recorder.event(
                 set,
                 EventType::Normal,
                 &format!("Successful{}", title(verb)),
-                format!("{verb} Claim {claim} Pod {pod_name} in StatefulSet {set_name} success"),
+                success,
             ),
             Some(e) => self.recorder.event(
                 set,
                 EventType::Warning,
                 &format!("Failed{}", title(verb)),
-                format!("{verb} Claim {claim} for Pod {pod_name} in StatefulSet {set_name} failed error: {e}"),
+                format!("{failed} failed error: {e}"),
             ),
         }
     }

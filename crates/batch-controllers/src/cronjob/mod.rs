@@ -33,7 +33,7 @@ use controllers::util::controller_ref;
 use controllers::workqueue::WorkQueue;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::cron::{load_location, Schedule};
+use crate::cron::{load_location, ParseError, Schedule};
 use utils::*;
 
 /// Canonical name of the CronJob controller.
@@ -55,7 +55,7 @@ fn to_std(d: SignedDuration) -> Duration {
 /// The schedule `cj` runs on, as upstream builds it: a `TZ`/`CRON_TZ` prefix in the
 /// schedule wins (with an `UnsupportedSchedule` warning when a recorder is given),
 /// else `spec.timeZone` when it loads.
-fn parse_schedule(cj: &CronJob, recorder: Option<&EventRecorder>) -> Result<Schedule, String> {
+fn parse_schedule(cj: &CronJob, recorder: Option<&EventRecorder>) -> Result<Schedule, ParseError> {
     let spec = cj.spec.clone().unwrap_or_default();
     if spec.schedule.contains("TZ") {
         if let Some(r) = recorder {

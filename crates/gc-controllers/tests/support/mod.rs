@@ -8,9 +8,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use controllers::{ControllerContext, ControllerManagerConfig};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Pod, PodSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
 use testapi::TestApi;
 
 /// How long the tests wait for the controllers.
@@ -44,6 +48,15 @@ impl Cluster {
         let fut = gc_controllers::start(&c.ctx, name).unwrap();
         c.controller = Some(tokio::spawn(fut));
         c
+    }
+
+    /// An API handle for namespaced objects of kind `K` in `ns`.
+    pub fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), ns)
     }
 
     /// Runs `fut` as the cluster's controller.
@@ -134,4 +147,59 @@ pub fn pod(metadata: ObjectMeta) -> Pod {
         }),
         ..Default::default()
     }
+}
+
+/// A namespace named `name`.
+pub fn namespace(name: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Creates `obj` through `api`, panicking on failure; returns what was stored.
+pub async fn create<K>(api: &Api<K>, obj: &K) -> K
+where
+    K: kube::Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    api.create(&PostParams::default(), obj).await.unwrap()
+}
+
+/// Whether the object `name` no longer exists.
+pub async fn gone<K>(api: &Api<K>, name: &str) -> bool
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name).await.unwrap().is_none()
+}
+
+/// Removes every finalizer of the object `name` with a merge patch.
+pub async fn clear_finalizers<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+}
+
+/// The names of the objects `api` lists.
+pub async fn names<K>(api: &Api<K>) -> Vec<String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.meta().name.clone().unwrap_or_default())
+        .collect()
 }

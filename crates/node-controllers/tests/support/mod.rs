@@ -240,11 +240,5 @@ pub fn taint_keys(node: &Node) -> Vec<String> {
 
 /// The status of a node condition.
 pub fn condition_status(node: &Node, type_: &str) -> Option<String> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.clone())
+    node_controllers::taints::node_condition(node, type_).map(|c| c.status.clone())
 }

@@ -807,6 +807,31 @@ mod tests {
     const INIT: Duration = Duration::from_secs(300);
     const DELAY: Duration = Duration::from_secs(30);
 
+    /// Per-pod samples: pod name and value.
+    type Samples<'a> = &'a [(&'a str, i64)];
+
+    /// `resource_replicas` for cpu on all containers, tolerance 0.1, with samples
+    /// `values` taken and evaluated at t(1000).
+    fn cpu_replicas(
+        current: i32,
+        target: i32,
+        values: Samples,
+        pods: &[&Pod],
+    ) -> Result<ResourceProposal, String> {
+        resource_replicas(
+            current,
+            target,
+            metrics(values, 1000),
+            pods,
+            "cpu",
+            "",
+            0.1,
+            INIT,
+            DELAY,
+            t(1000),
+        )
+    }
+
     #[test]
     fn scales_up_by_utilization() {
         let pods = [
@@ -815,21 +840,8 @@ mod tests {
         ];
         let refs: Vec<&Pod> = pods.iter().collect();
         // 900m of 1 each at a 50% target: ratio 1.8 → ceil(3.6) = 4.
-        let p = resource_replicas(
-            2,
-            50,
-            metrics(&[("a", 900), ("b", 900)], 1000),
-            &refs,
-            "cpu",
-            "",
-            0.1,
-            INIT,
-            DELAY,
-            t(1000),
-        )
-        .unwrap();
         assert_eq!(
-            p,
+            cpu_replicas(2, 50, &[("a", 900), ("b", 900)], &refs).unwrap(),
             ResourceProposal {
                 replicas: 4,
                 utilization: 90,
@@ -837,19 +849,7 @@ mod tests {
             }
         );
         // Within tolerance: keep.
-        let p = resource_replicas(
-            2,
-            50,
-            metrics(&[("a", 520), ("b", 520)], 1000),
-            &refs,
-            "cpu",
-            "",
-            0.1,
-            INIT,
-            DELAY,
-            t(1000),
-        )
-        .unwrap();
+        let p = cpu_replicas(2, 50, &[("a", 520), ("b", 520)], &refs).unwrap();
         assert_eq!(p.replicas, 2);
     }
 
@@ -861,55 +861,18 @@ mod tests {
             pod("c", "1", "Pending", false, 0),
         ];
         let refs: Vec<&Pod> = pods.iter().collect();
-        // Scale down with b missing: b counts as 100% → (200+1000)/2000 = 60% vs 50%
-        // target: ratio 1.2 flips direction → keep 3.
-        let p = resource_replicas(
-            3,
-            50,
-            metrics(&[("a", 200)], 1000),
-            &refs,
-            "cpu",
-            "",
-            0.1,
-            INIT,
-            DELAY,
-            t(1000),
-        )
-        .unwrap();
-        assert_eq!(p.replicas, 3);
-        // Scale up with an unready pod: it counts as idle: (1000+1000+0)/3000 = 66% vs
-        // 50% → ratio 1.32 → ceil(1.32*3) = 4.
-        let p = resource_replicas(
-            3,
-            50,
-            metrics(&[("a", 1000), ("b", 1000)], 1000),
-            &refs,
-            "cpu",
-            "",
-            0.1,
-            INIT,
-            DELAY,
-            t(1000),
-        )
-        .unwrap();
-        assert_eq!(p.replicas, 4);
-        let err = resource_replicas(
-            1,
-            50,
-            PodMetrics::new(),
-            &refs[2..],
-            "cpu",
-            "",
-            0.1,
-            INIT,
-            DELAY,
-            t(1000),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            "did not receive metrics for targeted pods (pods might be unready)"
-        );
+        let cases: [(&str, i32, Samples, i32); 2] = [
+            // b missing counts as 100%: (200+1000)/2000 = 60% vs 50% target: ratio 1.2
+            // flips direction → keep 3.
+            ("scale down with b missing", 3, &[("a", 200)], 3),
+            // The unready pod counts as idle: (1000+1000+0)/3000 = 66% vs 50% → ratio
+            // 1.32 → ceil(1.32*3) = 4.
+            ("scale up with c unready", 3, &[("a", 1000), ("b", 1000)], 4),
+        ];
+        for (what, current, values, want) in cases {
+            let p = cpu_replicas(current, 50, values, &refs).unwrap();
+            assert_eq!(p.replicas, want, "{what}");
+        }
         let bare = Pod {
             metadata: ObjectMeta {
                 name: Some("x".into()),
@@ -924,20 +887,21 @@ mod tests {
             }),
             status: pods[0].status.clone(),
         };
-        let err = resource_replicas(
-            1,
-            50,
-            metrics(&[("x", 1)], 1000),
-            &[&bare],
-            "cpu",
-            "",
-            0.1,
-            INIT,
-            DELAY,
-            t(1000),
-        )
-        .unwrap_err();
-        assert_eq!(err, "missing request for cpu in container c of Pod x");
+        let errors: [(Samples, &[&Pod], &str); 2] = [
+            (
+                &[],
+                &refs[2..],
+                "did not receive metrics for targeted pods (pods might be unready)",
+            ),
+            (
+                &[("x", 1)],
+                &[&bare],
+                "missing request for cpu in container c of Pod x",
+            ),
+        ];
+        for (values, pods, want) in errors {
+            assert_eq!(cpu_replicas(1, 50, values, pods).unwrap_err(), want);
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 use parking_lot::Mutex;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::events::{EventRecorder, EventType};
 use controllers::informer::{
@@ -35,10 +35,11 @@ use controllers::informer::{
 use controllers::workqueue::WorkQueue;
 
 use crate::podutil::{
-    format_rfc3339_nano, is_service_ip_set, pod_service_memberships, pods_for_service,
-    services_to_update_on_pod_change, without_label, TriggerTimeTracker, IS_HEADLESS_SERVICE_LABEL,
+    format_rfc3339_nano, is_service_ip_set, pods_for_service, queue_services_on_changes,
+    without_label, TriggerTimeTracker, IS_HEADLESS_SERVICE_LABEL,
     LAST_CHANGE_TRIGGER_TIME_ANNOTATION, NAMESPACE_TERMINATING_CAUSE,
 };
+use crate::workers::run_sync_workers;
 use subsets::{
     capacity_annotation_set_correctly, compute_subsets, subsets_equal, truncate_subsets,
     OVER_CAPACITY_ANNOTATION, TRUNCATED,
@@ -100,25 +101,8 @@ impl EndpointsController {
             stale_versions: Mutex::new(HashMap::new()),
             recorder: ctx.events.recorder(EVENT_COMPONENT),
         });
-        let q = queue.clone();
-        let svc_reg = service_informer.add_handler(move |n: &Notification<Service>| {
-            q.add(object_key(n.object().as_ref()));
-        });
-        let services = service_informer.store();
-        let q = queue.clone();
-        let pod_reg = pod_informer.add_handler(move |n: &Notification<Pod>| {
-            let keys = match n {
-                Notification::Added(p) | Notification::Deleted(p) => {
-                    pod_service_memberships(&services, p)
-                }
-                Notification::Updated { old, new } => {
-                    services_to_update_on_pod_change(&services, old, new)
-                }
-            };
-            for key in keys {
-                q.add(key);
-            }
-        });
+        let [svc_reg, pod_reg] =
+            queue_services_on_changes(&service_informer, &pod_informer, &queue);
         let q = queue;
         let ep_reg = endpoints_informer.add_handler(move |n: &Notification<Endpoints>| {
             if let Notification::Deleted(ep) = n {
@@ -160,16 +144,14 @@ impl EndpointsController {
             "caches synced; starting workers"
         );
         self.inner.check_leftover_endpoints();
-        let inner = self.inner.clone();
         let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        run_sync_workers(
             ENDPOINTS_CONTROLLER_NAME,
-            inner.queue.clone(),
+            queue,
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync(&key).await }
-            },
+            self.inner,
+            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }

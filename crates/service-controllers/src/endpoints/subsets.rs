@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, ObjectReference, Pod, Service, ServicePort,
+    EndpointAddress, EndpointPort, EndpointSubset, Pod, Service, ServicePort,
 };
 
 use crate::podutil::{
-    cluster_ip, find_port, is_ipv6, pod_ips, should_pod_be_in_endpoints, should_set_hostname,
-    CLUSTER_IP_NONE,
+    cluster_ip, find_port, is_ipv6, pod_ips, pod_reference, should_pod_be_in_endpoints,
+    should_set_hostname, CLUSTER_IP_NONE,
 };
 use controllers::util::is_pod_ready;
 
@@ -54,13 +54,7 @@ pub fn pod_address_for_service(svc: &Service, pod: &Pod) -> Option<EndpointAddre
         ip,
         node_name,
         hostname: None,
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        target_ref: Some(pod_reference(pod)),
     })
 }
 
@@ -357,7 +351,8 @@ pub fn subsets_equal(a: &[EndpointSubset], b: &[EndpointSubset]) -> bool {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Container, ContainerPort, PodCondition, PodIP, PodSpec, PodStatus, ServiceSpec,
+        Container, ContainerPort, ObjectReference, PodCondition, PodIP, PodSpec, PodStatus,
+        ServiceSpec,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

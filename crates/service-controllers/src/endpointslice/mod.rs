@@ -23,19 +23,19 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 
-use controllers::controller::{run_workers, ControllerContext, ControllerFuture};
+use controllers::controller::{ControllerContext, ControllerFuture};
 use controllers::error::ControllerError;
 use controllers::events::{EventRecorder, EventType};
 use controllers::informer::{
-    object_key, split_key, HandlerRegistration, Informer, InformerFactory, Notification, Store,
+    split_key, HandlerRegistration, Informer, InformerFactory, Notification, Store,
 };
 use controllers::workqueue::WorkQueue;
 
 use crate::podutil::{
-    format_rfc3339_nano, pod_service_memberships, pods_for_service,
-    services_to_update_on_pod_change, TriggerTimeTracker, LAST_CHANGE_TRIGGER_TIME_ANNOTATION,
-    NAMESPACE_TERMINATING_CAUSE,
+    format_rfc3339_nano, pods_for_service, queue_services_on_changes, TriggerTimeTracker,
+    LAST_CHANGE_TRIGGER_TIME_ANNOTATION, NAMESPACE_TERMINATING_CAUSE,
 };
+use crate::workers::run_sync_workers;
 use reconciler::{
     address_types_for_service, reconcile_by_address_type, recycle_deletions, Plan,
     CONTROLLER_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
@@ -138,25 +138,8 @@ impl EndpointSliceController {
             recorder: ctx.events.recorder(EVENT_COMPONENT),
             max_endpoints_per_slice: max_endpoints_per_slice.max(1),
         });
-        let q = queue.clone();
-        let svc_reg = service_informer.add_handler(move |n: &Notification<Service>| {
-            q.add(object_key(n.object().as_ref()));
-        });
-        let services = service_informer.store();
-        let q = queue.clone();
-        let pod_reg = pod_informer.add_handler(move |n: &Notification<Pod>| {
-            let keys = match n {
-                Notification::Added(p) | Notification::Deleted(p) => {
-                    pod_service_memberships(&services, p)
-                }
-                Notification::Updated { old, new } => {
-                    services_to_update_on_pod_change(&services, old, new)
-                }
-            };
-            for key in keys {
-                q.add(key);
-            }
-        });
+        let [svc_reg, pod_reg] =
+            queue_services_on_changes(&service_informer, &pod_informer, &queue);
         let h = inner.clone();
         let slice_reg = slice_informer.add_handler(move |n: &Notification<EndpointSlice>| {
             h.on_slice(n);
@@ -197,16 +180,14 @@ impl EndpointSliceController {
             workers,
             "caches synced; starting workers"
         );
-        let inner = self.inner.clone();
         let _registrations = self.registrations;
-        run_workers(
+        let queue = self.inner.queue.clone();
+        run_sync_workers(
             ENDPOINTSLICE_CONTROLLER_NAME,
-            inner.queue.clone(),
+            queue,
             workers,
-            move |key| {
-                let inner = inner.clone();
-                async move { inner.sync(&key).await }
-            },
+            self.inner,
+            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }

@@ -28,8 +28,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use controllers::util::{is_pod_ready, new_controller_ref};
 
 use crate::podutil::{
-    cluster_ip, find_port, is_ipv6, is_service_ip_set, pod_ips, service_port_protocol,
-    should_pod_be_in_endpoints, should_set_hostname, CLUSTER_IP_NONE, IS_HEADLESS_SERVICE_LABEL,
+    cluster_ip, find_port, is_ipv6, is_service_ip_set, pod_ips, pod_reference,
+    service_port_protocol, should_pod_be_in_endpoints, should_set_hostname, CLUSTER_IP_NONE,
+    IS_HEADLESS_SERVICE_LABEL,
 };
 
 /// The label naming the service of a slice.
@@ -132,13 +133,7 @@ pub fn pod_to_endpoint(
             serving: Some(serving),
             terminating: Some(terminating),
         }),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        target_ref: Some(pod_reference(pod)),
         node_name: spec
             .and_then(|s| s.node_name.clone())
             .filter(|n| !n.is_empty()),
@@ -238,26 +233,22 @@ fn is_reserved_label(key: &str) -> bool {
     key == LABEL_SERVICE_NAME || key == LABEL_MANAGED_BY || key == IS_HEADLESS_SERVICE_LABEL
 }
 
+/// The labels of `labels` that are not reserved by the controller.
+fn unreserved_labels(labels: &Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !is_reserved_label(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// The labels a slice of `svc` should have (the service's labels except reserved
 /// ones, the headless label for headless services, service name and managed-by),
 /// and whether its current non-reserved labels differ from the service's.
 pub fn slice_labels(slice: &EndpointSlice, svc: &Service) -> (BTreeMap<String, String>, bool) {
-    let current: BTreeMap<String, String> = slice
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !is_reserved_label(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut labels: BTreeMap<String, String> = svc
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !is_reserved_label(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let current = unreserved_labels(&slice.metadata.labels);
+    let mut labels = unreserved_labels(&svc.metadata.labels);
     let changed = current != labels;
     if !is_service_ip_set(svc) {
         labels.insert(IS_HEADLESS_SERVICE_LABEL.to_string(), String::new());

@@ -178,23 +178,34 @@ pub async fn create_service(
     app: &str,
     target: IntOrString,
 ) -> Service {
+    let spec = ServiceSpec {
+        selector: Some(labels(&[("app", app)])),
+        ports: Some(vec![ServicePort {
+            name: Some("http".into()),
+            port: 80,
+            target_port: Some(target),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    create_service_with(client, name, Some(labels(&[("team", "blue")])), spec).await
+}
+
+/// Creates the service `name` in [`NS`] with `labels` and `spec`.
+pub async fn create_service_with(
+    client: &Client,
+    name: &str,
+    labels: Option<BTreeMap<String, String>>,
+    spec: ServiceSpec,
+) -> Service {
     let svc = Service {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some(NS.into()),
-            labels: Some(labels(&[("team", "blue")])),
+            labels,
             ..Default::default()
         },
-        spec: Some(ServiceSpec {
-            selector: Some(labels(&[("app", app)])),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: 80,
-                target_port: Some(target),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+        spec: Some(spec),
         status: None,
     };
     Api::<Service>::namespaced(client.clone(), NS)
