@@ -616,3 +616,76 @@ fn resource_quota_refuses_pods_beyond_it() {
     let described = k.ok(&["describe", "quota", "small"]);
     assert!(described.contains("pods"), "{described}");
 }
+
+const GUARDED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: guarded
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: guarded}
+  template:
+    metadata:
+      labels: {app: guarded}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1.36
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: guarded
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels: {app: guarded}
+"#;
+
+#[test]
+fn drain_respects_a_disruption_budget() {
+    let c = Cluster::start();
+    let _nodes = c.sim_nodes(&["--count", "2", "--lease-seconds", "2"]);
+    let k = c.kubectl("1.33");
+    assert!(eventually(Duration::from_secs(30), || ready_nodes(&k) == 2));
+    k.apply(&[], GUARDED);
+    assert!(eventually(Duration::from_secs(30), || {
+        let pdb = k.json(&["get", "pdb", "guarded", "-o", "json"]);
+        pdb["status"]["currentHealthy"] == 2 && pdb["status"]["disruptionsAllowed"] == 0
+    }));
+    let node = running(&k, "default", "app=guarded")[0].1.clone();
+    // No disruption allowed: the eviction is refused and drain gives up.
+    let out = k.fails(&["drain", &node, "--timeout=5s"]);
+    assert!(
+        out.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{out}"
+    );
+    assert_eq!(running(&k, "default", "app=guarded").len(), 2);
+
+    // One disruption allowed: drain evicts, the budget records it, and the pod comes
+    // back on the other node.
+    k.ok(&[
+        "patch",
+        "pdb",
+        "guarded",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":1}}"#,
+    ]);
+    assert!(eventually(Duration::from_secs(30), || {
+        let pdb = k.json(&["get", "pdb", "guarded", "-o", "json"]);
+        pdb["status"]["disruptionsAllowed"] == 1
+    }));
+    let out = k.ok(&["drain", &node, "--timeout=60s"]);
+    assert!(out.contains("evicted") || out.contains("drained"), "{out}");
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let pods = running(&k, "default", "app=guarded");
+            pods.len() == 2 && pods.iter().all(|(_, n)| *n != node)
+        }),
+        "{}",
+        k.ok(&["get", "pods", "-o", "wide"])
+    );
+}

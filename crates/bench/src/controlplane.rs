@@ -21,6 +21,8 @@ pub struct Sizes {
     pub nodes: usize,
     /// Replicas of the Deployment.
     pub replicas: usize,
+    /// API requests the simulated kubelets keep in flight.
+    pub sim_concurrency: usize,
 }
 
 /// What one run measured.
@@ -84,6 +86,7 @@ async fn run_once(bin: &Path, sizes: Sizes) -> Result<Outcome> {
             .arg("--kubeconfig")
             .arg(&server.kubeconfig)
             .args(["--count", &sizes.nodes.to_string()])
+            .args(["--concurrency", &sizes.sim_concurrency.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -76,6 +76,10 @@ struct Args {
     /// Replicas of the Deployment in the control-plane scenario.
     #[arg(long, default_value_t = 10_000)]
     cp_replicas: usize,
+    /// Requests the simulated kubelets keep in flight (pod status updates), so the
+    /// test tool does not limit the control plane.
+    #[arg(long, default_value_t = 128)]
+    cp_sim_concurrency: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -491,6 +495,7 @@ async fn run(args: Args) -> Result<Value> {
         let sizes = controlplane::Sizes {
             nodes: args.cp_nodes,
             replicas: args.cp_replicas,
+            sim_concurrency: args.cp_sim_concurrency,
         };
         controlplane::run_all(&args.ferrokube, sizes, &mut results).await?;
     }

@@ -281,7 +281,153 @@ async fn bind_update(
     }
 }
 
-/// pods/eviction: deletes the pod unless a PodDisruptionBudget forbids it.
+/// Evictions a budget may have recorded but its controller not yet confirmed, at most
+/// (upstream's MaxDisruptedPodSize).
+const MAX_DISRUPTED_PODS: usize = 2000;
+
+/// The 429 an eviction gets when a budget does not allow it (now).
+fn budget_refusal(cause: String) -> ApiError {
+    ApiError {
+        code: 429,
+        reason: "TooManyRequests",
+        message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+        details: Some(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]})),
+    }
+}
+
+fn forbidden_eviction(ctx: &Ctx<'_>, why: &str) -> ApiError {
+    ApiError {
+        code: 403,
+        reason: "Forbidden",
+        message: format!("pods \"{}\" is forbidden: {why}", ctx.req.name),
+        details: None,
+    }
+}
+
+/// Whether the pod's Ready condition is True.
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// Spends one disruption of the budget stored under `key` for `pod` (recording it in
+/// status.disruptedPods with a compare-and-swap), or says why the eviction must wait.
+/// Returns without spending when the budget lets the pod go as it is (an unhealthy
+/// pod under a healthy budget, or the AlwaysAllow policy).
+async fn spend_disruption(
+    ctx: &Ctx<'_>,
+    pdbs: &crate::registry::ResourceStore,
+    mut item: crate::registry::Item,
+    pod: &Value,
+    dry_run: bool,
+) -> ApiResult<()> {
+    for _ in 0..5 {
+        let mut pdb = item.extra.value();
+        let name = pdb["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let status = &pdb["status"];
+        let int = |v: &Value| v.as_i64().unwrap_or(0);
+        if !pod_ready(pod) {
+            let always = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+            let healthy_budget = int(&status["desiredHealthy"]) > 0
+                && int(&status["currentHealthy"]) >= int(&status["desiredHealthy"]);
+            if always || healthy_budget {
+                return Ok(());
+            }
+        }
+        if int(&status["observedGeneration"]) < int(&pdb["metadata"]["generation"]) {
+            return Err(budget_refusal(format!(
+                "The disruption budget {name} is still being processed by the server."
+            )));
+        }
+        let allowed = int(&status["disruptionsAllowed"]);
+        if allowed < 0 {
+            return Err(forbidden_eviction(
+                ctx,
+                "pdb disruptions allowed is negative",
+            ));
+        }
+        let disrupted = status["disruptedPods"].as_object().map_or(0, |m| m.len());
+        if disrupted > MAX_DISRUPTED_PODS {
+            return Err(forbidden_eviction(
+                ctx,
+                "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+            ));
+        }
+        if allowed == 0 {
+            return Err(budget_refusal(format!(
+                "The disruption budget {name} needs {} healthy pods and has {} currently",
+                int(&status["desiredHealthy"]),
+                int(&status["currentHealthy"]),
+            )));
+        }
+        if dry_run {
+            return Ok(());
+        }
+        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        let now = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        if !pdb["status"]["disruptedPods"].is_object() {
+            pdb["status"]["disruptedPods"] = json!({});
+        }
+        pdb["status"]["disruptedPods"][ctx.req.name.as_str()] = json!(now.to_string());
+        match pdbs
+            .store()
+            .update(&item.kv.key, object::to_stored(&pdb), item.kv.mod_revision)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(store::StoreError::Conflict { .. }) => {
+                item = pdbs
+                    .cache
+                    .get_cached(&item.kv.key)
+                    .await
+                    .map_err(ApiError::internal)?
+                    .ok_or_else(|| {
+                        budget_refusal(format!("The disruption budget {name} is gone."))
+                    })?;
+            }
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+    }
+    Err(budget_refusal(
+        "The disruption budget is being changed by others; try again.".into(),
+    ))
+}
+
+/// Marks the pod with the DisruptionTarget condition before it is deleted (best
+/// effort: a concurrent change of the pod only loses the condition).
+async fn mark_evicted(store: &crate::registry::ResourceStore, key: &str) {
+    let Ok(Some(item)) = store.cache.get_cached(key).await else {
+        return;
+    };
+    let mut pod = item.extra.value();
+    let condition = json!({
+        "type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastTransitionTime": jiff::Timestamp::now().round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now()).to_string(),
+    });
+    let mut conditions: Vec<Value> = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    conditions.retain(|c| c["type"] != "DisruptionTarget");
+    conditions.push(condition);
+    if !pod["status"].is_object() {
+        pod["status"] = json!({});
+    }
+    pod["status"]["conditions"] = Value::Array(conditions);
+    let _ = store
+        .store()
+        .update(&item.kv.key, object::to_stored(&pod), item.kv.mod_revision)
+        .await;
+}
+
+/// pods/eviction: deletes the pod unless its PodDisruptionBudget forbids it, spending
+/// one of the budget's allowed disruptions (as upstream's eviction REST).
 async fn evict(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
     let eviction = write::decode_body(ctx, &body)?;
     let store = ctx.store()?;
@@ -294,6 +440,7 @@ async fn evict(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
         .ok_or_else(|| ApiError::not_found(&ctx.target()))?
         .extra
         .value();
+    let dry_run = ctx.query.dry_run()?;
     let terminal = matches!(
         pod["status"]["phase"].as_str(),
         Some("Succeeded" | "Failed")
@@ -306,38 +453,31 @@ async fn evict(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
                 .await
                 .map_err(|e| ApiError::from_store(e, &ctx.target()))?;
             let pod_labels = pod["metadata"]["labels"].clone();
-            for pdb in list.items {
-                let pdb = pdb.extra.value();
-                let Ok(sel) = labels::Selector::from_label_selector(&pdb["spec"]["selector"])
-                else {
-                    continue;
-                };
-                if sel.is_empty() || !sel.matches(&pod_labels) {
-                    continue;
-                }
-                let allowed = pdb["status"]["disruptionsAllowed"].as_i64().unwrap_or(0);
-                if allowed <= 0 {
-                    return Err(ApiError {
-                        code: 429,
-                        reason: "TooManyRequests",
-                        message:
-                            "Cannot evict pod as it would violate the pod's disruption budget."
-                                .into(),
-                        details: Some(
-                            json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
-                                "The disruption budget {} needs {} healthy pods and has {} currently",
-                                pdb["metadata"]["name"].as_str().unwrap_or(""),
-                                pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0),
-                                pdb["status"]["currentHealthy"].as_i64().unwrap_or(0),
-                            )}]}),
-                        ),
-                    });
-                }
+            let matching: Vec<crate::registry::Item> = list
+                .items
+                .iter()
+                .filter(|item| {
+                    let pdb = item.extra.value();
+                    labels::Selector::from_label_selector(&pdb["spec"]["selector"])
+                        .is_ok_and(|sel| !sel.is_empty() && sel.matches(&pod_labels))
+                })
+                .cloned()
+                .collect();
+            if matching.len() > 1 {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
             }
+            if let Some(item) = matching.into_iter().next() {
+                spend_disruption(ctx, pdbs, item, &pod, dry_run).await?;
+            }
+        }
+        if !dry_run {
+            mark_evicted(store, &key).await;
         }
     }
     let mut opts = DeleteOptions {
-        dry_run: ctx.query.dry_run()?,
+        dry_run,
         ..Default::default()
     };
     let d = &eviction["deleteOptions"];
