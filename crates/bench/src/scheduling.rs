@@ -3,6 +3,10 @@
 //! required pod anti-affinity per hostname (SchedulingPodAntiAffinity), and with
 //! topology spread over zones (SchedulingTopologySpread).
 //!
+//! As upstream's scheduler_perf, only the apiserver and the scheduler run: the nodes
+//! have no kubelet, so a node lifecycle controller would (rightly) mark all of them
+//! unreachable and taint them mid-run.
+//!
 //! Each scenario starts `ferrokube server --disable-scheduler`, creates the nodes,
 //! the initial pods and the measured pods (all pending), then starts `ferrokube
 //! scheduler` as its own process and watches the bindings: throughput is measured
@@ -238,7 +242,11 @@ async fn setup(bin: &Path, extra: &[String], shape: Shape, sizes: Sizes) -> Resu
 /// Backlog run: everything pending, then a separate scheduler process starts.
 /// Returns measured pods per second and the scheduler's RSS at the end.
 pub async fn backlog(bin: &Path, shape: Shape, sizes: Sizes) -> Result<(f64, u64)> {
-    let s = setup(bin, &["--disable-scheduler".to_string()], shape, sizes).await?;
+    let extra = [
+        "--disable-scheduler".to_string(),
+        "--disable-controller-manager".to_string(),
+    ];
+    let s = setup(bin, &extra, shape, sizes).await?;
     let measured: Vec<Bytes> = (0..sizes.pods)
         .map(|i| pod_body(&format!("m-{i:06}"), shape, true))
         .collect();
@@ -279,7 +287,8 @@ pub async fn streaming(
     sizes: Sizes,
     concurrency: usize,
 ) -> Result<(f64, Vec<Duration>)> {
-    let s = setup(bin, &[], Shape::Basic, sizes).await?;
+    let extra = ["--disable-controller-manager".to_string()];
+    let s = setup(bin, &extra, Shape::Basic, sizes).await?;
     wait_bound(&s.bound, "init-", sizes.init_pods, Duration::from_secs(300)).await?;
     let created: Bound = Arc::new(Mutex::new(HashMap::new()));
     let started = Instant::now();
