@@ -3,8 +3,10 @@
 //! follows nodes joining and leaving, a Job runs to completion after a failed pod is
 //! retried, a CronJob fires, a namespace gets its ServiceAccount, CA and Service
 //! endpoints and deleting it empties it, cascading delete in the
-//! three propagation modes, and the pods of a node that stops heartbeating are
-//! evicted and rescheduled elsewhere.
+//! three propagation modes, the pods of a node that stops heartbeating are evicted
+//! and rescheduled elsewhere, a StatefulSet starts in order with its claims, a quota
+//! refuses a pod, `kubectl drain` respects a disruption budget, and `ferrokube
+//! controller-manager` runs alone under leader election.
 
 mod support;
 
@@ -688,4 +690,46 @@ fn drain_respects_a_disruption_budget() {
         "{}",
         k.ok(&["get", "pods", "-o", "wide"])
     );
+}
+
+#[test]
+fn standalone_controller_manager_with_leader_election() {
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
+    let _nodes = c.sim_nodes(&["--count", "1", "--lease-seconds", "2"]);
+    // Two managers: one holds the lease and works, the other waits.
+    let _first = c.component("controller-manager", &[]);
+    let _second = c.component("controller-manager", &[]);
+    let k = c.kubectl("1.33");
+    k.apply(&[], &OWNED.replace("NAME", "solo"));
+    assert!(
+        eventually(Duration::from_secs(60), || running(
+            &k, "default", "app=solo"
+        )
+        .len()
+            == 2),
+        "{}",
+        k.ok(&["get", "all", "-o", "wide"])
+    );
+    let lease = k.json(&[
+        "get",
+        "lease",
+        "kube-controller-manager",
+        "-n",
+        "kube-system",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{lease}"
+    );
+    // Without --root-ca-file the CA of the manager's kubeconfig is published.
+    assert!(eventually(Duration::from_secs(30), || {
+        let cm = k.json(&["get", "configmap", "kube-root-ca.crt", "-o", "json"]);
+        cm["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("-----BEGIN CERTIFICATE-----"))
+    }));
 }
