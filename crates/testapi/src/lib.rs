@@ -3,7 +3,10 @@
 //! when the fixture is dropped, plus kube-rs clients with its admin credentials.
 //!
 //! Components under test (scheduler, controllers, simulated nodes) talk to it over
-//! HTTP exactly as they would to any apiserver.
+//! HTTP exactly as they would to any apiserver. [`wait`] has the polling and event
+//! helpers their tests share.
+
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;

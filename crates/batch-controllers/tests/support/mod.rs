@@ -4,8 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::Duration;
+pub use testapi::wait::eventually;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, Event, Pod, PodSpec, PodTemplateSpec};
@@ -48,34 +47,9 @@ pub async fn cluster_with(names: &[&str]) -> Cluster {
     Cluster { api, client, tasks }
 }
 
-/// Polls `check` every 100ms until it holds; panics naming `what` after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The events in [`NS`] about the object named `object`.
+/// The events in [`NS`] whose involved object is named `object`.
 pub async fn events_about(client: &Client, object: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), NS)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object))
-        .collect()
+    testapi::wait::events_about(client, NS, object).await
 }
 
 /// The reasons of the events about `object`.

@@ -4,14 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::time::Duration;
+pub use testapi::wait::eventually;
 
 use controllers::{ControllerContext, ControllerManagerConfig};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Container, Event, Node, Pod, PodSpec, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use testapi::TestApi;
@@ -63,34 +63,9 @@ impl Drop for Cluster {
     }
 }
 
-/// Polls `check` every 100ms until it holds; panics naming `what` after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The events in `default` about the object named `object`.
+/// The events in [`NS`] whose involved object is named `object`.
 pub async fn events_about(client: &Client, object: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), NS)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object))
-        .collect()
+    testapi::wait::events_about(client, NS, object).await
 }
 
 /// Whether some event about `object` has `reason` and `message`.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
+pub use testapi::wait::labels;
 
 use controllers::{ControllerContext, ControllerManagerConfig};
 use k8s_openapi::api::core::v1::{
@@ -56,14 +57,6 @@ pub async fn cluster(names: &[&str], config: ControllerManagerConfig) -> Cluster
         client,
         handles,
     }
-}
-
-/// A label map from key/value pairs.
-pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// Polls `check` every 100ms until it holds; panics naming `what` after [`WAIT`].
