@@ -23,11 +23,13 @@ fn err_code(e: kube::Error) -> (u16, String, String) {
     }
 }
 
+/// A pod no scheduler serves, so the tests bind it by hand without racing the
+/// in-process scheduler's PodScheduled=False status.
 fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "t"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        "spec": {"schedulerName": "bound-by-hand", "containers": [{"name": "c", "image": "busybox"}]},
     }))
     .unwrap()
 }
