@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ferrokube's build and tests need (idempotent).
 #   build: protobuf-compiler (etcd client code generation)
-#   tests: etcd-server (the etcd backend); a Python venv with the official
+#   tests: etcd-server (the etcd backend); busybox-static (the test images' root
+#          filesystem); runc and crun (the kubelet's alternative OCI runtimes); a Python venv with the official
 #          `kubernetes` client in target/test-venv for the client-library test
 set -euo pipefail
 need=()
-for pkg in protobuf-compiler etcd-server; do
+for pkg in protobuf-compiler etcd-server busybox-static runc crun; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -2,10 +2,13 @@
 //!
 //! Subcommands name the components (`server` runs the all-in-one cluster,
 //! `apiserver` the API server alone, `scheduler` and `controller-manager` those
-//! components against any apiserver, `sim-nodes` simulated nodes for tests and
-//! benchmarks). Like hyperkube, the binary also dispatches on the name it was started
-//! as: a symlink called `kube-apiserver` runs the apiserver, `kube-scheduler` the
-//! scheduler, `kube-controller-manager` the controller manager.
+//! components against any apiserver, `kubelet` the node agent, `images` the node's
+//! image store, `sim-nodes` simulated nodes for tests and benchmarks). Like
+//! hyperkube, the binary also dispatches on the name it was started as: a symlink
+//! called `kube-apiserver` runs the apiserver, `kube-scheduler` the scheduler,
+//! `kube-controller-manager` the controller manager, `kubelet` the kubelet. The
+//! hidden `container-shim` subcommand is the per-container shim the kubelet's
+//! runtime starts.
 
 use anyhow::{Context, Result};
 
@@ -28,8 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run an all-in-one cluster: the API server with the embedded store, the scheduler and the controller manager.
-    Server(ServerArgs),
+    /// Run an all-in-one cluster: the API server with the embedded store, the scheduler, the controller manager and a kubelet for this machine.
+    Server(Box<ServerArgs>),
     /// Run the API server alone.
     #[command(alias = "kube-apiserver")]
     Apiserver(ApiserverArgs),
@@ -42,6 +45,55 @@ enum Command {
     /// Register simulated nodes that play the kubelet for their pods (a testing and
     /// scale tool; never part of a real cluster).
     SimNodes(SimNodesCmd),
+    /// Run the kubelet: register this machine as a Node and run its pods as containers.
+    Kubelet(Box<KubeletCmd>),
+    /// Manage the node's images: import archives, list, remove.
+    Images(ImagesCmd),
+}
+
+#[derive(Args, Clone)]
+struct KubeletCmd {
+    /// Kubeconfig with the API server's address and credentials.
+    #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    config: kubelet::KubeletConfig,
+}
+
+#[derive(Args, Clone)]
+struct ImagesCmd {
+    /// The kubelet's root directory (its image store is `<root-dir>/image-store`).
+    #[arg(long, global = true, default_value = "/var/lib/ferrokube/agent")]
+    root_dir: PathBuf,
+    #[command(subcommand)]
+    action: ImagesAction,
+}
+
+#[derive(Subcommand, Clone)]
+enum ImagesAction {
+    /// Import OCI-layout or docker-archive tarballs (plain or gzip).
+    Import {
+        /// Archives to import.
+        #[arg(required = true)]
+        archives: Vec<PathBuf>,
+    },
+    /// List the images.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove images by name or ID.
+    Rm {
+        /// Names (`busybox:1.36`) or IDs.
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
+}
+
+/// The kubelet's flags alone, to parse `--kubelet-arg`s.
+#[derive(clap::Parser)]
+#[command(args_override_self = true)]
+struct KubeletFlags {
+    #[command(flatten)]
+    config: kubelet::KubeletConfig,
 }
 
 #[derive(Args, Clone)]
@@ -82,6 +134,16 @@ struct ServerArgs {
     /// An extra flag for the in-process scheduler, as `name=value` (repeatable).
     #[arg(long = "kube-scheduler-arg", value_name = "NAME=VALUE")]
     scheduler_args: Vec<String>,
+    /// Do not run a kubelet for this machine in-process (the server then has no node).
+    #[arg(long)]
+    disable_agent: bool,
+    /// Name of this machine's Node; defaults to the hostname.
+    #[arg(long)]
+    node_name: Option<String>,
+    /// An extra flag for the in-process kubelet, as `name=value` (repeatable; e.g.
+    /// `oci-runtime=runc`).
+    #[arg(long = "kubelet-arg", value_name = "NAME=VALUE")]
+    kubelet_args: Vec<String>,
 }
 
 /// The controller manager's flags alone, to parse `--kube-controller-manager-arg`s.
@@ -237,17 +299,6 @@ struct ApiserverArgs {
     compaction_interval: u64,
 }
 
-/// The host's primary address: the source address the kernel would use on the default
-/// route. Connecting a UDP socket only selects a route; no packet is sent.
-fn default_address() -> IpAddr {
-    let probe = || -> std::io::Result<IpAddr> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        s.connect("10.255.255.255:9")?;
-        Ok(s.local_addr()?.ip())
-    };
-    probe().unwrap_or(IpAddr::from([127, 0, 0, 1]))
-}
-
 fn parse_port_range(s: &str) -> Result<(u16, u16)> {
     let (a, b) = s
         .split_once('-')
@@ -278,6 +329,84 @@ async fn open_store(args: &ApiserverArgs) -> Result<Arc<dyn store::Storage>> {
 struct InProcess {
     scheduler: Option<scheduler::SchedulerArgs>,
     controller_manager: Option<Box<controller_manager::ControllerManagerConfig>>,
+    kubelet: Option<Box<kubelet::KubeletConfig>>,
+}
+
+/// How the kubelet's runtime starts container shims: this binary, `container-shim`.
+fn shim_command() -> Result<kubelet::ShimCommand> {
+    Ok(kubelet::ShimCommand {
+        program: std::env::current_exe().context("locating the ferrokube binary")?,
+        args: vec!["container-shim".into()],
+    })
+}
+
+async fn run_kubelet(cmd: KubeletCmd) -> Result<()> {
+    let client = client_from(&cmd.kubeconfig, "kubelet").await?;
+    let shim = shim_command()?;
+    tokio::select! {
+        r = kubelet::run(client, cmd.config, shim) => r.context("kubelet"),
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+fn run_images(cmd: ImagesCmd) -> Result<()> {
+    let store = images::ImageStore::open(cmd.root_dir.join("image-store"))
+        .context("opening the image store")?;
+    match cmd.action {
+        ImagesAction::Import { archives } => {
+            for a in archives {
+                let imported = store
+                    .import(&a)
+                    .with_context(|| format!("importing {}", a.display()))?;
+                for i in imported {
+                    let names = if i.repo_tags.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        i.repo_tags.join(", ")
+                    };
+                    println!("imported {names} ({})", i.id);
+                }
+            }
+        }
+        ImagesAction::Ls => {
+            println!("{:<60} {:<15} {:>10}", "IMAGE", "IMAGE ID", "SIZE");
+            for i in store.list().context("listing images")? {
+                let id = i.id.trim_start_matches("sha256:");
+                let short = &id[..id.len().min(13)];
+                let names = if i.repo_tags.is_empty() {
+                    vec!["<none>".to_string()]
+                } else {
+                    i.repo_tags.clone()
+                };
+                for n in names {
+                    println!("{n:<60} {short:<15} {:>10}", human_size(i.size));
+                }
+            }
+        }
+        ImagesAction::Rm { references } => {
+            for r in references {
+                store.remove(&r).with_context(|| format!("removing {r}"))?;
+                println!("Deleted: {r}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sizes as crictl prints them (`1.2MB`).
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}{}", units[u])
+    }
 }
 
 async fn run_server(args: ServerArgs) -> Result<()> {
@@ -314,6 +443,21 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         controller_manager::validate(&flags.config)?;
         components.controller_manager = Some(Box::new(flags.config));
     }
+    if !args.disable_agent {
+        // The server's own node: state under the data directory.
+        let agent = args.api.data_dir.join("agent");
+        let mut defaults = vec![
+            format!("--root-dir={}", agent.display()),
+            format!("--runtime-state-dir={}", agent.join("run").display()),
+            format!("--pod-logs-dir={}", agent.join("logs").display()),
+        ];
+        if let Some(n) = &args.node_name {
+            defaults.push(format!("--hostname-override={n}"));
+        }
+        let argv = as_flags("kubelet", defaults, &args.kubelet_args);
+        let flags = KubeletFlags::try_parse_from(argv).context("--kubelet-arg")?;
+        components.kubelet = Some(Box::new(flags.config));
+    }
     run_apiserver(args.api, components).await
 }
 
@@ -323,7 +467,9 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     let mut config = apiserver::Config::new(args.data_dir.clone());
     config.bind_address = args.bind_address;
     config.secure_port = args.secure_port;
-    config.advertise_address = args.advertise_address.unwrap_or_else(default_address);
+    config.advertise_address = args
+        .advertise_address
+        .unwrap_or_else(kubelet::default_address);
     config.service_cluster_ip_range = args.service_cluster_ip_range.clone();
     config.service_node_port_range = parse_port_range(&args.service_node_port_range)?;
     config.extra_sans = args.tls_sans.clone();
@@ -356,6 +502,15 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
         components.push(tokio::spawn(async move {
             if let Err(e) = controller_manager::run(client, *config).await {
                 tracing::error!(error = %e, "controller manager stopped");
+            }
+        }));
+    }
+    if let Some(config) = in_process.kubelet {
+        let client = client_from(&running.kubeconfig, "kubelet").await?;
+        let shim = shim_command()?;
+        components.push(tokio::spawn(async move {
+            if let Err(e) = kubelet::run(client, *config, shim).await {
+                tracing::error!(error = %e, "kubelet stopped");
             }
         }));
     }
@@ -403,20 +558,31 @@ fn main() -> Result<()> {
         "kube-controller-manager" | "controller-manager" => {
             argv.insert(1, "controller-manager".into())
         }
+        "kubelet" => argv.insert(1, "kubelet".into()),
         _ => {}
     }
+    // A container's shim runs before (and without) the async runtime.
+    if argv.get(1).map(String::as_str) == Some("container-shim") {
+        let args = std::env::args_os().skip(2).collect();
+        std::process::exit(container_runtime::shim_main(args));
+    }
     let cli = Cli::parse_from(argv);
+    if let Command::Images(cmd) = cli.command {
+        return run_images(cmd);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
         match cli.command {
-            Command::Server(args) => run_server(args).await,
+            Command::Server(args) => run_server(*args).await,
             Command::Apiserver(args) => run_apiserver(args, InProcess::default()).await,
             Command::Scheduler(cmd) => run_scheduler(cmd).await,
             Command::ControllerManager(cmd) => run_controller_manager(*cmd).await,
             Command::SimNodes(cmd) => run_sim_nodes(cmd).await,
+            Command::Kubelet(cmd) => run_kubelet(*cmd).await,
+            Command::Images(_) => Ok(()),
         }
     })
 }

@@ -145,6 +145,7 @@ pub(crate) fn start_server(bin: &Path, dir: &Path, extra: &[String]) -> Result<S
             "--secure-port",
             &port.to_string(),
         ])
+        .arg("--disable-agent")
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

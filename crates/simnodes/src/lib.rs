@@ -20,7 +20,6 @@ pub mod knobs;
 mod node;
 mod pods;
 mod podsim;
-mod qos;
 #[cfg(test)]
 #[path = "../tests/support/mod.rs"]
 mod test_support;

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::knobs::PodKnobs;
-use crate::qos::pod_qos_class;
+use podspec::pod_qos_class;
 
 /// What part a container plays in the pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

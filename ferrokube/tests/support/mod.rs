@@ -45,8 +45,21 @@ impl Cluster {
         Self::start_in(dir, extra)
     }
 
-    /// Starts `ferrokube server` on an existing data directory.
+    /// Starts `ferrokube server` on an existing data directory, without the
+    /// server's own kubelet (tests that need nodes bring simulated ones).
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
+        let mut args = vec!["--disable-agent"];
+        args.extend_from_slice(extra);
+        Self::launch(dir, &args)
+    }
+
+    /// Starts `ferrokube server` with its own kubelet (this machine as a node) on
+    /// `dir`, with extra arguments.
+    pub fn start_agent_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
+        Self::launch(dir, extra)
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         let port = free_port();
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));

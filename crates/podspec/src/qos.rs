@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 /// A request left out while its limit is set counts as equal to the limit (the
 /// apiserver defaults it so on create). Quantities that do not parse are treated
 /// as absent.
-pub(crate) fn pod_qos_class(spec: &PodSpec) -> &'static str {
+pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     let mut requests: BTreeMap<&str, Quantity> = BTreeMap::new();
     let mut limits: BTreeMap<&str, Quantity> = BTreeMap::new();
     let mut guaranteed = true;

@@ -1,0 +1,652 @@
+//! The per-container shim (conmon's role), run as `ferrokube container-shim ...`.
+//!
+//! `run <container dir>`: reads the container record, detaches (fork, the first process
+//! exits at once, the second calls `setsid` and becomes a child subreaper so it is the
+//! parent of the container process even when runc/crun exit after `create`), creates and
+//! starts the container with its stdout/stderr on pipes, reports `{"pid":N}` or
+//! `{"error":"..."}` on its original stdout (a pipe the starter reads to EOF), then copies
+//! the container's output into the CRI log file until the container exits, reads the
+//! cgroup's OOM-kill counter, deletes the runtime state and cgroup, and durably records the
+//! exit status. SIGUSR1 makes it reopen the log file (log rotation).
+//!
+//! `exec <container dir> <token> <cmd>...`: runs a command in the running container with
+//! this process's stdio and exits with its status; the command's pid goes to
+//! `exec-<token>.pid` and the outcome to `exec-<token>.result`.
+//!
+//! The shim is single-threaded and does not use tokio.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{self, ExecEnd, Stdio3};
+use crate::cgroups;
+use crate::crilog::{format_record, LineSplitter};
+use crate::store::{
+    exit_reason, ContainerDir, ExitRecord, Meta, ProcRef, RunningRecord, ShimRecord, CONFIG_FILE,
+    RUNNING_FILE, SHIM_FILE,
+};
+use crate::sys;
+
+/// What the shim reports to the starter.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StartReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome of an exec, written to `exec-<token>.result`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ExecResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How long output is still drained after the container's process exited.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Entry point of the shim. `args` are the arguments after the ferrokube subcommand
+/// (`run <dir>` or `exec <dir> <token> <cmd>...`); leading arguments before the mode word
+/// (such as the program name or `container-shim`) are skipped. Returns the exit code.
+pub fn shim_main(args: Vec<OsString>) -> i32 {
+    let Some(pos) = args.iter().position(|a| a == "run" || a == "exec") else {
+        eprintln!(
+            "usage: container-shim run <container-dir> | exec <container-dir> <token> <cmd>..."
+        );
+        return 2;
+    };
+    let mode = args[pos].clone();
+    let rest = &args[pos + 1..];
+    if mode == "run" {
+        match rest.first() {
+            Some(dir) if rest.len() == 1 => run_shim(PathBuf::from(dir)),
+            _ => {
+                eprintln!("usage: container-shim run <container-dir>");
+                2
+            }
+        }
+    } else {
+        if rest.len() < 3 {
+            eprintln!("usage: container-shim exec <container-dir> <token> <cmd>...");
+            return 2;
+        }
+        let dir = PathBuf::from(&rest[0]);
+        let token = rest[1].to_string_lossy().into_owned();
+        let cmd: Vec<String> = rest[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        exec_shim(&dir, &token, cmd)
+    }
+}
+
+fn log_diag(msg: &str) {
+    eprintln!(
+        "{} shim[{}]: {msg}",
+        crate::crilog::format_rfc3339_nano(SystemTime::now()),
+        std::process::id()
+    );
+}
+
+/// Moves fd 1 (the status pipe) to a close-on-exec descriptor and puts /dev/null on fd 1.
+fn take_status_channel() -> io::Result<File> {
+    let stdout = io::stdout();
+    let dup = stdout.as_fd().try_clone_to_owned()?;
+    let devnull = OpenOptions::new().write(true).open("/dev/null")?;
+    // SAFETY: dup2 onto fd 1 with a descriptor we own; fd 1 stays valid throughout.
+    if unsafe { libc::dup2(devnull.as_raw_fd(), 1) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(File::from(dup))
+}
+
+fn report(status: &mut Option<File>, rep: &StartReport) {
+    if let Some(mut f) = status.take() {
+        if let Ok(mut line) = serde_json::to_vec(rep) {
+            line.push(b'\n');
+            // The starter may be gone (SIGPIPE is ignored): nothing to do then.
+            let _ = f.write_all(&line);
+        }
+    }
+}
+
+fn run_shim(dir: PathBuf) -> i32 {
+    let cdir = ContainerDir::new(dir);
+    let mut status = match take_status_channel() {
+        Ok(f) => Some(f),
+        Err(e) => {
+            log_diag(&format!("cannot set up the status channel: {e}"));
+            return 1;
+        }
+    };
+    let meta = match cdir.meta() {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            let error = format!("no container record in {}", cdir.path.display());
+            report(
+                &mut status,
+                &StartReport {
+                    pid: None,
+                    error: Some(error),
+                },
+            );
+            return 1;
+        }
+        Err(e) => {
+            report(
+                &mut status,
+                &StartReport {
+                    pid: None,
+                    error: Some(e.to_string()),
+                },
+            );
+            return 1;
+        }
+    };
+    // Detach: the starter reaps the first process right away; the second one runs on in
+    // its own session.
+    // SAFETY: the shim is single-threaded here (fresh process, no threads started).
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+            // SAFETY: leaving the forked-off parent without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(e) => {
+            let error = format!("container shim: fork: {e}");
+            report(
+                &mut status,
+                &StartReport {
+                    pid: None,
+                    error: Some(error),
+                },
+            );
+            return 1;
+        }
+    }
+    let _ = nix::unistd::setsid();
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let _ = std::env::set_current_dir("/");
+    if let Some(me) = ProcRef::of(std::process::id() as i32) {
+        if let Err(e) = sys::write_json(&cdir.file(SHIM_FILE), &ShimRecord { shim: me }) {
+            log_diag(&format!("{e}"));
+        }
+    }
+    Shim::run(cdir, meta, &mut status)
+}
+
+struct Stream {
+    name: &'static str,
+    fd: Option<OwnedFd>,
+    splitter: LineSplitter,
+}
+
+/// A started container as the supervision loop needs it.
+struct Started {
+    init: ProcRef,
+    streams: [Stream; 2],
+    oom_before: u64,
+    sfd: Option<SignalFd>,
+}
+
+fn block_signals() -> Option<SignalFd> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGUSR1);
+    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+        log_diag(&format!("sigprocmask: {e}"));
+    }
+    match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log_diag(&format!("signalfd: {e}"));
+            None
+        }
+    }
+}
+
+struct Shim {
+    cdir: ContainerDir,
+    meta: Meta,
+    log: Option<File>,
+}
+
+impl Shim {
+    fn run(cdir: ContainerDir, meta: Meta, status: &mut Option<File>) -> i32 {
+        let mut shim = Shim {
+            cdir,
+            meta,
+            log: None,
+        };
+        match shim.start() {
+            Ok(started) => {
+                let rep = StartReport {
+                    pid: Some(started.init.pid),
+                    error: None,
+                };
+                report(status, &rep);
+                *status = None;
+                shim.supervise(started)
+            }
+            Err(error) => {
+                log_diag(&format!("start failed: {error}"));
+                shim.cleanup();
+                let rec = ExitRecord {
+                    exit_code: 128,
+                    signal: None,
+                    started_at: None,
+                    finished_at: SystemTime::now(),
+                    oom_killed: false,
+                    reason: "StartError".to_string(),
+                    message: Some(error.clone()),
+                };
+                if let Err(e) = shim.cdir.write_exit(&rec) {
+                    log_diag(&format!("{e}"));
+                }
+                report(
+                    status,
+                    &StartReport {
+                        pid: None,
+                        error: Some(error),
+                    },
+                );
+                1
+            }
+        }
+    }
+
+    fn open_log(&mut self) -> Result<(), String> {
+        if let Some(parent) = self.meta.log_path.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&self.meta.log_path)
+            .map_err(|e| {
+                format!(
+                    "failed to create container log {}: {e}",
+                    self.meta.log_path.display()
+                )
+            })?;
+        self.log = Some(f);
+        Ok(())
+    }
+
+    fn start(&mut self) -> Result<Started, String> {
+        self.open_log()?;
+        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let stdin: OwnedFd = File::open("/dev/null")
+            .map_err(|e| format!("/dev/null: {e}"))?
+            .into();
+        let stdio = Stdio3 {
+            stdin,
+            stdout: out_w,
+            stderr: err_w,
+        };
+        let pid = match backend::create_and_start(&self.meta, &self.cdir, stdio) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // Whatever is in the pipes now came from the runtime itself, not from the
+                // container: it is not container output.
+                drop((out_r, err_r));
+                return Err(e);
+            }
+        };
+        let started_at = SystemTime::now();
+        // From here on SIGCHLD and SIGUSR1 arrive through a signalfd. Blocking them only
+        // now keeps them unblocked in the container process (the builtin runtime clones
+        // it from this process).
+        let sfd = block_signals();
+        let init = ProcRef::of(pid).unwrap_or(ProcRef { pid, start_time: 0 });
+        let oom_before = cgroups::oom_kill_count(&self.meta.cgroups_path).unwrap_or(0);
+        sys::write_json(
+            &self.cdir.file(RUNNING_FILE),
+            &RunningRecord { init, started_at },
+        )
+        .map_err(|e| e.to_string())?;
+        let streams = [
+            Stream {
+                name: "stdout",
+                fd: Some(out_r),
+                splitter: LineSplitter::default(),
+            },
+            Stream {
+                name: "stderr",
+                fd: Some(err_r),
+                splitter: LineSplitter::default(),
+            },
+        ];
+        Ok(Started {
+            init,
+            streams,
+            oom_before,
+            sfd,
+        })
+    }
+
+    /// Copies output until the container exited and its streams closed, then records the
+    /// exit.
+    fn supervise(&mut self, started: Started) -> i32 {
+        let Started {
+            init,
+            mut streams,
+            oom_before,
+            mut sfd,
+        } = started;
+        for s in &streams {
+            if let Some(fd) = &s.fd {
+                set_nonblocking(fd.as_fd());
+            }
+        }
+        let mut exit: Option<(i32, Option<i32>)> = None;
+        let mut finished_at = SystemTime::now();
+        let mut drain_deadline: Option<Instant> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+
+        loop {
+            if exit.is_none() {
+                if let Some(st) = reap(init.pid) {
+                    exit = Some(st);
+                } else if init.start_time != 0
+                    && sys::proc_start_time(init.pid) != Some(init.start_time)
+                {
+                    // Gone without us reaping it (not even a zombie): it was not our child
+                    // after all (should not happen with the subreaper).
+                    exit = Some((255, None));
+                }
+                if exit.is_some() {
+                    finished_at = SystemTime::now();
+                    // Leftovers (no pid namespace) would keep the pipes open.
+                    cgroups::kill_all(&self.meta.cgroups_path);
+                    drain_deadline = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                }
+            }
+            let all_closed = streams.iter().all(|s| s.fd.is_none());
+            if exit.is_some() && (all_closed || drain_deadline.is_some_and(|d| Instant::now() >= d))
+            {
+                break;
+            }
+
+            let timeout = match drain_deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(1),
+            };
+            let mut fds: Vec<PollFd> = Vec::with_capacity(3);
+            let mut which: Vec<usize> = Vec::with_capacity(3);
+            if let Some(s) = &sfd {
+                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+                which.push(usize::MAX);
+            }
+            for (i, s) in streams.iter().enumerate() {
+                if let Some(fd) = &s.fd {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    which.push(i);
+                }
+            }
+            let ms = timeout.as_millis().min(1000) as u16;
+            let ready: Vec<usize> = match poll(&mut fds, PollTimeout::from(ms.max(1))) {
+                Ok(0) => Vec::new(),
+                // Readable, hung up or failed: a read tells which.
+                Ok(_) => fds
+                    .iter()
+                    .zip(&which)
+                    .filter(|(p, _)| p.revents().is_some_and(|ev| !ev.is_empty()))
+                    .map(|(_, w)| *w)
+                    .collect(),
+                Err(nix::errno::Errno::EINTR) => Vec::new(),
+                Err(e) => {
+                    log_diag(&format!("poll: {e}"));
+                    std::thread::sleep(Duration::from_millis(50));
+                    Vec::new()
+                }
+            };
+            drop(fds);
+            for w in ready {
+                if w == usize::MAX {
+                    let mut reopen = false;
+                    if let Some(s) = sfd.as_mut() {
+                        while let Ok(Some(info)) = s.read_signal() {
+                            if info.ssi_signo == libc::SIGUSR1 as u32 {
+                                reopen = true;
+                            }
+                        }
+                    }
+                    if reopen {
+                        if let Err(e) = self.open_log() {
+                            log_diag(&e);
+                        }
+                    }
+                } else {
+                    self.pump(&mut streams[w], &mut buf);
+                }
+            }
+        }
+
+        // Flush what is left (a partial last line, or streams still open at the deadline).
+        for s in streams.iter_mut() {
+            if s.fd.is_some() {
+                self.pump(s, &mut buf);
+            }
+            self.finish_stream(s);
+        }
+
+        let (exit_code, signal) = exit.unwrap_or((255, None));
+        let oom_killed =
+            cgroups::oom_kill_count(&self.meta.cgroups_path).is_some_and(|n| n > oom_before);
+        self.cleanup();
+        let started_at = self.cdir.running().ok().flatten().map(|r| r.started_at);
+        let rec = ExitRecord {
+            exit_code,
+            signal,
+            started_at,
+            finished_at,
+            oom_killed,
+            reason: exit_reason(exit_code, oom_killed).to_string(),
+            message: None,
+        };
+        if let Err(e) = self.cdir.write_exit(&rec) {
+            log_diag(&format!("cannot record exit: {e}"));
+            return 1;
+        }
+        0
+    }
+
+    /// Reads what is available on one stream into the log.
+    fn pump(&mut self, s: &mut Stream, buf: &mut [u8]) {
+        loop {
+            let Some(fd) = &s.fd else { return };
+            match nix::unistd::read(fd.as_raw_fd(), buf) {
+                Ok(0) => {
+                    self.finish_stream(s);
+                    return;
+                }
+                Ok(n) => {
+                    let now = SystemTime::now();
+                    let log = &mut self.log;
+                    let name = s.name;
+                    s.splitter.push(&buf[..n], &mut |body, full| {
+                        write_record(log, now, name, full, body);
+                    });
+                }
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    log_diag(&format!("reading {}: {e}", s.name));
+                    self.finish_stream(s);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish_stream(&mut self, s: &mut Stream) {
+        let now = SystemTime::now();
+        let log = &mut self.log;
+        let name = s.name;
+        s.splitter.finish(&mut |body, full| {
+            write_record(log, now, name, full, body);
+        });
+        s.fd = None;
+    }
+
+    /// Deletes the runtime's state and the container cgroup.
+    fn cleanup(&self) {
+        if let Err(e) = backend::delete(&self.meta, &self.cdir) {
+            log_diag(&format!("runtime delete: {e}"));
+        }
+        if let Err(e) = cgroups::remove_cgroup(&self.meta.cgroups_path) {
+            log_diag(&format!("cgroup removal: {e}"));
+        }
+    }
+}
+
+fn write_record(log: &mut Option<File>, now: SystemTime, stream: &str, full: bool, body: &[u8]) {
+    if let Some(f) = log {
+        // One write per record keeps records whole with O_APPEND.
+        let _ = f.write_all(&format_record(now, stream, full, body));
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) {
+    // SAFETY: fcntl on a valid descriptor with integer flags.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// Reaps all exited children; returns the decoded status if `pid` was among them.
+fn reap(pid: i32) -> Option<(i32, Option<i32>)> {
+    let mut found = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+        if r == pid {
+            found = Some(sys::decode_wait_status(status));
+        }
+    }
+    found
+}
+
+fn exec_shim(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
+    // Processes the runtime leaves behind (e.g. a failed exec's init) become ours and are
+    // reaped before exiting, instead of lingering under init.
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let code = exec_in_container(dir, token, cmd);
+    reap_all(Duration::from_secs(1));
+    code
+}
+
+/// Reaps children until none are left or `limit` has passed.
+fn reap_all(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
+        if r < 0 || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
+    let cdir = ContainerDir::new(dir.to_path_buf());
+    let result_path = cdir.file(&format!("exec-{token}.result"));
+    let fail = |msg: String| {
+        let _ = sys::write_json(
+            &result_path,
+            &ExecResult {
+                exit_code: None,
+                error: Some(msg.clone()),
+            },
+        );
+        eprintln!("{msg}");
+        126
+    };
+    if token.contains('/') {
+        return fail("invalid exec token".into());
+    }
+    let meta = match cdir.meta() {
+        Ok(Some(m)) => m,
+        Ok(None) => return fail(format!("no container record in {}", dir.display())),
+        Err(e) => return fail(e.to_string()),
+    };
+    let spec = match oci_spec::runtime::Spec::load(cdir.file(CONFIG_FILE)) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("reading the container's spec: {e}")),
+    };
+    let Some(mut process) = spec.process().clone() else {
+        return fail("the container's spec has no process".into());
+    };
+    process.set_args(Some(cmd));
+    process.set_terminal(Some(false));
+    process.set_console_size(None);
+    let process_path = cdir.file(&format!("exec-{token}.json"));
+    let pid_path = cdir.file(&format!("exec-{token}.pid"));
+    let log_path = cdir.file(&format!("exec-{token}.log"));
+    let data = match serde_json::to_vec(&process) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("encoding the exec process: {e}")),
+    };
+    if let Err(e) = sys::write_atomic(&process_path, &data) {
+        return fail(format!("writing {}: {e}", process_path.display()));
+    }
+    let end = backend::exec(&meta, &process_path, &pid_path, &log_path);
+    let _ = fs::remove_file(&process_path);
+    let _ = fs::remove_file(&log_path);
+    match end {
+        ExecEnd::Exited(code) => {
+            let _ = sys::write_json(
+                &result_path,
+                &ExecResult {
+                    exit_code: Some(code),
+                    error: None,
+                },
+            );
+            code
+        }
+        ExecEnd::Failed(msg) => fail(msg),
+    }
+}
+
+/// Reads a whole small file (the exec pid file).
+pub(crate) fn read_pid_file(path: &Path) -> Option<i32> {
+    let mut s = String::new();
+    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}

@@ -1,0 +1,203 @@
+//! Pod sandboxes (namespaces pinned by bind mounts) and the pod cgroup tree. Needs root
+//! and cgroups.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use container_runtime::cgroups::{self, CgroupVersion, PodCgroup, PodResources, QosClass};
+use container_runtime::sandbox::{Sandbox, SandboxNamespaces};
+
+fn ns_inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p).unwrap().ino()
+}
+
+#[test]
+fn sandbox_create_remove_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pod");
+    let all = SandboxNamespaces {
+        net: true,
+        ipc: true,
+        uts: true,
+    };
+    let host_net = ns_inode(Path::new("/proc/self/ns/net"));
+    for round in 0..2 {
+        let sb = Sandbox::create(&dir, "uid-1", "web-0", all).unwrap();
+        let mounted = common::mounts_under(&dir);
+        assert_eq!(mounted.len(), 3, "round {round}: {mounted:?}");
+        for p in [&sb.net, &sb.ipc, &sb.uts] {
+            let p = p.as_ref().unwrap();
+            assert!(p.starts_with(&dir));
+        }
+        assert_ne!(ns_inode(sb.net.as_ref().unwrap()), host_net);
+        assert_eq!(fs::read_to_string(sb.hostname_file()).unwrap(), "web-0\n");
+        assert_eq!(
+            sb.identity().unwrap(),
+            ("uid-1".to_string(), "web-0".to_string())
+        );
+        // Adoption after a restart sees the same namespaces.
+        assert_eq!(Sandbox::open(&dir).unwrap(), Some(sb.clone()));
+        sb.remove().unwrap();
+        assert!(common::mounts_under(&dir).is_empty());
+        assert!(!dir.exists());
+        sb.remove().unwrap();
+        Sandbox::remove_dir(&dir).unwrap();
+    }
+    assert_eq!(Sandbox::open(&dir).unwrap(), None);
+}
+
+#[test]
+fn host_network_sandbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pod");
+    let only_ipc = SandboxNamespaces {
+        net: false,
+        ipc: true,
+        uts: false,
+    };
+    let sb = Sandbox::create(&dir, "uid-2", "node-1", only_ipc).unwrap();
+    assert!(sb.net.is_none() && sb.uts.is_none() && sb.ipc.is_some());
+    assert_eq!(common::mounts_under(&dir).len(), 1);
+    sb.remove().unwrap();
+    assert!(common::mounts_under(&dir).is_empty());
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+struct CgGuard(String);
+
+impl Drop for CgGuard {
+    fn drop(&mut self) {
+        let _ = PodCgroup::from_path(self.0.clone()).remove();
+    }
+}
+
+#[test]
+fn pod_cgroups_with_limits() {
+    let root = format!("/ferrokube-podtest-{}", std::process::id());
+    let _guard = CgGuard(root.clone());
+    let uid = "8dd8d8f4-5b9e-4c1b-9c1e-0123456789ab";
+    let res = PodResources {
+        cpu_shares: Some(512),
+        cpu_quota_us: Some(50_000),
+        cpu_period_us: Some(100_000),
+        memory_limit_bytes: Some(64 << 20),
+        pids_limit: Some(100),
+    };
+    let pod = PodCgroup::ensure_under(&root, QosClass::Burstable, uid, &res).unwrap();
+    assert_eq!(pod.path(), format!("{root}/kubepods/burstable/pod{uid}"));
+    assert!(pod.exists());
+    let dirs = cgroups::cgroup_dirs(pod.path()).unwrap();
+    assert!(dirs.iter().all(|d| d.is_dir()), "{dirs:?}");
+    match cgroups::version() {
+        CgroupVersion::V1 => {
+            let d = |ctrl: &str| {
+                dirs.iter()
+                    .find(|d| d.join(ctrl).exists())
+                    .unwrap_or_else(|| panic!("no {ctrl}"))
+                    .clone()
+            };
+            assert_eq!(
+                read(&d("memory.limit_in_bytes"), "memory.limit_in_bytes"),
+                (64u64 << 20).to_string()
+            );
+            assert_eq!(read(&d("cpu.shares"), "cpu.shares"), "512");
+            assert_eq!(read(&d("cpu.cfs_quota_us"), "cpu.cfs_quota_us"), "50000");
+            assert_eq!(read(&d("cpu.cfs_period_us"), "cpu.cfs_period_us"), "100000");
+            assert_eq!(read(&d("pids.max"), "pids.max"), "100");
+            let cpuset = d("cpuset.cpus");
+            assert!(!read(&cpuset, "cpuset.cpus").is_empty());
+            assert!(!read(&cpuset, "cpuset.mems").is_empty());
+        }
+        CgroupVersion::V2 => {
+            let d = &dirs[0];
+            assert_eq!(read(d, "memory.max"), (64u64 << 20).to_string());
+            assert_eq!(read(d, "cpu.max"), "50000 100000");
+            assert_eq!(
+                read(d, "cpu.weight"),
+                cgroups::shares_to_weight(512).to_string()
+            );
+            assert_eq!(read(d, "pids.max"), "100");
+        }
+    }
+
+    // Lifting the limits.
+    pod.update(&PodResources {
+        cpu_shares: Some(2),
+        ..Default::default()
+    })
+    .unwrap();
+    if cgroups::version() == CgroupVersion::V1 {
+        let mem = dirs
+            .iter()
+            .find(|d| d.join("memory.limit_in_bytes").exists())
+            .unwrap();
+        let limit: u64 = read(mem, "memory.limit_in_bytes").parse().unwrap();
+        assert!(limit > 1 << 50, "{limit}");
+        let cpu = dirs.iter().find(|d| d.join("cpu.shares").exists()).unwrap();
+        assert_eq!(read(cpu, "cpu.cfs_quota_us"), "-1");
+        assert_eq!(read(cpu, "cpu.shares"), "2");
+    }
+
+    // A leftover process in a container cgroup below the pod is killed on removal.
+    let ctr = format!("{}/ctr1", pod.path());
+    let mut child = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    for d in cgroups::cgroup_dirs(pod.path()).unwrap() {
+        let sub = d.join("ctr1");
+        fs::create_dir_all(&sub).unwrap();
+        let _ = fs::write(sub.join("cgroup.procs"), pid.to_string());
+    }
+    assert!(cgroups::cgroup_pids(&ctr).contains(&(pid as i32)));
+    let listed = PodCgroup::list_under(&root).unwrap();
+    assert_eq!(listed, vec![pod.clone()]);
+
+    pod.remove().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!pod.exists());
+    for d in &dirs {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+    pod.remove().unwrap();
+
+    // Guaranteed and BestEffort placement.
+    let g = PodCgroup::ensure_under(&root, QosClass::Guaranteed, "g1", &PodResources::default())
+        .unwrap();
+    let b = PodCgroup::ensure_under(&root, QosClass::BestEffort, "b1", &PodResources::default())
+        .unwrap();
+    assert_eq!(g.path(), format!("{root}/kubepods/podg1"));
+    assert_eq!(b.path(), format!("{root}/kubepods/besteffort/podb1"));
+    assert!(g.exists() && b.exists());
+    let listed = PodCgroup::list_under(&root).unwrap();
+    assert_eq!(listed, vec![b.clone(), g.clone()]);
+    g.remove().unwrap();
+    b.remove().unwrap();
+    PodCgroup::from_path(root.clone()).remove().unwrap();
+    for d in cgroups::cgroup_dirs(&root).unwrap() {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+}
+
+#[test]
+fn container_paths() {
+    assert_eq!(
+        cgroups::container_cgroup_path(QosClass::Burstable, "u1", "abc"),
+        "/kubepods/burstable/podu1/abc"
+    );
+    assert_eq!(
+        cgroups::cgroup_parent_path(QosClass::Guaranteed, "u1"),
+        "/kubepods/podu1"
+    );
+}

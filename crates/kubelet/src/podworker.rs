@@ -1,0 +1,1056 @@
+//! One worker task per pod bound to this node, level-triggered: every pod update,
+//! container exit or timer runs `sync`, which compares the pod's spec with what
+//! the runtime runs and acts — pod directory, cgroup, sandbox and volumes first,
+//! then init containers in order, then the app containers, restarting by the
+//! restart policy with upstream's back-off (10 s doubling to 5 min) — and reports
+//! the status. A pod marked for deletion is stopped within its grace period,
+//! everything it had on the node is removed, and the kubelet finishes the delete.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use container_runtime::cgroups::{pod_cgroup_path_under, PodCgroup, QosClass};
+use container_runtime::sandbox::{Sandbox, SandboxNamespaces};
+use container_runtime::ContainerState;
+use controllers::events::{object_reference, EventType};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use serde_json::json;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+
+use crate::env::{self, EnvSources};
+use crate::ocispec::{self, BindMount, PodNamespaces, SpecInput};
+use crate::status::{self, labels, Instance, Observed, Waiting};
+use crate::volumes::{self, VolumeSources};
+use crate::Shared;
+
+/// First restart back-off, and its ceiling.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How often a pod is synced with nothing happening (volume contents follow their
+/// ConfigMaps and Secrets at this pace).
+const RESYNC: Duration = Duration::from_secs(10);
+/// Grace period used when a pod vanished from the API without one.
+const MINIMUM_GRACE: Duration = Duration::from_secs(2);
+
+/// What the watch tells a worker.
+#[derive(Debug)]
+pub(crate) enum PodUpdate {
+    /// The pod as it now is.
+    Updated(Box<Pod>),
+    /// The pod is gone from the API (force deletion).
+    Deleted,
+}
+
+/// Back-off of one container.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    delay: Duration,
+    last_start: Instant,
+}
+
+/// Whether the worker goes on.
+enum Next {
+    Continue,
+    Done,
+}
+
+pub(crate) struct PodWorker {
+    shared: Arc<Shared>,
+    pod: Pod,
+    uid: String,
+    gone_from_api: bool,
+    instances: BTreeMap<String, Vec<Instance>>,
+    waiting: BTreeMap<String, Waiting>,
+    backoff: HashMap<String, Backoff>,
+    sandbox: Option<Sandbox>,
+    first_seen: Timestamp,
+    last_status: Option<PodStatus>,
+    watched: HashSet<String>,
+    wake: Arc<Notify>,
+    volume_paths: BTreeMap<String, PathBuf>,
+    pod_failure: Option<(String, String)>,
+    /// The pod reached Succeeded or Failed and what it had on the node is gone;
+    /// its last status stands.
+    finished: bool,
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn new_container_id() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{a}{b}")
+}
+
+impl PodWorker {
+    /// A worker for `pod`, adopting the containers the runtime already runs for it.
+    pub(crate) fn new(shared: Arc<Shared>, pod: Pod, adopted: Vec<Instance>) -> PodWorker {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        for i in adopted {
+            instances.entry(i.name.clone()).or_default().push(i);
+        }
+        for list in instances.values_mut() {
+            list.sort_by_key(|i| std::cmp::Reverse(i.attempt));
+        }
+        let sandbox_dir = shared.config.pods_dir().join(&uid).join("sandbox");
+        let sandbox = Sandbox::open(&sandbox_dir).ok().flatten();
+        PodWorker {
+            shared,
+            pod,
+            uid,
+            gone_from_api: false,
+            instances,
+            waiting: BTreeMap::new(),
+            backoff: HashMap::new(),
+            sandbox,
+            first_seen: Timestamp::now(),
+            last_status: None,
+            watched: HashSet::new(),
+            wake: Arc::new(Notify::new()),
+            volume_paths: BTreeMap::new(),
+            pod_failure: None,
+            finished: false,
+        }
+    }
+
+    /// Runs until the pod is gone from the node.
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PodUpdate>) {
+        loop {
+            match self.sync().await {
+                Next::Done => return,
+                Next::Continue => {}
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => self.apply(m),
+                    None => return,
+                },
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            while let Ok(m) = rx.try_recv() {
+                self.apply(m);
+            }
+        }
+    }
+
+    fn apply(&mut self, m: PodUpdate) {
+        match m {
+            PodUpdate::Updated(p) => self.pod = *p,
+            PodUpdate::Deleted => self.gone_from_api = true,
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut next = Instant::now() + RESYNC;
+        for (name, b) in &self.backoff {
+            if self
+                .waiting
+                .get(name)
+                .is_some_and(|w| w.reason == "CrashLoopBackOff")
+            {
+                next = next.min(b.last_start + b.delay);
+            }
+        }
+        next
+    }
+
+    fn pod_dir(&self) -> PathBuf {
+        self.shared.config.pods_dir().join(&self.uid)
+    }
+
+    fn event(&self, field: Option<String>, ty: EventType, reason: &str, message: String) {
+        let mut r = object_reference(&self.pod);
+        r.field_path = field;
+        self.shared.recorder.event_for(r, ty, reason, message);
+    }
+
+    /// Re-reads the state of every known instance and watches running ones for exit.
+    fn refresh(&mut self) {
+        for list in self.instances.values_mut() {
+            for i in list.iter_mut() {
+                if i.is_running() {
+                    if let Ok(Some(info)) = self.shared.runtime.get(&i.info.id) {
+                        i.info = info;
+                    }
+                }
+            }
+        }
+        for list in self.instances.values() {
+            for i in list.iter().filter(|i| i.is_running()) {
+                if self.watched.insert(i.info.id.clone()) {
+                    let rt = self.shared.runtime.clone();
+                    let id = i.info.id.clone();
+                    let wake = self.wake.clone();
+                    tokio::spawn(async move {
+                        let _ = rt.wait(&id).await;
+                        wake.notify_one();
+                    });
+                }
+            }
+        }
+    }
+
+    async fn sync(&mut self) -> Next {
+        self.refresh();
+        if self.gone_from_api || self.pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate().await;
+        }
+        if self.finished {
+            return Next::Continue;
+        }
+        if let Err(message) = self.prepare_pod().await {
+            warn!(pod = %pod_key(&self.pod), %message, "pod setup failed");
+        } else {
+            self.run_containers().await;
+        }
+        self.report().await;
+        let terminal = self
+            .last_status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == "Succeeded" || p == "Failed");
+        if terminal {
+            // A finished pod keeps its status and logs; its containers, sandbox,
+            // volumes and cgroup go now, as upstream's kubelet does.
+            self.stop_all(MINIMUM_GRACE).await;
+            self.cleanup(false);
+            self.finished = true;
+        }
+        Next::Continue
+    }
+
+    /// Pod directory with its etc files, cgroup, sandbox, volumes.
+    async fn prepare_pod(&mut self) -> Result<(), String> {
+        let dir = self.pod_dir();
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        std::fs::create_dir_all(dir.join("etc")).map_err(|e| e.to_string())?;
+        let hostname = spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.pod.metadata.name.clone().unwrap_or_default());
+        let hostname: String = hostname.chars().take(63).collect();
+        let host_network = spec.host_network == Some(true);
+        if !dir.join("etc/hosts").exists() {
+            let hosts = if host_network {
+                std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+            } else {
+                let mut h = String::from(
+                    "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+                );
+                for ha in spec.host_aliases.iter().flatten() {
+                    h.push_str(&format!(
+                        "\n# Entries added by HostAliases.\n{}\t{}\n",
+                        ha.ip,
+                        ha.hostnames.clone().unwrap_or_default().join("\t")
+                    ));
+                }
+                h
+            };
+            std::fs::write(dir.join("etc/hosts"), hosts).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("etc/hostname"), format!("{hostname}\n"))
+                .map_err(|e| e.to_string())?;
+            let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            std::fs::write(dir.join("etc/resolv.conf"), resolv).map_err(|e| e.to_string())?;
+        }
+        // Cgroup for the pod, by QoS.
+        let qos = podspec::pod_qos_class(&spec);
+        let resources = crate::cgroup::pod_resources(&spec);
+        PodCgroup::ensure_under(
+            &self.shared.config.cgroup_root,
+            qos_class(qos),
+            &self.uid,
+            &resources,
+        )
+        .map_err(|e| format!("creating the pod cgroup: {e}"))?;
+        // Sandbox namespaces.
+        if self.sandbox.is_none() {
+            let share = SandboxNamespaces {
+                net: !host_network,
+                ipc: spec.host_ipc != Some(true),
+                uts: !host_network,
+            };
+            let sb = Sandbox::create(&dir.join("sandbox"), &self.uid, &hostname, share)
+                .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
+            self.sandbox = Some(sb);
+        }
+        // Volumes.
+        let (cms, secrets) = volumes::referenced_objects(&self.pod);
+        let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
+        let sources = VolumeSources {
+            config_maps,
+            secrets,
+        };
+        let allocatable = self.shared.allocatable_quantities();
+        for v in spec.volumes.iter().flatten() {
+            let made = volumes::payload(
+                &self.pod,
+                v,
+                &sources,
+                &self.shared.node_name,
+                &self.shared.node_ip.to_string(),
+                &allocatable,
+            )
+            .and_then(|files| volumes::set_up(&self.pod, &dir, v, files.as_ref()));
+            match made {
+                Ok(path) => {
+                    self.volume_paths.insert(v.name.clone(), path);
+                }
+                Err(e) => {
+                    let msg = format!("MountVolume.SetUp failed for volume \"{}\" : {e}", v.name);
+                    self.event(None, EventType::Warning, "FailedMount", msg.clone());
+                    return Err(msg);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        cms: &[String],
+        secrets: &[String],
+    ) -> (BTreeMap<String, ConfigMap>, BTreeMap<String, Secret>) {
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), &ns);
+        let s_api: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
+        let mut out_cm = BTreeMap::new();
+        let mut out_s = BTreeMap::new();
+        for n in cms {
+            if let Ok(Some(cm)) = cm_api.get_opt(n).await {
+                out_cm.insert(n.clone(), cm);
+            }
+        }
+        for n in secrets {
+            if let Ok(Some(s)) = s_api.get_opt(n).await {
+                out_s.insert(n.clone(), s);
+            }
+        }
+        (out_cm, out_s)
+    }
+
+    fn latest(&self, name: &str) -> Option<&Instance> {
+        self.instances.get(name).and_then(|l| l.first())
+    }
+
+    /// Init containers in order, then app containers.
+    async fn run_containers(&mut self) {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
+        for c in spec.init_containers.iter().flatten() {
+            let sidecar = c.restart_policy.as_deref() == Some("Always");
+            match self
+                .latest(&c.name)
+                .map(|i| (i.is_running(), i.exit_code()))
+            {
+                Some((true, _)) if sidecar => continue,
+                Some((true, _)) => return,
+                Some((false, Some(0))) if !sidecar => continue,
+                Some((false, code)) => {
+                    if !sidecar && policy == "Never" {
+                        // The pod fails; nothing else starts.
+                        let _ = code;
+                        return;
+                    }
+                    if !self.restart(c, true).await || !sidecar {
+                        return;
+                    }
+                }
+                None => {
+                    if !self.start(c, true).await || !sidecar {
+                        return;
+                    }
+                }
+            }
+        }
+        for c in &spec.containers {
+            match self
+                .latest(&c.name)
+                .map(|i| (i.is_running(), i.exit_code()))
+            {
+                Some((true, _)) => {}
+                Some((false, code)) => {
+                    let again = match policy.as_str() {
+                        "Never" => false,
+                        "OnFailure" => code != Some(0),
+                        _ => true,
+                    };
+                    if again {
+                        self.restart(c, false).await;
+                    }
+                }
+                None => {
+                    self.start(c, false).await;
+                }
+            }
+        }
+    }
+
+    /// Restarts a container that exited, within its back-off. True when started.
+    async fn restart(&mut self, c: &Container, init: bool) -> bool {
+        let now = Instant::now();
+        if let Some(b) = self.backoff.get(&c.name) {
+            if now < b.last_start + b.delay {
+                let pod = &self.pod;
+                let message = format!(
+                    "back-off {} restarting failed container={} pod={}_{}({})",
+                    format_delay(b.delay),
+                    c.name,
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    self.uid
+                );
+                if self.waiting.get(&c.name).map(|w| w.reason.as_str()) != Some("CrashLoopBackOff")
+                {
+                    self.event(
+                        Some(field_path(&self.pod, &c.name)),
+                        EventType::Warning,
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {} in pod {}_{}({})",
+                            c.name,
+                            pod.metadata.name.as_deref().unwrap_or_default(),
+                            pod.metadata.namespace.as_deref().unwrap_or_default(),
+                            self.uid
+                        ),
+                    );
+                }
+                self.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "CrashLoopBackOff".into(),
+                        message: Some(message),
+                    },
+                );
+                return false;
+            }
+        }
+        // A container that ran long enough starts over from the first delay.
+        let ran_long = self.latest(&c.name).is_some_and(|i| match &i.info.state {
+            ContainerState::Exited {
+                started_at: Some(s),
+                finished_at,
+                ..
+            } => finished_at.duration_since(*s).unwrap_or_default() > BACKOFF_MAX * 2,
+            _ => false,
+        });
+        let delay = match self.backoff.get(&c.name) {
+            Some(b) if !ran_long => (b.delay * 2).min(BACKOFF_MAX),
+            _ => BACKOFF_INITIAL,
+        };
+        self.backoff.insert(
+            c.name.clone(),
+            Backoff {
+                delay,
+                last_start: now,
+            },
+        );
+        self.start(c, init).await
+    }
+
+    /// Starts a new instance of `c`. True when it runs.
+    async fn start(&mut self, c: &Container, init: bool) -> bool {
+        match self.try_start(c, init).await {
+            Ok(()) => {
+                self.waiting.remove(&c.name);
+                true
+            }
+            Err(w) => {
+                self.waiting.insert(c.name.clone(), w);
+                false
+            }
+        }
+    }
+
+    async fn try_start(&mut self, c: &Container, init: bool) -> Result<(), Waiting> {
+        let field = field_path(&self.pod, &c.name);
+        let image_ref = c.image.clone().unwrap_or_default();
+        let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
+            if image_ref.ends_with(":latest")
+                || !image_ref.rsplit('/').next().unwrap_or("").contains(':')
+                    && !image_ref.contains('@')
+            {
+                "Always".into()
+            } else {
+                "IfNotPresent".into()
+            }
+        });
+        let store = self.shared.images.clone();
+        let lookup = image_ref.clone();
+        let found = tokio::task::spawn_blocking(move || store.resolve(&lookup))
+            .await
+            .map_err(|e| waiting("ErrImagePull", e.to_string()))?
+            .map_err(|e| {
+                waiting(
+                    "InvalidImageName",
+                    format!("Failed to apply default image tag {image_ref:?}: {e}"),
+                )
+            })?;
+        let image = match found {
+            Some(i) => {
+                self.event(
+                    Some(field.clone()),
+                    EventType::Normal,
+                    "Pulled",
+                    format!("Container image \"{image_ref}\" already present on machine"),
+                );
+                i
+            }
+            None if policy == "Never" => {
+                let msg = format!(
+                    "Container image \"{image_ref}\" is not present with pull policy of Never"
+                );
+                self.event(
+                    Some(field.clone()),
+                    EventType::Warning,
+                    "ErrImageNeverPull",
+                    msg.clone(),
+                );
+                return Err(waiting("ErrImageNeverPull", msg));
+            }
+            None => {
+                let msg = format!(
+                    "failed to pull and unpack image \"{image_ref}\": pulling from registries is not available on this node yet; import the image with `ferrokube images import`"
+                );
+                self.event(
+                    Some(field.clone()),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Failed to pull image \"{image_ref}\": {msg}"),
+                );
+                let reason =
+                    if self.waiting.get(&c.name).is_some_and(|w| {
+                        w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff"
+                    }) {
+                        "ImagePullBackOff"
+                    } else {
+                        "ErrImagePull"
+                    };
+                return Err(waiting(reason, msg));
+            }
+        };
+        // Environment.
+        let (cms, secrets) = env::referenced_objects(c);
+        let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let services = Api::<Service>::all(self.shared.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let _ = ns;
+        let sources = EnvSources {
+            services,
+            config_maps,
+            secrets,
+        };
+        let allocatable = self.shared.allocatable_quantities();
+        let env = env::container_env(
+            &self.pod,
+            c,
+            &sources,
+            &self.shared.node_name,
+            &self.shared.node_ip.to_string(),
+            &allocatable,
+        )
+        .map_err(|e| {
+            self.event(
+                Some(field.clone()),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {e}"),
+            );
+            waiting("CreateContainerConfigError", e.0)
+        })?;
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let hostname = spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.pod.metadata.name.clone().unwrap_or_default());
+        let env = ocispec::merge_env(&image.config.env, &env, &hostname);
+        let args = env::command_line(c, &image.config.entrypoint, &image.config.cmd, &env);
+        if args.is_empty() {
+            let msg = "no command specified".to_string();
+            self.event(
+                Some(field.clone()),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {msg}"),
+            );
+            return Err(waiting("CreateContainerError", msg));
+        }
+        // Root filesystem.
+        let attempt = self.latest(&c.name).map_or(0, |i| i.attempt + 1);
+        let id = new_container_id();
+        let container_dir = self.shared.config.root_dir.join("containers").join(&id);
+        let store = self.shared.images.clone();
+        let (img, dir) = (image.clone(), container_dir.clone());
+        let rootfs = tokio::task::spawn_blocking(move || store.mount_rootfs(&img, &dir))
+            .await
+            .map_err(|e| waiting("CreateContainerError", e.to_string()))?
+            .map_err(|e| {
+                let msg = format!("failed to create containerd container: {e}");
+                waiting("CreateContainerError", msg)
+            })?;
+        let fail = |this: &Self, reason: &str, msg: String| {
+            let _ = images::ImageStore::unmount_rootfs(&container_dir);
+            this.event(
+                Some(field.clone()),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {msg}"),
+            );
+            waiting(reason, msg)
+        };
+        let user = match ocispec::resolve_user(&self.pod, c, &image.config.user, &rootfs) {
+            Ok(u) => u,
+            Err(e) => return Err(fail(self, "CreateContainerConfigError", e.to_string())),
+        };
+        // Mounts: the pod's etc files, the termination log, volumes.
+        let pod_dir = self.pod_dir();
+        let term_dir = pod_dir.join("containers").join(&c.name);
+        let _ = std::fs::create_dir_all(&term_dir);
+        let term_log = term_dir.join(&id[..8]);
+        let _ = std::fs::write(&term_log, b"");
+        let mut mounts = vec![
+            BindMount {
+                source: pod_dir.join("etc/hosts"),
+                destination: "/etc/hosts".into(),
+                read_only: false,
+            },
+            BindMount {
+                source: pod_dir.join("etc/hostname"),
+                destination: "/etc/hostname".into(),
+                read_only: false,
+            },
+            BindMount {
+                source: pod_dir.join("etc/resolv.conf"),
+                destination: "/etc/resolv.conf".into(),
+                read_only: false,
+            },
+            BindMount {
+                source: term_log.clone(),
+                destination: c
+                    .termination_message_path
+                    .clone()
+                    .unwrap_or_else(|| "/dev/termination-log".into()),
+                read_only: false,
+            },
+        ];
+        for vm in c.volume_mounts.iter().flatten() {
+            let Some(base) = self.volume_paths.get(&vm.name) else {
+                return Err(fail(
+                    self,
+                    "CreateContainerConfigError",
+                    format!(
+                        "cannot find volume \"{}\" to mount into container \"{}\"",
+                        vm.name, c.name
+                    ),
+                ));
+            };
+            let mut source = base.clone();
+            if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                if sub.split('/').any(|p| p == "..") || sub.starts_with('/') {
+                    return Err(fail(
+                        self,
+                        "CreateContainerConfigError",
+                        format!("subPath {sub:?} must not escape the volume"),
+                    ));
+                }
+                source = source.join(sub);
+                if !source.exists() {
+                    let _ = std::fs::create_dir_all(&source);
+                }
+            }
+            mounts.push(BindMount {
+                source,
+                destination: vm.mount_path.clone(),
+                read_only: vm.read_only == Some(true),
+            });
+        }
+        let qos = podspec::pod_qos_class(&spec);
+        let sb = self.sandbox.as_ref();
+        let namespaces = PodNamespaces {
+            net: sb.and_then(|s| s.net.clone()),
+            ipc: sb.and_then(|s| s.ipc.clone()),
+            uts: sb.and_then(|s| s.uts.clone()),
+            host_pid: spec.host_pid == Some(true),
+        };
+        let cwd = c
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| image.config.working_dir.clone());
+        let input = SpecInput {
+            pod: &self.pod,
+            container: c,
+            rootfs: &rootfs,
+            args,
+            env,
+            cwd,
+            user,
+            namespaces,
+            cgroups_path: format!(
+                "{}/{id}",
+                pod_cgroup_path_under(&self.shared.config.cgroup_root, qos_class(qos), &self.uid)
+            ),
+            limits: ocispec::limits_of(c, qos, self.shared.machine.memory),
+            mounts,
+        };
+        let oci = match ocispec::build(&input) {
+            Ok(s) => s,
+            Err(e) => return Err(fail(self, "CreateContainerConfigError", e.to_string())),
+        };
+        let log_path = self.log_path(&c.name, attempt);
+        if let Some(parent) = log_path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let pod = &self.pod;
+        let labels = BTreeMap::from([
+            (labels::POD_UID.to_string(), self.uid.clone()),
+            (
+                labels::POD_NAME.to_string(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            ),
+            (
+                labels::POD_NAMESPACE.to_string(),
+                pod.metadata.namespace.clone().unwrap_or_default(),
+            ),
+            (labels::CONTAINER_NAME.to_string(), c.name.clone()),
+            (labels::ATTEMPT.to_string(), attempt.to_string()),
+            (
+                labels::KIND.to_string(),
+                if init { "init" } else { "app" }.to_string(),
+            ),
+            (labels::IMAGE.to_string(), image_ref.clone()),
+            (
+                labels::IMAGE_ID.to_string(),
+                image
+                    .repo_digests
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| image.id.clone()),
+            ),
+        ]);
+        self.event(
+            Some(field.clone()),
+            EventType::Normal,
+            "Created",
+            format!("Created container: {}", c.name),
+        );
+        match self
+            .shared
+            .runtime
+            .start(&id, &oci, &log_path, labels)
+            .await
+        {
+            Ok(info) => {
+                info!(pod = %pod_key(&self.pod), container = %c.name, id = %id, "started container");
+                self.event(
+                    Some(field),
+                    EventType::Normal,
+                    "Started",
+                    format!("Started container {}", c.name),
+                );
+                self.record(Instance {
+                    info,
+                    name: c.name.clone(),
+                    attempt,
+                    init,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                // A failed start is kept as an exited instance when the runtime has one.
+                if let Ok(Some(info)) = self.shared.runtime.get(&id) {
+                    self.record(Instance {
+                        info,
+                        name: c.name.clone(),
+                        attempt,
+                        init,
+                    });
+                } else {
+                    let _ = images::ImageStore::unmount_rootfs(&container_dir);
+                }
+                self.event(
+                    Some(field),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
+                Err(waiting("RunContainerError", msg))
+            }
+        }
+    }
+
+    /// Keeps the new instance and the one before it; older ones are removed.
+    fn record(&mut self, i: Instance) {
+        let list = self.instances.entry(i.name.clone()).or_default();
+        list.insert(0, i);
+        while list.len() > 2 {
+            if let Some(old) = list.pop() {
+                let _ = self.shared.runtime.remove(&old.info.id);
+                let dir = self
+                    .shared
+                    .config
+                    .root_dir
+                    .join("containers")
+                    .join(&old.info.id);
+                let _ = images::ImageStore::unmount_rootfs(&dir);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn log_path(&self, container: &str, attempt: u32) -> PathBuf {
+        let m = &self.pod.metadata;
+        self.shared
+            .config
+            .pod_logs_dir
+            .join(format!(
+                "{}_{}_{}",
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
+                self.uid
+            ))
+            .join(container)
+            .join(format!("{attempt}.log"))
+    }
+
+    /// Posts the status when it changed.
+    async fn report(&mut self) {
+        let ready = BTreeMap::new();
+        let observed = Observed {
+            pod: &self.pod,
+            instances: &self.instances,
+            waiting: &self.waiting,
+            ready: &ready,
+            sandbox_ready: self.sandbox.is_some()
+                || self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true),
+            host_ip: self.shared.node_ip.to_string(),
+            pod_ip: None,
+            start_time: self.first_seen,
+            pod_reason: self.pod_failure.clone(),
+        };
+        let status = status::pod_status(&observed);
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        let patch = json!({"metadata": {"uid": self.uid}, "status": status});
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(p) => {
+                self.pod.status = p.status;
+                self.last_status = Some(status);
+            }
+            Err(e) => {
+                debug!(pod = %pod_key(&self.pod), error = %e, "status update failed; will retry")
+            }
+        }
+    }
+
+    /// Stops everything within the grace period, removes what the pod had on the
+    /// node, and completes the deletion.
+    async fn terminate(&mut self) -> Next {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let grace = if self.gone_from_api {
+            MINIMUM_GRACE
+        } else {
+            let secs = self
+                .pod
+                .metadata
+                .deletion_grace_period_seconds
+                .or(spec.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64;
+            Duration::from_secs(secs)
+        };
+        self.stop_all(grace).await;
+        self.cleanup(true);
+        if self.gone_from_api {
+            return Next::Done;
+        }
+        // Everything is gone from the node: the object can go.
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        loop {
+            match api.delete(&name, &dp).await {
+                Ok(_) => return Next::Done,
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Next::Done,
+                Err(e) => {
+                    debug!(pod = %pod_key(&self.pod), error = %e, "final delete failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Stops every running container within `grace`.
+    async fn stop_all(&self, grace: Duration) {
+        let mut stops = Vec::new();
+        for list in self.instances.values() {
+            for i in list.iter().filter(|i| i.is_running()) {
+                self.event(
+                    Some(field_path(&self.pod, &i.name)),
+                    EventType::Normal,
+                    "Killing",
+                    format!("Stopping container {}", i.name),
+                );
+                let rt = self.shared.runtime.clone();
+                let id = i.info.id.clone();
+                stops.push(async move { rt.stop(&id, grace, None).await });
+            }
+        }
+        for r in futures::future::join_all(stops).await {
+            if let Err(e) = r {
+                warn!(pod = %pod_key(&self.pod), error = %e, "stopping a container failed");
+            }
+        }
+    }
+
+    /// Removes containers, sandbox, volumes, pod directory and cgroup; with
+    /// `logs`, the container logs too.
+    fn cleanup(&mut self, logs: bool) {
+        for list in self.instances.values() {
+            for i in list {
+                if let Err(e) = self.shared.runtime.remove(&i.info.id) {
+                    warn!(error = %e, id = %i.info.id, "removing a container failed");
+                }
+                let dir = self
+                    .shared
+                    .config
+                    .root_dir
+                    .join("containers")
+                    .join(&i.info.id);
+                if let Err(e) = images::ImageStore::unmount_rootfs(&dir) {
+                    warn!(error = %e, "removing a root filesystem failed");
+                }
+            }
+        }
+        self.instances.clear();
+        if let Some(sb) = self.sandbox.take() {
+            if let Err(e) = sb.remove() {
+                warn!(error = %e, "removing the sandbox failed");
+            }
+        }
+        if let Err(e) = volumes::tear_down(&self.pod_dir()) {
+            warn!(error = %e, "removing the pod directory failed");
+        }
+        let qos = self
+            .pod
+            .spec
+            .as_ref()
+            .map_or("BestEffort", podspec::pod_qos_class);
+        let cgroup = PodCgroup::from_path(pod_cgroup_path_under(
+            &self.shared.config.cgroup_root,
+            qos_class(qos),
+            &self.uid,
+        ));
+        if let Err(e) = cgroup.remove() {
+            warn!(error = %e, "removing the pod cgroup failed");
+        }
+        if !logs {
+            return;
+        }
+        let m = &self.pod.metadata;
+        let logs = self.shared.config.pod_logs_dir.join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default(),
+            self.uid
+        ));
+        let _ = std::fs::remove_dir_all(logs);
+    }
+}
+
+/// The runtime's QoS class for an API QoS class name.
+fn qos_class(qos: &str) -> QosClass {
+    match qos {
+        "Guaranteed" => QosClass::Guaranteed,
+        "Burstable" => QosClass::Burstable,
+        _ => QosClass::BestEffort,
+    }
+}
+
+fn waiting(reason: &str, message: impl Into<String>) -> Waiting {
+    Waiting {
+        reason: reason.into(),
+        message: Some(message.into()),
+    }
+}
+
+/// `spec.containers{name}` or `spec.initContainers{name}`, as events carry it.
+fn field_path(pod: &Pod, name: &str) -> String {
+    let init = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .any(|c| c.name == name);
+    if init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    }
+}
+
+/// A back-off delay as Go prints durations (`10s`, `1m20s`, `5m0s`).
+fn format_delay(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_print_as_go() {
+        assert_eq!(format_delay(Duration::from_secs(10)), "10s");
+        assert_eq!(format_delay(Duration::from_secs(80)), "1m20s");
+        assert_eq!(format_delay(Duration::from_secs(300)), "5m0s");
+    }
+
+    #[test]
+    fn field_paths_name_the_list() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "i"}], "containers": [{"name": "c"}]}}))
+        .unwrap();
+        assert_eq!(field_path(&pod, "i"), "spec.initContainers{i}");
+        assert_eq!(field_path(&pod, "c"), "spec.containers{c}");
+    }
+}

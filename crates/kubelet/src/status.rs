@@ -1,0 +1,487 @@
+//! The pod status the kubelet reports, computed from what runs: container
+//! statuses (state, lastState, restartCount, ready, started, image, imageID,
+//! containerID), the phase by upstream's rules, the conditions
+//! (PodReadyToStartContainers, Initialized, ContainersReady, Ready), QoS class,
+//! host and pod IPs, start time.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use container_runtime::{ContainerInfo, ContainerState};
+use k8s_openapi::api::core::v1::{
+    ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+/// Labels the kubelet stores with each container.
+pub mod labels {
+    /// Pod UID.
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    /// Pod name.
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    /// Pod namespace.
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    /// Container name.
+    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+    /// Restart count of this instance.
+    pub const ATTEMPT: &str = "io.kubernetes.container.restartCount";
+    /// `init` for init containers.
+    pub const KIND: &str = "ferrokube.io/container-kind";
+    /// The image as the spec names it.
+    pub const IMAGE: &str = "ferrokube.io/image";
+    /// The image's repo digest or id.
+    pub const IMAGE_ID: &str = "ferrokube.io/image-id";
+}
+
+/// One container instance the runtime knows, with the kubelet's labels parsed.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    /// Runtime information.
+    pub info: ContainerInfo,
+    /// Container name in the pod spec.
+    pub name: String,
+    /// Restart count of this instance.
+    pub attempt: u32,
+    /// An init container.
+    pub init: bool,
+}
+
+impl Instance {
+    /// Parses the labels; `None` when the container is not the kubelet's.
+    pub fn from_info(info: ContainerInfo) -> Option<Instance> {
+        let name = info.labels.get(labels::CONTAINER_NAME)?.clone();
+        let attempt = info.labels.get(labels::ATTEMPT)?.parse().ok()?;
+        let init = info.labels.get(labels::KIND).is_some_and(|k| k == "init");
+        Some(Instance {
+            info,
+            name,
+            attempt,
+            init,
+        })
+    }
+
+    /// Still running (or created).
+    pub fn is_running(&self) -> bool {
+        !matches!(self.info.state, ContainerState::Exited { .. })
+    }
+
+    /// Exit code when exited.
+    pub fn exit_code(&self) -> Option<i32> {
+        match &self.info.state {
+            ContainerState::Exited { exit_code, .. } => Some(*exit_code),
+            _ => None,
+        }
+    }
+}
+
+/// Why a container is waiting when the kubelet holds it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waiting {
+    /// Reason (`ContainerCreating`, `CrashLoopBackOff`, `ErrImagePull`, …).
+    pub reason: String,
+    /// Message, if any.
+    pub message: Option<String>,
+}
+
+fn time(t: SystemTime) -> Time {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    Time(Timestamp::from_second(d.as_secs() as i64).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// The API state of an instance.
+pub fn api_state(i: &Instance) -> ApiState {
+    match &i.info.state {
+        ContainerState::Created => ApiState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
+            ..Default::default()
+        },
+        ContainerState::Running { started_at, .. } => ApiState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(time(*started_at)),
+            }),
+            ..Default::default()
+        },
+        ContainerState::Exited {
+            exit_code,
+            signal,
+            started_at,
+            finished_at,
+            reason,
+            message,
+            ..
+        } => ApiState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: *exit_code,
+                signal: *signal,
+                reason: Some(reason.clone().unwrap_or_else(|| {
+                    if *exit_code == 0 {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .into()
+                })),
+                message: message.clone(),
+                started_at: started_at.map(time),
+                finished_at: Some(time(*finished_at)),
+                container_id: Some(container_id(&i.info.id)),
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+/// How container IDs are shown (`<runtime>://<id>`).
+pub fn container_id(id: &str) -> String {
+    format!("ferrokube://{id}")
+}
+
+/// What the status is computed from.
+pub struct Observed<'a> {
+    /// The pod as last seen.
+    pub pod: &'a Pod,
+    /// Instances by container name, newest first (at most two kept).
+    pub instances: &'a BTreeMap<String, Vec<Instance>>,
+    /// Containers held back, by name.
+    pub waiting: &'a BTreeMap<String, Waiting>,
+    /// Readiness by container name (from probes; running containers without a
+    /// readiness probe are ready).
+    pub ready: &'a BTreeMap<String, bool>,
+    /// The sandbox exists.
+    pub sandbox_ready: bool,
+    /// The node's address.
+    pub host_ip: String,
+    /// The pod's address, if it has one.
+    pub pod_ip: Option<String>,
+    /// When the kubelet first saw the pod.
+    pub start_time: Timestamp,
+    /// Pod reason/message when the kubelet rejects or ends it.
+    pub pod_reason: Option<(String, String)>,
+}
+
+fn container_status(
+    o: &Observed<'_>,
+    c: &k8s_openapi::api::core::v1::Container,
+) -> ContainerStatus {
+    let list = o.instances.get(&c.name);
+    let latest = list.and_then(|l| l.first());
+    let previous = list.and_then(|l| l.get(1));
+    let mut state = latest.map(api_state).unwrap_or(ApiState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some("ContainerCreating".into()),
+            message: None,
+        }),
+        ..Default::default()
+    });
+    let mut last_state = previous.map(api_state);
+    if let Some(w) = o.waiting.get(&c.name) {
+        // A held-back container waits; what last ran becomes its lastState.
+        if let Some(l) = latest.filter(|l| !l.is_running()) {
+            last_state = Some(api_state(l));
+        }
+        state = ApiState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(w.reason.clone()),
+                message: w.message.clone(),
+            }),
+            ..Default::default()
+        };
+    }
+    let running = latest.is_some_and(|l| matches!(l.info.state, ContainerState::Running { .. }))
+        && state.running.is_some();
+    let image_id = latest
+        .and_then(|l| l.info.labels.get(labels::IMAGE_ID).cloned())
+        .unwrap_or_default();
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_id,
+        container_id: latest.map(|l| container_id(&l.info.id)),
+        ready: running && o.ready.get(&c.name).copied().unwrap_or(true),
+        started: Some(running),
+        restart_count: latest.map_or(0, |l| l.attempt as i32),
+        state: Some(state),
+        last_state: Some(last_state.unwrap_or_default()),
+        ..Default::default()
+    }
+}
+
+/// Whether an init container has done its part: exited 0, or (a sidecar with
+/// restartPolicy Always) started.
+fn init_done(o: &Observed<'_>, c: &k8s_openapi::api::core::v1::Container) -> bool {
+    let latest = o.instances.get(&c.name).and_then(|l| l.first());
+    if c.restart_policy.as_deref() == Some("Always") {
+        return latest.is_some_and(|l| l.is_running()) || latest.is_some_and(|l| l.attempt > 0);
+    }
+    latest.is_some_and(|l| l.exit_code() == Some(0))
+        || o.instances
+            .get(&c.name)
+            .is_some_and(|l| l.iter().any(|i| i.exit_code() == Some(0)))
+}
+
+/// The pod phase by upstream's rules.
+pub fn phase(
+    o: &Observed<'_>,
+    statuses: &[ContainerStatus],
+    init_statuses: &[ContainerStatus],
+) -> &'static str {
+    let spec = o.pod.spec.as_ref();
+    let policy = spec
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
+    let inits = spec
+        .and_then(|s| s.init_containers.clone())
+        .unwrap_or_default();
+    let init_failed = policy == "Never"
+        && init_statuses.iter().any(|s| {
+            s.state
+                .as_ref()
+                .and_then(|st| st.terminated.as_ref())
+                .is_some_and(|t| t.exit_code != 0)
+        });
+    if init_failed {
+        return "Failed";
+    }
+    let pending_init = inits.iter().any(|c| !init_done(o, c));
+    if pending_init {
+        return "Pending";
+    }
+    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    for s in statuses {
+        let Some(st) = &s.state else {
+            unknown += 1;
+            continue;
+        };
+        if st.running.is_some() {
+            running += 1;
+        } else if let Some(t) = &st.terminated {
+            stopped += 1;
+            if t.exit_code == 0 {
+                succeeded += 1;
+            }
+        } else if s
+            .last_state
+            .as_ref()
+            .is_some_and(|l| l.terminated.is_some())
+        {
+            stopped += 1;
+        } else {
+            waiting += 1;
+        }
+    }
+    if waiting > 0 {
+        return "Pending";
+    }
+    if running > 0 && unknown == 0 {
+        return "Running";
+    }
+    if running == 0 && stopped > 0 && unknown == 0 {
+        if policy == "Always" {
+            return "Running";
+        }
+        if stopped == succeeded {
+            return "Succeeded";
+        }
+        if policy == "Never" {
+            return "Failed";
+        }
+        return "Running";
+    }
+    "Pending"
+}
+
+fn condition(
+    ty: &str,
+    ok: bool,
+    reason: Option<String>,
+    message: Option<String>,
+    previous: Option<&PodStatus>,
+) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    let since = previous
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == ty && c.status == status))
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(Timestamp::now()));
+    PodCondition {
+        type_: ty.into(),
+        status: status.into(),
+        reason,
+        message,
+        last_transition_time: Some(since),
+        last_probe_time: None,
+        ..Default::default()
+    }
+}
+
+/// The whole status; conditions the kubelet does not own are kept from `pod`.
+pub fn pod_status(o: &Observed<'_>) -> PodStatus {
+    let spec = o.pod.spec.clone().unwrap_or_default();
+    let previous = o.pod.status.as_ref();
+    let statuses: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .map(|c| container_status(o, c))
+        .collect();
+    let inits = spec.init_containers.clone().unwrap_or_default();
+    let mut init_statuses: Vec<ContainerStatus> =
+        inits.iter().map(|c| container_status(o, c)).collect();
+    // Init containers not yet reached wait with PodInitializing's sibling reason.
+    let mut blocked = false;
+    for (c, s) in inits.iter().zip(init_statuses.iter_mut()) {
+        if blocked && !o.instances.contains_key(&c.name) {
+            s.state = Some(ApiState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("PodInitializing".into()),
+                    message: None,
+                }),
+                ..Default::default()
+            });
+        }
+        if !init_done(o, c) {
+            blocked = true;
+        }
+    }
+    let mut statuses = statuses;
+    let pending_init = inits.iter().any(|c| !init_done(o, c));
+    if pending_init {
+        for s in statuses.iter_mut().filter(|s| s.container_id.is_none()) {
+            s.state = Some(ApiState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("PodInitializing".into()),
+                    message: None,
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    let mut phase = phase(o, &statuses, &init_statuses).to_string();
+    if o.pod_reason.is_some() {
+        phase = "Failed".into();
+    }
+    // Conditions.
+    let unready: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.clone())
+        .collect();
+    let incomplete: Vec<String> = inits
+        .iter()
+        .filter(|c| !init_done(o, c))
+        .map(|c| c.name.clone())
+        .collect();
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let initialized = incomplete.is_empty() || terminal && inits.is_empty();
+    let containers_ready = unready.is_empty() && !terminal;
+    let unready_msg =
+        |names: &[String]| format!("containers with unready status: [{}]", names.join(" "));
+    let mut conditions = vec![
+        condition(
+            "PodReadyToStartContainers",
+            o.sandbox_ready && !terminal,
+            None,
+            None,
+            previous,
+        ),
+        if initialized {
+            condition("Initialized", true, None, None, previous)
+        } else {
+            condition(
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized".into()),
+                Some(format!(
+                    "containers with incomplete status: [{}]",
+                    incomplete.join(" ")
+                )),
+                previous,
+            )
+        },
+    ];
+    let (ready_reason, ready_msg) = if containers_ready {
+        (None, None)
+    } else if terminal {
+        (Some("PodCompleted".to_string()), None)
+    } else {
+        (
+            Some("ContainersNotReady".to_string()),
+            Some(unready_msg(&unready)),
+        )
+    };
+    conditions.push(condition(
+        "ContainersReady",
+        containers_ready,
+        ready_reason.clone(),
+        ready_msg.clone(),
+        previous,
+    ));
+    // Readiness gates hold Ready back until their conditions are True.
+    let gates_ok = spec.readiness_gates.iter().flatten().all(|g| {
+        previous
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == g.condition_type))
+            .is_some_and(|c| c.status == "True")
+    });
+    if containers_ready && !gates_ok {
+        conditions.push(condition(
+            "Ready",
+            false,
+            Some("ReadinessGatesNotReady".into()),
+            None,
+            previous,
+        ));
+    } else {
+        conditions.push(condition(
+            "Ready",
+            containers_ready,
+            ready_reason,
+            ready_msg,
+            previous,
+        ));
+    }
+    let owned = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ];
+    for c in previous
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+    {
+        if !owned.contains(&c.type_.as_str()) {
+            conditions.push(c);
+        }
+    }
+    let pod_ip = if spec.host_network == Some(true) {
+        Some(o.host_ip.clone())
+    } else {
+        o.pod_ip.clone()
+    };
+    PodStatus {
+        phase: Some(phase),
+        conditions: Some(conditions),
+        host_ip: Some(o.host_ip.clone()),
+        host_ips: Some(vec![HostIP {
+            ip: o.host_ip.clone(),
+        }]),
+        pod_ip: pod_ip.clone(),
+        pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
+        start_time: Some(
+            previous
+                .and_then(|s| s.start_time.clone())
+                .unwrap_or(Time(o.start_time)),
+        ),
+        container_statuses: Some(statuses),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        qos_class: Some(podspec::pod_qos_class(&spec).to_string()),
+        reason: o.pod_reason.as_ref().map(|r| r.0.clone()),
+        message: o.pod_reason.as_ref().map(|r| r.1.clone()),
+        ..Default::default()
+    }
+}
