@@ -294,6 +294,9 @@ struct ApiserverArgs {
     /// Extra names or IPs for the serving certificate.
     #[arg(long = "tls-san")]
     tls_sans: Vec<String>,
+    /// Admission plugins to turn off (e.g. `ServiceAccount`), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
     /// Seconds between compactions of old store revisions.
     #[arg(long, default_value_t = 300)]
     compaction_interval: u64,
@@ -473,6 +476,7 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     config.service_cluster_ip_range = args.service_cluster_ip_range.clone();
     config.service_node_port_range = parse_port_range(&args.service_node_port_range)?;
     config.extra_sans = args.tls_sans.clone();
+    config.disable_admission_plugins = args.disable_admission_plugins.clone();
     config.compaction_interval = std::time::Duration::from_secs(args.compaction_interval.max(1));
     let running = apiserver::start(config, store).await?;
     println!(
@@ -537,6 +541,15 @@ extern "C" fn configure_allocator() {
 static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 
 fn main() -> Result<()> {
+    // A container's shim runs before (and without) the async runtime, and logs
+    // nothing: its stderr may be a container's or an exec's.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "container-shim")
+    {
+        let args = std::env::args_os().skip(2).collect();
+        std::process::exit(container_runtime::shim_main(args));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -560,11 +573,6 @@ fn main() -> Result<()> {
         }
         "kubelet" => argv.insert(1, "kubelet".into()),
         _ => {}
-    }
-    // A container's shim runs before (and without) the async runtime.
-    if argv.get(1).map(String::as_str) == Some("container-shim") {
-        let args = std::env::args_os().skip(2).collect();
-        std::process::exit(container_runtime::shim_main(args));
     }
     let cli = Cli::parse_from(argv);
     if let Command::Images(cmd) = cli.command {

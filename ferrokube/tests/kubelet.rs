@@ -147,7 +147,7 @@ spec:
       containers:
       - name: main
         image: ferrokube.test/busybox:1
-        command: ["sh", "-c", "echo started as $(id -u) in $(hostname); exec sleep 3600"]
+        command: ["sh", "-c", "echo started as $(id -u) in $(hostname) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace); exec sleep 3600"]
         resources:
           limits: {memory: 64Mi, cpu: 200m}
 "#;
@@ -455,4 +455,328 @@ fn kill_9_of_the_kubelet_leaves_containers_running_and_they_are_adopted() {
     assert!(eventually(Duration::from_secs(20), || processes_of(&uid)
         .is_empty()
         && cgroups_of(&uid).is_empty()));
+}
+
+const PROBED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && touch /tmp/healthy && sleep 6 && rm /tmp/healthy && exec sleep 3600"]
+    ports:
+    - {name: http, containerPort: 8080}
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 2
+    readinessProbe:
+      httpGet: {path: /index.html, port: http}
+      periodSeconds: 1
+"#;
+
+#[test]
+fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], PROBED);
+    // Ready once the HTTP readiness probe, made inside the pod's network namespace, passes.
+    let ok = eventually(Duration::from_secs(60), || {
+        pod_json(&k, "probed")["status"]["containerStatuses"][0]["ready"] == true
+    });
+    assert!(ok, "{:#}", pod_json(&k, "probed"));
+    // The liveness probe fails once /tmp/healthy is gone: the container restarts.
+    let ok = eventually(Duration::from_secs(60), || {
+        pod_json(&k, "probed")["status"]["containerStatuses"][0]["restartCount"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1
+    });
+    assert!(ok, "{:#}", pod_json(&k, "probed"));
+    let p = pod_json(&k, "probed");
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 137, "{p:#}");
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=probed",
+    ]);
+    assert!(
+        events.contains("Liveness probe failed: cat: can't open '/tmp/healthy'"),
+        "{events}"
+    );
+    assert!(
+        events.contains("Container main failed liveness probe, will be restarted"),
+        "{events}"
+    );
+}
+
+const HOOKED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hooked
+spec:
+  terminationGracePeriodSeconds: 10
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "echo started > /host/poststart"]}
+      preStop:
+        exec: {command: ["sh", "-c", "echo stopping > /host/prestop"]}
+    volumeMounts:
+    - {name: host, mountPath: /host}
+  volumes:
+  - name: host
+    hostPath: {path: HOSTDIR, type: DirectoryOrCreate}
+"#;
+
+#[test]
+fn lifecycle_hooks_run_at_start_and_stop() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let host = c.dir.path().join("hooks");
+    k.apply(&[], &HOOKED.replace("HOSTDIR", &host.display().to_string()));
+    assert!(eventually(Duration::from_secs(60), || pod_json(
+        &k, "hooked"
+    )["status"]["phase"]
+        == "Running"));
+    assert_eq!(
+        std::fs::read_to_string(host.join("poststart")).unwrap(),
+        "started\n"
+    );
+    assert!(!host.join("prestop").exists());
+    k.ok(&["delete", "pod", "hooked"]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("prestop")).unwrap(),
+        "stopping\n"
+    );
+}
+
+const STATIC: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: static-web
+  namespace: kube-system
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sleep", "3600"]
+"#;
+
+#[test]
+fn static_pods_run_from_manifests_with_mirror_pods() {
+    let dir = data_dir_with_image();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("web.yaml"), STATIC).unwrap();
+    let node = format!("kubelet-e2e-{}", std::process::id());
+    let c = Cluster::start_agent_in(
+        dir,
+        &[
+            "--node-name",
+            &node,
+            "--kubelet-arg",
+            &format!("pod-manifest-path={}", manifests.display()),
+            "--kubelet-arg",
+            "file-check-frequency=1s",
+        ],
+    );
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let name = format!("static-web-{node}");
+    let mirror = |k: &Kubectl| k.json(&["get", "pod", "-n", "kube-system", &name]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let out = k.run(&["get", "pod", "-n", "kube-system", &name, "-o", "json"]);
+            out.status.success() && mirror(&k)["status"]["phase"] == "Running"
+        }),
+        "no running mirror pod"
+    );
+    let m = mirror(&k);
+    let hash = m["metadata"]["annotations"]["kubernetes.io/config.mirror"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        m["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
+    assert_eq!(m["metadata"]["ownerReferences"][0]["kind"], "Node");
+    assert_eq!(m["spec"]["nodeName"], node.as_str());
+    assert!(
+        !processes_of(&hash).is_empty(),
+        "the static pod does not run"
+    );
+    // Deleting the mirror does not stop the pod; the kubelet makes a new mirror.
+    let first_uid = m["metadata"]["uid"].as_str().unwrap().to_string();
+    k.ok(&["delete", "pod", "-n", "kube-system", &name, "--wait=false"]);
+    assert!(eventually(Duration::from_secs(30), || {
+        let out = k.run(&["get", "pod", "-n", "kube-system", &name, "-o", "json"]);
+        out.status.success() && mirror(&k)["metadata"]["uid"].as_str() != Some(first_uid.as_str())
+    }));
+    assert!(
+        !processes_of(&hash).is_empty(),
+        "deleting the mirror stopped the pod"
+    );
+    // Removing the manifest stops the pod and removes its mirror.
+    std::fs::remove_file(manifests.join("web.yaml")).unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || !k
+            .run(&["get", "pod", "-n", "kube-system", &name])
+            .status
+            .success()
+            && processes_of(&hash).is_empty()
+            && cgroups_of(&hash).is_empty()),
+        "the static pod was not removed"
+    );
+}
+
+/// Debian's docker-registry on a loopback port, killed by PID on drop.
+struct Registry {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = support::free_port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n  secret: ferrokube-test\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new("docker-registry");
+        cmd.arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        support::die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("starting docker-registry");
+        assert!(eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&host).is_ok()
+        }));
+        Registry {
+            child,
+            host,
+            _dir: dir,
+        }
+    }
+
+    /// Pushes an OCI archive as `repo:tag` with skopeo.
+    fn push(&self, archive: &Path, repo_tag: &str) -> String {
+        let reference = format!("{}/{repo_tag}", self.host);
+        let out = std::process::Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("running skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reference
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn images_are_pulled_from_a_registry() {
+    let registry = Registry::start();
+    let archive = tempfile::tempdir().unwrap();
+    let tar = archive.path().join("busybox.tar");
+    images::testimage::busybox_image("pushed/busybox:1")
+        .write_oci_archive(&tar)
+        .unwrap();
+    let image = registry.push(&tar, "team/busybox:2");
+    // A cluster whose node has no image: it must pull.
+    let c = Cluster::start_agent_in(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--node-name",
+            &format!("kubelet-e2e-{}", std::process::id()),
+        ],
+    );
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pulled\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n  - name: missing\n    image: {}/team/nothing:1\n",
+        registry.host
+    );
+    k.apply(&[], &pod);
+    let ok = eventually(Duration::from_secs(60), || {
+        let p = pod_json(&k, "pulled");
+        let cs = p["status"]["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let main = cs.iter().find(|c| c["name"] == "main");
+        let missing = cs.iter().find(|c| c["name"] == "missing");
+        main.is_some_and(|m| m["state"]["running"].is_object())
+            && missing.is_some_and(|m| m["state"]["waiting"]["reason"] == "ImagePullBackOff")
+    });
+    assert!(ok, "{:#}", pod_json(&k, "pulled"));
+    let p = pod_json(&k, "pulled");
+    let missing = p["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "missing")
+        .unwrap()
+        .clone();
+    let msg = missing["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(msg.contains("not found"), "{msg}");
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=pulled",
+    ]);
+    assert!(
+        events.contains(&format!("Successfully pulled image \"{image}\"")),
+        "{events}"
+    );
+    assert!(events.contains("Back-off pulling image"), "{events}");
+    let main = p["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "main")
+        .unwrap()
+        .clone();
+    assert!(
+        main["imageID"]
+            .as_str()
+            .unwrap()
+            .contains("team/busybox@sha256:"),
+        "{main:#}"
+    );
 }

@@ -10,10 +10,16 @@
 //! - DefaultTolerationSeconds: a new pod that does not tolerate the
 //!   `node.kubernetes.io/not-ready` or `unreachable` NoExecute taints gets a
 //!   toleration of each for 300 s, so its pods survive short node outages.
+//! - ServiceAccount ([`serviceaccount`]): new pods run as a service account that
+//!   exists (`default` unless named) and get its token mounted.
 //! - ResourceQuota ([`quota`]): creates, and updates that can grow usage, are checked
 //!   against the namespace's quotas and charged to them.
+//!
+//! Plugins named in [`crate::Config::disable_admission_plugins`] are skipped (upstream's
+//! `--disable-admission-plugins`).
 
 pub mod quota;
+pub mod serviceaccount;
 
 use crate::alloc::{AllocError, ServiceAllocators};
 use crate::error::{ApiError, ApiResult};
@@ -94,10 +100,12 @@ fn is_priority_class(ctx: &Ctx<'_>) -> bool {
     ctx.info.group == "scheduling.k8s.io" && ctx.info.plural == "priorityclasses"
 }
 
-/// Every PriorityClass, as JSON.
 /// Reads `key` as an informer's lister would: from the cache as it stands, with a
 /// consistent read only when the cache does not have it (it may be new).
-async fn lister_get(store: &ResourceStore, key: &str) -> ApiResult<Option<crate::registry::Item>> {
+pub(crate) async fn lister_get(
+    store: &ResourceStore,
+    key: &str,
+) -> ApiResult<Option<crate::registry::Item>> {
     match store.cache.get_known(key) {
         Some(item) => Ok(Some(item)),
         None => store
@@ -108,6 +116,7 @@ async fn lister_get(store: &ResourceStore, key: &str) -> ApiResult<Option<crate:
     }
 }
 
+/// Every PriorityClass, as JSON.
 async fn priority_classes(ctx: &Ctx<'_>) -> ApiResult<Vec<Value>> {
     let Some(store) = ctx.server.registry.get("priorityclasses") else {
         return Ok(Vec::new());
@@ -226,12 +235,20 @@ fn object_name(ctx: &Ctx<'_>, obj: &Value) -> String {
 
 /// Admission for a create (storage-version object).
 pub async fn admit_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiResult<Admitted> {
-    if ctx.info.namespaced() {
+    let enabled = |plugin: &str| ctx.server.admission_enabled(plugin);
+    if ctx.info.namespaced() && enabled("NamespaceLifecycle") {
         check_namespace(ctx, obj).await?;
     }
     if is_core(ctx, "pods") {
-        admit_pod_priority(ctx, obj).await?;
-        default_toleration_seconds(obj);
+        if enabled("ServiceAccount") {
+            serviceaccount::admit_pod(ctx, obj).await?;
+        }
+        if enabled("Priority") {
+            admit_pod_priority(ctx, obj).await?;
+        }
+        if enabled("DefaultTolerationSeconds") {
+            default_toleration_seconds(obj);
+        }
     }
     if is_priority_class(ctx) {
         check_single_global_default(ctx, obj).await?;
@@ -243,9 +260,11 @@ pub async fn admit_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiR
             return Err(e);
         }
     }
-    if let Err(e) = quota::admit(ctx, ::quota::Operation::Create, obj, None, dry_run).await {
-        admitted.rollback(ctx.server).await;
-        return Err(e);
+    if enabled("ResourceQuota") {
+        if let Err(e) = quota::admit(ctx, ::quota::Operation::Create, obj, None, dry_run).await {
+            admitted.rollback(ctx.server).await;
+            return Err(e);
+        }
     }
     Ok(admitted)
 }
@@ -309,17 +328,22 @@ pub async fn admit_update(
             admitted.rollback(ctx.server).await;
             return Err(e);
         }
-        if let Err(e) = quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await
-        {
-            admitted.rollback(ctx.server).await;
-            return Err(e);
+        if ctx.server.admission_enabled("ResourceQuota") {
+            if let Err(e) =
+                quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await
+            {
+                admitted.rollback(ctx.server).await;
+                return Err(e);
+            }
         }
         if !dry_run {
             release_dropped(&ctx.server.services, old, new).await;
         }
         return Ok(());
     }
-    quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await?;
+    if ctx.server.admission_enabled("ResourceQuota") {
+        quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await?;
+    }
     Ok(())
 }
 

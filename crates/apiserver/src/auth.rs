@@ -1,9 +1,11 @@
 //! Authentication: who is calling. Client certificates signed by the cluster CA name a
 //! user (CommonName) and groups (Organizations), as in Kubernetes; bearer tokens come
-//! from a static token table. Requests with neither are anonymous, and anonymous
+//! from a static token table or are service account tokens signed by this server
+//! ([`crate::serviceaccount`]). Requests with neither are anonymous, and anonymous
 //! requests are refused except on the health endpoints.
 
-use std::collections::HashMap;
+use crate::Server;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use x509_parser::prelude::*;
 
@@ -16,6 +18,8 @@ pub struct User {
     pub groups: Vec<String>,
     /// Stable identifier, if the authenticator has one.
     pub uid: String,
+    /// Extra attributes (a service account token's bound pod and node, its ID).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -25,6 +29,7 @@ impl User {
             name: "system:anonymous".into(),
             groups: vec!["system:unauthenticated".into()],
             uid: String::new(),
+            extra: BTreeMap::new(),
         }
     }
 
@@ -43,7 +48,24 @@ impl User {
             name: name.to_string(),
             groups,
             uid: String::new(),
+            extra: BTreeMap::new(),
         }
+    }
+
+    /// The `UserInfo` of reviews (`username`, `uid`, `groups`, `extra`; empty fields
+    /// left out, as upstream's `omitempty`).
+    pub fn info(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"username": self.name});
+        if !self.uid.is_empty() {
+            v["uid"] = serde_json::json!(self.uid);
+        }
+        if !self.groups.is_empty() {
+            v["groups"] = serde_json::json!(self.groups);
+        }
+        if !self.extra.is_empty() {
+            v["extra"] = serde_json::json!(self.extra);
+        }
+        v
     }
 }
 
@@ -87,8 +109,48 @@ impl TokenTable {
 #[error("invalid credentials")]
 pub struct InvalidCredentials;
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Authenticates a request as the server does: the connection's certificate user if
+/// any, else the bearer token (static table, then service account tokens for the API
+/// audiences), else anonymous.
+pub async fn authenticate_request(
+    server: &Server,
+    cert_user: Option<&User>,
+    authorization: Option<&str>,
+) -> Result<User, InvalidCredentials> {
+    match authenticate(cert_user, authorization, &server.tokens) {
+        Ok(u) => Ok(u),
+        Err(InvalidCredentials) => {
+            let token = authorization
+                .and_then(bearer_token)
+                .ok_or(InvalidCredentials)?;
+            let audiences = server.sa_tokens.api_audiences();
+            match server
+                .sa_tokens
+                .authenticate(server, token, audiences)
+                .await
+            {
+                Ok(Some(a)) => Ok(a.user),
+                Ok(None) => Err(InvalidCredentials),
+                Err(e) => {
+                    tracing::debug!(error = %e, "service account token rejected");
+                    Err(InvalidCredentials)
+                }
+            }
+        }
+    }
+}
+
 /// Authenticates a request: the connection's certificate user if any, else a bearer
-/// token from the `Authorization` header, else anonymous.
+/// token of the static table, else anonymous.
 pub fn authenticate(
     cert_user: Option<&User>,
     authorization: Option<&str>,
@@ -100,11 +162,7 @@ pub fn authenticate(
     match authorization {
         None => Ok(User::anonymous()),
         Some(h) => {
-            let token = h
-                .strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-                .map(str::trim)
-                .ok_or(InvalidCredentials)?;
+            let token = bearer_token(h).ok_or(InvalidCredentials)?;
             tokens.lookup(token).ok_or(InvalidCredentials)
         }
     }
@@ -135,5 +193,24 @@ mod tests {
         );
         assert!(authenticate(None, Some("Bearer nope"), &t).is_err());
         assert!(authenticate(None, None, &t).unwrap().is_anonymous());
+        assert_eq!(bearer_token("Bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Basic abc"), None);
+    }
+
+    #[test]
+    fn user_info_leaves_out_empty_fields() {
+        let mut u = User::authenticated("bob", &[]);
+        assert_eq!(
+            u.info(),
+            serde_json::json!({"username": "bob", "groups": ["system:authenticated"]})
+        );
+        u.uid = "1".into();
+        u.extra.insert("k".into(), vec!["v".into()]);
+        assert_eq!(
+            u.info(),
+            serde_json::json!({"username": "bob", "uid": "1",
+                "groups": ["system:authenticated"], "extra": {"k": ["v"]}})
+        );
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! [`start`] opens the cluster PKI in the data directory, starts a watch cache per
 //! resource over the given store, serves HTTPS (HTTP/2 and HTTP/1.1) with client
-//! certificate and token authentication, keeps the system namespaces and the
-//! `kubernetes` Service in place, and compacts old store revisions. Requests flow:
-//! [`server`] (TLS, authentication) → [`request`] (routing) → [`discovery`] or
-//! [`handlers`] (the generic REST handler) → [`registry`] (caches) → the store.
+//! certificate and token authentication (including the service account tokens it
+//! issues, [`serviceaccount`]), keeps the system namespaces and the `kubernetes`
+//! Service in place, and compacts old store revisions. Requests flow: [`server`] (TLS,
+//! authentication) → [`request`] (routing) → [`discovery`] or [`handlers`] (the
+//! generic REST handler) → [`registry`] (caches) → the store. Logs, exec, attach,
+//! port-forward and proxy requests go to kubelets instead ([`streaming`],
+//! [`kubelet`]).
 
 pub mod admission;
 pub mod alloc;
@@ -16,6 +19,7 @@ pub mod discovery;
 pub mod error;
 pub mod fieldmanager;
 pub mod handlers;
+pub mod kubelet;
 pub mod negotiate;
 pub mod object;
 pub mod openapi;
@@ -23,7 +27,11 @@ pub mod registry;
 pub mod request;
 pub mod reviews;
 pub mod server;
+pub mod serviceaccount;
+pub mod streaming;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -62,6 +70,23 @@ pub struct Config {
     pub extra_sans: Vec<String>,
     /// How often old revisions are compacted (upstream: 5 minutes).
     pub compaction_interval: Duration,
+    /// Issuer of service account tokens (`--service-account-issuer`).
+    pub service_account_issuer: String,
+    /// Audiences the API accepts tokens for (`--api-audiences`; empty: the issuer).
+    pub api_audiences: Vec<String>,
+    /// Longest lifetime a TokenRequest gets (`--service-account-max-token-expiration`;
+    /// none by default).
+    pub service_account_max_token_expiration: Option<Duration>,
+    /// Whether projected pod tokens stay valid for a year past their nominal lifetime
+    /// (`--service-account-extend-token-expiration`, on by default).
+    pub service_account_extend_token_expiration: bool,
+    /// Admission plugins to skip, by upstream name (`--disable-admission-plugins`):
+    /// `NamespaceLifecycle`, `ServiceAccount`, `Priority`, `DefaultTolerationSeconds`,
+    /// `ResourceQuota`. Other names are ignored.
+    pub disable_admission_plugins: Vec<String>,
+    /// Node address types tried, in order, to reach kubelets
+    /// (`--kubelet-preferred-address-types`).
+    pub kubelet_preferred_address_types: Vec<String>,
 }
 
 impl Config {
@@ -76,6 +101,15 @@ impl Config {
             service_node_port_range: (30000, 32767),
             extra_sans: vec![],
             compaction_interval: Duration::from_secs(300),
+            service_account_issuer: serviceaccount::DEFAULT_ISSUER.into(),
+            api_audiences: Vec::new(),
+            service_account_max_token_expiration: None,
+            service_account_extend_token_expiration: true,
+            disable_admission_plugins: Vec::new(),
+            kubelet_preferred_address_types: kubelet::DEFAULT_PREFERRED_ADDRESS_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -110,10 +144,75 @@ pub struct Server {
     pub registry: registry::Registry,
     /// Accepted bearer tokens.
     pub tokens: auth::TokenTable,
+    /// Issues and checks service account tokens.
+    pub sa_tokens: serviceaccount::TokenAuthority,
+    /// Client of kubelets (logs, exec, proxy).
+    pub kubelet: kubelet::KubeletClient,
     /// ClusterIP and NodePort allocators.
     pub services: alloc::ServiceAllocators,
     /// Whether bootstrapping finished (readyz).
     pub ready: AtomicBool,
+}
+
+impl Server {
+    /// The shared state for `config` over `store`: loads (or creates) the service
+    /// account signing key and the kubelet client certificate in `<data-dir>/pki`.
+    pub fn new(config: Config, store: Arc<dyn Storage>) -> Result<Server, StartError> {
+        let cidr = alloc::Cidr::parse(&config.service_cluster_ip_range).ok_or_else(|| {
+            StartError::Config(format!(
+                "bad service range {}",
+                config.service_cluster_ip_range
+            ))
+        })?;
+        let pki_dir = config.data_dir.join("pki");
+        let ca = pki::ClusterCa::load_or_create(&pki_dir)?;
+        let key = pki::sa::ServiceAccountKey::load_or_create(&pki_dir)?;
+        let jwks_uri = format!(
+            "https://{}/openid/v1/jwks",
+            SocketAddr::new(config.advertise_address, config.secure_port)
+        );
+        let sa_tokens = serviceaccount::TokenAuthority::new(
+            key,
+            &config.service_account_issuer,
+            &config.api_audiences,
+            jwks_uri,
+        )
+        .with_expiration_policy(
+            config
+                .service_account_max_token_expiration
+                .map(|d| d.as_secs() as i64),
+            config.service_account_extend_token_expiration,
+        );
+        let client_cert =
+            ca.load_or_issue(kubelet::CLIENT_CERT_NAME, server::cert_still_valid, |ca| {
+                ca.issue_client(kubelet::CLIENT_CERT_CN, &["system:masters"])
+            })?;
+        let kubelet =
+            kubelet::KubeletClient::new(&client_cert, &config.kubelet_preferred_address_types)
+                .map_err(StartError::Tls)?;
+        Ok(Server {
+            services: alloc::ServiceAllocators::new(
+                store.clone(),
+                cidr,
+                config.service_node_port_range,
+            ),
+            registry: registry::Registry::new(store),
+            tokens: auth::TokenTable::default(),
+            sa_tokens,
+            kubelet,
+            ready: AtomicBool::new(false),
+            config,
+        })
+    }
+
+    /// Whether an admission plugin runs (not listed in `disable_admission_plugins`).
+    pub fn admission_enabled(&self, plugin: &str) -> bool {
+        !self
+            .config
+            .disable_admission_plugins
+            .iter()
+            .any(|p| p == plugin)
+    }
 }
 
 /// A started apiserver.
@@ -174,17 +273,7 @@ pub async fn start(config: Config, store: Arc<dyn Storage>) -> Result<Running, S
         .map_err(|source| StartError::Listen { addr, source })?;
     let mut config = config;
     config.secure_port = addr.port();
-    let server = Arc::new(Server {
-        services: alloc::ServiceAllocators::new(
-            store.clone(),
-            cidr,
-            config.service_node_port_range,
-        ),
-        registry: registry::Registry::new(store.clone()),
-        tokens: auth::TokenTable::default(),
-        ready: AtomicBool::new(false),
-        config,
-    });
+    let server = Arc::new(Server::new(config, store.clone())?);
     let mut tasks = vec![tokio::spawn(server::serve(server.clone(), listener, tls))];
     let kubeconfig_path = server.config.data_dir.join("admin.kubeconfig");
     let kc = kubeconfig.replace("__SERVER__", &format!("https://127.0.0.1:{}", addr.port()));

@@ -48,6 +48,10 @@ pub enum Route {
     OpenApiV3(String),
     /// `/metrics`.
     Metrics,
+    /// `/.well-known/openid-configuration`.
+    OpenIdConfiguration,
+    /// `/openid/v1/jwks`.
+    OpenIdJwks,
     /// A resource endpoint.
     Resource(ResourceRequest),
     /// Anything else.
@@ -74,6 +78,8 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Route {
         [h, ..] if matches!(*h, "healthz" | "livez" | "readyz") => Route::Health(p.join("/")),
         ["version"] => Route::Version,
         ["metrics"] => Route::Metrics,
+        [".well-known", "openid-configuration"] => Route::OpenIdConfiguration,
+        ["openid", "v1", "jwks"] => Route::OpenIdJwks,
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         ["api"] => Route::CoreVersions,
@@ -278,5 +284,10 @@ mod tests {
             Route::Health("readyz".into())
         );
         assert_eq!(r(Method::GET, "/api", ""), Route::CoreVersions);
+        assert_eq!(
+            r(Method::GET, "/.well-known/openid-configuration", ""),
+            Route::OpenIdConfiguration
+        );
+        assert_eq!(r(Method::GET, "/openid/v1/jwks", ""), Route::OpenIdJwks);
     }
 }

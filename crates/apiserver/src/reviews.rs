@@ -22,11 +22,7 @@ pub fn allowed(user_groups: &[String]) -> bool {
 pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
     let mut obj = write::decode_body(ctx, &body)?;
     write::check_type_meta(ctx, &mut obj, ctx.info.kind, &ctx.info.api_version())?;
-    let me = json!({
-        "username": ctx.user.name,
-        "groups": ctx.user.groups,
-        "uid": ctx.user.uid,
-    });
+    let me = ctx.user.info();
     match ctx.info.kind {
         "SelfSubjectAccessReview" => {
             let attrs = &obj["spec"];
@@ -72,13 +68,7 @@ pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
             obj["status"] = json!({"userInfo": me});
         }
         "TokenReview" => {
-            let token = obj["spec"]["token"].as_str().unwrap_or("");
-            obj["status"] = match ctx.server.tokens.lookup(token) {
-                Some(u) => {
-                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups, "uid": u.uid}})
-                }
-                None => json!({"authenticated": false}),
-            };
+            obj["status"] = token_review(ctx, &obj["spec"]).await;
         }
         _ => return Err(ApiError::method_not_supported(&ctx.target(), "create")),
     }
@@ -86,6 +76,38 @@ pub async fn create(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
         obj["metadata"] = json!({});
     }
     ctx.value_response(StatusCode::CREATED, obj)
+}
+
+/// The status of a TokenReview: the static token table, then service account tokens
+/// for the review's audiences (the API audiences when it names none).
+async fn token_review(ctx: &Ctx<'_>, spec: &Value) -> Value {
+    let token = spec["token"].as_str().unwrap_or("");
+    let wanted: Vec<String> = spec["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(u) = ctx.server.tokens.lookup(token) {
+        return json!({"authenticated": true, "user": u.info()});
+    }
+    let authority = &ctx.server.sa_tokens;
+    let audiences = if wanted.is_empty() {
+        authority.api_audiences().to_vec()
+    } else {
+        wanted
+    };
+    match authority.authenticate(ctx.server, token, &audiences).await {
+        Ok(Some(a)) => json!({
+            "authenticated": true,
+            "user": a.user.info(),
+            "audiences": a.audiences,
+        }),
+        Ok(None) => json!({"user": {}}),
+        Err(e) => json!({"user": {}, "error": e.to_string()}),
+    }
 }
 
 fn invalid(ctx: &Ctx<'_>, field: &str, detail: &str) -> ApiError {

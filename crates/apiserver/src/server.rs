@@ -1,6 +1,7 @@
 //! The HTTPS front: certificates, TLS with optional client certificates, HTTP/2 and
-//! HTTP/1.1 connections, authentication, and routing to discovery, health and the
-//! REST handlers.
+//! HTTP/1.1 connections, authentication, and routing to discovery, health, the OpenID
+//! documents of service account tokens, the streaming subresources and the REST
+//! handlers.
 
 use crate::auth::{self, User};
 use crate::error::ApiError;
@@ -109,6 +110,20 @@ pub fn pki(config: &Config, service_ip: Ipv4Addr) -> Result<(TlsAcceptor, String
     Ok((TlsAcceptor::from(Arc::new(tls)), kubeconfig))
 }
 
+/// Whether a certificate (PEM) parses and is valid for at least another day.
+pub fn cert_still_valid(pem: &str) -> bool {
+    use x509_parser::prelude::*;
+    let Ok((_, p)) = x509_parser::pem::parse_x509_pem(pem.as_bytes()) else {
+        return false;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(&p.contents) else {
+        return false;
+    };
+    cert.validity()
+        .time_to_expiration()
+        .is_some_and(|left| left.whole_days() >= 1)
+}
+
 /// Whether a certificate names every wanted DNS name and IP.
 fn cert_covers(pem: &str, wanted: &[String]) -> bool {
     use x509_parser::prelude::*;
@@ -201,7 +216,7 @@ pub async fn handle(
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = match auth::authenticate(cert_user, authz, &server.tokens) {
+    let user = match auth::authenticate_request(&server, cert_user, authz).await {
         Ok(u) => u,
         Err(_) => return error_response(&ApiError::unauthorized()),
     };
@@ -273,6 +288,17 @@ async fn dispatch(
         Route::OpenApiV2 => crate::openapi::v2(accept.as_deref()),
         Route::OpenApiV3(path) => crate::openapi::v3(&path, accept.as_deref()),
         Route::Metrics | Route::NotFound => Err(ApiError::path_not_found()),
+        Route::OpenIdConfiguration => Ok(openid_response(
+            "application/json",
+            server.sa_tokens.openid_configuration(),
+        )),
+        Route::OpenIdJwks => Ok(openid_response(
+            "application/jwk-set+json",
+            server.sa_tokens.jwks(),
+        )),
+        Route::Resource(rr) if crate::streaming::is_streaming(&rr) => {
+            crate::streaming::handle(server, &rr, req).await
+        }
         Route::Resource(rr) => {
             let (parts, body) = req.into_parts();
             let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
@@ -291,6 +317,16 @@ async fn dispatch(
             handlers::handle(server, user, &rr, query, &parts.headers, body).await
         }
     }
+}
+
+/// An OpenID document, cacheable for an hour as upstream serves them.
+fn openid_response(content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut r = handlers::bytes_response(StatusCode::OK, content_type, Bytes::from(body));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
 }
 
 fn discovery_json(v: &serde_json::Value, output: Output) -> Response<Body> {

@@ -174,3 +174,29 @@ impl Pool {
         Ok(bytes)
     }
 }
+
+/// Follows a watch at `path`, calling `f` with each event's object until the
+/// stream ends.
+pub async fn for_each_watched(
+    pool: &Pool,
+    path: &str,
+    mut f: impl FnMut(&serde_json::Value),
+) -> Result<()> {
+    use http_body_util::BodyExt;
+    let mut body = pool.stream(path).await?;
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        buf.extend_from_slice(data);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            if let Ok(ev) = serde_json::from_slice::<serde_json::Value>(&line) {
+                f(&ev["object"]);
+            }
+        }
+    }
+    Ok(())
+}

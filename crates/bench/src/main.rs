@@ -5,11 +5,13 @@
 //! start to ready and idle RSS; pod creates (realistic ~2.5 KB pods) with concurrent
 //! clients, throughput and p50/p99; list of 10,000 pods p50/p99; 100 watchers receiving
 //! 10,000 events; RSS holding 10,000 pods. Also the scheduler scenarios
-//! ([`scheduling`]) and the control-plane one ([`controlplane`]). Prints a Markdown
+//! ([`scheduling`]), the control-plane one ([`controlplane`]) and pod startup on a
+//! real kubelet ([`podstart`]). Prints a Markdown
 //! table and writes JSON.
 
 mod client;
 mod controlplane;
+mod podstart;
 mod scheduling;
 
 use anyhow::{bail, Context, Result};
@@ -58,7 +60,8 @@ struct Args {
     #[arg(long)]
     against: Option<PathBuf>,
     /// Which benchmarks to run: `api` (apiserver and store), `scheduler`,
-    /// `controlplane` (a big Deployment on simulated nodes), or `all`.
+    /// `controlplane` (a big Deployment on simulated nodes), `pods` (pod startup
+    /// latency on a real kubelet, each OCI runtime), or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Nodes in the scheduler scenarios.
@@ -80,6 +83,9 @@ struct Args {
     /// test tool does not limit the control plane.
     #[arg(long, default_value_t = 128)]
     cp_sim_concurrency: usize,
+    /// Pods created at once in the pod startup scenario.
+    #[arg(long, default_value_t = 100)]
+    pod_burst: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -133,6 +139,16 @@ impl Server {
 }
 
 pub(crate) fn start_server(bin: &Path, dir: &Path, extra: &[String]) -> Result<Server> {
+    start_server_with(bin, dir, extra, false)
+}
+
+/// Starts `ferrokube server`; `agent` keeps the server's own kubelet.
+pub(crate) fn start_server_with(
+    bin: &Path,
+    dir: &Path,
+    extra: &[String],
+    agent: bool,
+) -> Result<Server> {
     let port = free_port();
     let started = Instant::now();
     let mut child = Command::new(bin)
@@ -145,7 +161,7 @@ pub(crate) fn start_server(bin: &Path, dir: &Path, extra: &[String]) -> Result<S
             "--secure-port",
             &port.to_string(),
         ])
-        .arg("--disable-agent")
+        .args((!agent).then_some("--disable-agent"))
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -499,6 +515,9 @@ async fn run(args: Args) -> Result<Value> {
             sim_concurrency: args.cp_sim_concurrency,
         };
         controlplane::run_all(&args.ferrokube, sizes, &mut results).await?;
+    }
+    if matches!(args.only.as_str(), "all" | "pods") {
+        podstart::run_all(&args.ferrokube, args.pod_burst, &mut results).await?;
     }
     Ok(results)
 }

@@ -120,39 +120,24 @@ fn watch_bindings(
     rv: &str,
     bound: Bound,
 ) -> tokio::task::JoinHandle<Result<()>> {
-    use http_body_util::BodyExt;
     let pool = pool.clone();
     let path =
         format!("/api/v1/namespaces/{ns}/pods?watch=true&resourceVersion={rv}&timeoutSeconds=3600");
     tokio::spawn(async move {
-        let mut body = pool.stream(&path).await?;
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame?;
-            let Some(data) = frame.data_ref() else {
-                continue;
-            };
-            buf.extend_from_slice(data);
-            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                    continue;
-                };
-                let obj = &ev["object"];
-                if obj["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty())
-                {
-                    if let Some(name) = obj["metadata"]["name"].as_str() {
-                        let now = Instant::now();
-                        if let Ok(mut m) = bound.lock() {
-                            m.entry(name.to_string()).or_insert(now);
-                        }
+        crate::client::for_each_watched(&pool, &path, |obj| {
+            if obj["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+            {
+                if let Some(name) = obj["metadata"]["name"].as_str() {
+                    let now = Instant::now();
+                    if let Ok(mut m) = bound.lock() {
+                        m.entry(name.to_string()).or_insert(now);
                     }
                 }
             }
-        }
-        Ok(())
+        })
+        .await
     })
 }
 

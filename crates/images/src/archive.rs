@@ -67,14 +67,7 @@ impl Staging {
         r: &mut dyn Read,
         name: Option<&str>,
     ) -> Result<StagedFile, Error> {
-        let path = self.dir.join(format!("{}", self.next));
-        self.next += 1;
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .ctx(|| format!("creating {}", path.display()))?;
+        let (path, file) = self.create_file()?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 << 10, file));
         io::copy(r, &mut w)
             .map_err(|e| Error::io(format!("copying into {}", path.display()), e))?;
@@ -89,6 +82,19 @@ impl Staging {
             self.files.insert(n.to_string(), staged.clone());
         }
         Ok(staged)
+    }
+
+    /// Creates a new empty file in the staging directory for the caller to fill.
+    pub(crate) fn create_file(&mut self) -> Result<(PathBuf, File), Error> {
+        let path = self.dir.join(format!("{}", self.next));
+        self.next += 1;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .ctx(|| format!("creating {}", path.display()))?;
+        Ok((path, file))
     }
 
     /// The staged file for archive member `name`, following symlinks and hardlinks

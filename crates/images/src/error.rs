@@ -187,6 +187,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// Pulling an image from a registry failed; the message has containerd's shape
+    /// (`failed to pull and unpack image "<ref>": ...`).
+    #[error(transparent)]
+    Pull(#[from] PullError),
+
+    /// A `.dockerconfigjson` or `.dockercfg` document cannot be read.
+    #[error("invalid docker config: {reason}")]
+    InvalidDockerConfig {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An operating system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -197,7 +209,57 @@ pub enum Error {
     },
 }
 
+/// The cause of a failed pull, as far as the kubelet needs to tell causes apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullErrorKind {
+    /// The registry has no such repository, tag or digest (HTTP 404, `MANIFEST_UNKNOWN`,
+    /// `NAME_UNKNOWN`), or nothing in a multi-platform image fits this node.
+    NotFound,
+    /// The registry refused the credentials, or anonymous access (HTTP 401 or 403).
+    Unauthorized,
+    /// The registry could not be reached or the transfer broke off.
+    Network,
+    /// Anything else: corrupt or tampered content, unsupported documents, server errors,
+    /// local storage failures.
+    Other,
+}
+
+/// A failed registry pull. Cheap to clone, so that concurrent pulls of one reference
+/// can all receive the single download's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PullError {
+    /// What kind of failure this is.
+    pub kind: PullErrorKind,
+    /// The full message, e.g. `failed to pull and unpack image "docker.io/library/x:1":
+    /// failed to resolve reference "docker.io/library/x:1": docker.io/library/x:1: not found`.
+    pub message: String,
+}
+
 impl Error {
+    /// True when the image does not exist: a registry answered "not found" for the
+    /// reference (or has no manifest for this platform), or a store lookup found nothing.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Pull(p) => p.kind == PullErrorKind::NotFound,
+            Error::NotFound(_) => true,
+            _ => false,
+        }
+    }
+
+    /// True when a registry refused access (HTTP 401/403), with or without credentials.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Error::Pull(p) if p.kind == PullErrorKind::Unauthorized)
+    }
+
+    /// The kind of a pull failure; `None` for errors that are not pull failures.
+    pub fn pull_error_kind(&self) -> Option<PullErrorKind> {
+        match self {
+            Error::Pull(p) => Some(p.kind),
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with a description of what was being done.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
         Error::Io {

@@ -2,7 +2,8 @@
 //! do for a CRI runtime): imports OCI layout and `docker save` archives, keeps blobs
 //! content-addressed and verified, resolves references as Docker normalises them,
 //! unpacks layers once and mounts overlayfs root filesystems for containers, and
-//! garbage-collects images by disk usage as the kubelet does.
+//! garbage-collects images by disk usage as the kubelet does, and pulls images from
+//! OCI / Docker registries with pull-secret credentials.
 //!
 //! [`testimage`] builds small image archives (e.g. busybox from the host's static
 //! busybox) for other crates' tests.
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod archive;
+mod auth;
 pub mod compress;
 pub mod digest;
 mod error;
@@ -24,9 +26,12 @@ mod store;
 pub mod testimage;
 mod unpack;
 
-pub use error::Error;
+pub use auth::{auths_from_docker_config, RegistryAuth};
+pub use error::{Error, PullError, PullErrorKind};
 pub use reference::{normalize_reference, Reference};
-pub use store::{DiskUsage, GcReport, ImageStore, ARCHIVE_SUFFIXES, DEFAULT_GC_MIN_AGE};
+pub use store::{
+    DiskUsage, GcReport, ImageStore, PullOptions, ARCHIVE_SUFFIXES, DEFAULT_GC_MIN_AGE,
+};
 pub use testimage::{busybox_image, TestImage};
 
 /// An image in the store, as the kubelet reports it in node status and uses it to

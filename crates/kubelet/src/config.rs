@@ -55,6 +55,9 @@ pub struct KubeletConfig {
     /// Static pod manifests; checked every `--file-check-frequency`.
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
+    /// How often the static pod manifests are read again.
+    #[arg(long, value_parser = parse_duration, default_value = "20s")]
+    pub file_check_frequency: Duration,
     /// Pull images from registries over plain HTTP for these hosts (`127.0.0.1:5000`).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -81,6 +84,7 @@ impl KubeletConfig {
             kube_reserved: Vec::new(),
             node_status_update_frequency: Duration::from_secs(10),
             pod_manifest_path: None,
+            file_check_frequency: Duration::from_secs(20),
             insecure_registries: Vec::new(),
         }
     }

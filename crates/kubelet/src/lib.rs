@@ -10,6 +10,8 @@
 //! - `node`: registration, Lease, NodeStatus.
 //! - [`env`], [`ocispec`]: a container's environment, command line and OCI spec.
 //! - [`volumes`]: emptyDir, hostPath, configMap, secret, downwardAPI, projected.
+//! - [`probes`]: startup, liveness and readiness probes; lifecycle hook actions.
+//! - [`staticpods`]: static pods from `--pod-manifest-path` and their mirror pods.
 //! - [`status`]: the pod status from what runs.
 //! - [`cgroup`]: pod-level cgroup limits.
 
@@ -20,6 +22,8 @@ pub mod machine;
 mod node;
 pub mod ocispec;
 mod podworker;
+pub mod probes;
+pub mod staticpods;
 pub mod status;
 pub mod volumes;
 
@@ -226,6 +230,36 @@ fn adoptable(shared: &Shared) -> HashMap<String, Vec<Instance>> {
     out
 }
 
+/// Reads the static pod manifests now and then every `--file-check-frequency`,
+/// sending each complete set.
+fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec<Pod>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let Some(dir) = shared.config.pod_manifest_path.clone() else {
+        return (Vec::new(), rx);
+    };
+    let first = staticpods::read_dir(&dir, &shared.node_name);
+    let node = shared.node_name.clone();
+    let every = shared
+        .config
+        .file_check_frequency
+        .max(std::time::Duration::from_secs(1));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let (dir, node) = (dir.clone(), node.clone());
+            let Ok(pods) =
+                tokio::task::spawn_blocking(move || staticpods::read_dir(&dir, &node)).await
+            else {
+                return;
+            };
+            if tx.send(pods).is_err() {
+                return;
+            }
+        }
+    });
+    (first, rx)
+}
+
 /// Watches this node's pods and feeds their workers.
 async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
     let api: Api<Pod> = Api::all(shared.client.clone());
@@ -235,11 +269,26 @@ async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
     let mut adopt = adoptable(&shared);
     let mut listed: HashSet<String> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    // Static pods start first, whatever the API holds.
+    let (first, mut static_rx) = static_source(&shared);
+    let mut statics: HashSet<String> = HashSet::new();
+    apply_static_set(
+        &shared,
+        &mut workers,
+        &mut adopt,
+        &done_tx,
+        &mut statics,
+        first,
+    );
     loop {
         let event = tokio::select! {
             e = stream.next() => e,
             Some(uid) = done_rx.recv() => {
                 workers.remove(&uid);
+                continue;
+            }
+            Some(set) = static_rx.recv() => {
+                apply_static_set(&shared, &mut workers, &mut adopt, &done_tx, &mut statics, set);
                 continue;
             }
         };
@@ -253,6 +302,12 @@ async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
         };
         match event {
             Event::Init => listed.clear(),
+            Event::InitApply(pod) | Event::Apply(pod) if staticpods::is_mirror(&pod) => {
+                route_mirror(&shared, &workers, pod, true);
+            }
+            Event::Delete(pod) if staticpods::is_mirror(&pod) => {
+                route_mirror(&shared, &workers, pod, false);
+            }
             Event::InitApply(pod) => {
                 listed.insert(pod.metadata.uid.clone().unwrap_or_default());
                 dispatch(&shared, &mut workers, &mut adopt, &done_tx, pod);
@@ -265,10 +320,11 @@ async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
                 }
             }
             Event::InitDone => {
-                // Containers of pods the API no longer has are stopped and removed.
+                // Containers of pods neither the API nor a manifest has are stopped
+                // and removed.
                 let orphans: Vec<String> = adopt
                     .keys()
-                    .filter(|u| !listed.contains(*u))
+                    .filter(|u| !listed.contains(*u) && !statics.contains(*u))
                     .cloned()
                     .collect();
                 for uid in orphans {
@@ -285,6 +341,62 @@ async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
                 }
             }
         }
+    }
+}
+
+/// Starts workers for new static pods and stops those whose manifest went away
+/// (or changed: a changed manifest is a new pod).
+fn apply_static_set(
+    shared: &Arc<Shared>,
+    workers: &mut HashMap<String, mpsc::UnboundedSender<PodUpdate>>,
+    adopt: &mut HashMap<String, Vec<Instance>>,
+    done: &mpsc::UnboundedSender<String>,
+    statics: &mut HashSet<String>,
+    set: Vec<Pod>,
+) {
+    let now: HashSet<String> = set.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    for gone in statics.difference(&now) {
+        if let Some(tx) = workers.get(gone) {
+            let _ = tx.send(PodUpdate::StaticRemoved);
+        }
+    }
+    for pod in set {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if !workers.contains_key(&uid) {
+            dispatch(shared, workers, adopt, done, pod);
+        }
+    }
+    *statics = now;
+}
+
+/// Hands a mirror pod's change to its static pod's worker; a mirror whose static
+/// pod is gone is deleted.
+fn route_mirror(
+    shared: &Arc<Shared>,
+    workers: &HashMap<String, mpsc::UnboundedSender<PodUpdate>>,
+    pod: Pod,
+    exists: bool,
+) {
+    let hash = staticpods::mirror_hash(&pod)
+        .unwrap_or_default()
+        .to_string();
+    match workers.get(&hash) {
+        Some(tx) => {
+            let _ = tx.send(PodUpdate::Mirror(exists.then(|| Box::new(pod))));
+        }
+        None if exists => {
+            let api: Api<Pod> = Api::namespaced(
+                shared.client.clone(),
+                pod.metadata.namespace.as_deref().unwrap_or("default"),
+            );
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            tokio::spawn(async move {
+                let _ = api
+                    .delete(&name, &kube::api::DeleteParams::default().grace_period(0))
+                    .await;
+            });
+        }
+        None => {}
     }
 }
 

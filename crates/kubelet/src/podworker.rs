@@ -20,10 +20,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::env::{self, EnvSources};
 use crate::ocispec::{self, BindMount, PodNamespaces, SpecInput};
+use crate::probes::{self, ProbeState, Target};
 use crate::status::{self, labels, Instance, Observed, Waiting};
 use crate::volumes::{self, VolumeSources};
 use crate::Shared;
@@ -44,6 +46,10 @@ pub(crate) enum PodUpdate {
     Updated(Box<Pod>),
     /// The pod is gone from the API (force deletion).
     Deleted,
+    /// A static pod's mirror in the API, or None when it was deleted.
+    Mirror(Option<Box<Pod>>),
+    /// A static pod's manifest went away.
+    StaticRemoved,
 }
 
 /// Back-off of one container.
@@ -77,6 +83,16 @@ pub(crate) struct PodWorker {
     /// The pod reached Succeeded or Failed and what it had on the node is gone;
     /// its last status stands.
     finished: bool,
+    /// Projected service account tokens: (audience, expiration) → token, issue time.
+    tokens: BTreeMap<(String, i64), (String, Instant)>,
+    /// A static pod (from a manifest); its API object is the mirror.
+    static_pod: bool,
+    /// Image pull back-off by image reference.
+    pull_backoff: HashMap<String, Backoff>,
+    /// The mirror pod as last seen (static pods only).
+    mirror: Option<Pod>,
+    /// Probe state and prober tasks by container instance id.
+    probes: HashMap<String, (Arc<parking_lot::Mutex<ProbeState>>, Vec<JoinHandle<()>>)>,
 }
 
 fn pod_key(pod: &Pod) -> String {
@@ -97,6 +113,7 @@ impl PodWorker {
     /// A worker for `pod`, adopting the containers the runtime already runs for it.
     pub(crate) fn new(shared: Arc<Shared>, pod: Pod, adopted: Vec<Instance>) -> PodWorker {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let static_pod = crate::staticpods::is_static(&pod);
         let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
         for i in adopted {
             instances.entry(i.name.clone()).or_default().push(i);
@@ -122,6 +139,11 @@ impl PodWorker {
             volume_paths: BTreeMap::new(),
             pod_failure: None,
             finished: false,
+            probes: HashMap::new(),
+            tokens: BTreeMap::new(),
+            static_pod,
+            mirror: None,
+            pull_backoff: HashMap::new(),
         }
     }
 
@@ -151,6 +173,8 @@ impl PodWorker {
         match m {
             PodUpdate::Updated(p) => self.pod = *p,
             PodUpdate::Deleted => self.gone_from_api = true,
+            PodUpdate::Mirror(m) => self.mirror = m.map(|m| *m),
+            PodUpdate::StaticRemoved => self.gone_from_api = true,
         }
     }
 
@@ -189,6 +213,31 @@ impl PodWorker {
                 }
             }
         }
+        // Probers follow running instances.
+        let running: Vec<(String, String)> = self
+            .instances
+            .values()
+            .flatten()
+            .filter(|i| i.is_running())
+            .map(|i| (i.name.clone(), i.info.id.clone()))
+            .collect();
+        let live: HashSet<&String> = running.iter().map(|(_, id)| id).collect();
+        let gone: Vec<String> = self
+            .probes
+            .keys()
+            .filter(|id| !live.contains(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some((_, tasks)) = self.probes.remove(&id) {
+                tasks.iter().for_each(JoinHandle::abort);
+            }
+        }
+        for (name, id) in &running {
+            if !self.probes.contains_key(id) {
+                self.start_probers(name, id);
+            }
+        }
         for list in self.instances.values() {
             for i in list.iter().filter(|i| i.is_running()) {
                 if self.watched.insert(i.info.id.clone()) {
@@ -212,6 +261,7 @@ impl PodWorker {
         if self.finished {
             return Next::Continue;
         }
+        self.restart_unhealthy().await;
         if let Err(message) = self.prepare_pod().await {
             warn!(pod = %pod_key(&self.pod), %message, "pod setup failed");
         } else {
@@ -290,9 +340,11 @@ impl PodWorker {
         // Volumes.
         let (cms, secrets) = volumes::referenced_objects(&self.pod);
         let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
+        let tokens = self.refresh_tokens().await?;
         let sources = VolumeSources {
             config_maps,
             secrets,
+            tokens,
         };
         let allocatable = self.shared.allocatable_quantities();
         for v in spec.volumes.iter().flatten() {
@@ -317,6 +369,58 @@ impl PodWorker {
             }
         }
         Ok(())
+    }
+
+    /// Tokens for the pod's projected token sources, asked for through the
+    /// TokenRequest API (bound to the pod) and renewed after 80% of their life, as
+    /// upstream's token manager does.
+    async fn refresh_tokens(&mut self) -> Result<BTreeMap<(String, i64), String>, String> {
+        let wanted = volumes::token_requests(&self.pod);
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let sa = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let mut out = BTreeMap::new();
+        for key in wanted {
+            let fresh = self.tokens.get(&key).is_some_and(|(_, at)| {
+                at.elapsed() < Duration::from_secs((key.1.max(600) as u64) * 8 / 10)
+            });
+            if !fresh {
+                let mut spec = json!({
+                    "expirationSeconds": key.1,
+                    "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                        "name": self.pod.metadata.name, "uid": self.uid},
+                });
+                if !key.0.is_empty() {
+                    spec["audiences"] = json!([key.0]);
+                }
+                let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec});
+                let req = http::Request::post(format!(
+                    "/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"
+                ))
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+                let resp: serde_json::Value =
+                    self.shared.client.request(req).await.map_err(|e| {
+                        let msg = format!("MountVolume.SetUp failed: failed to fetch token: {e}");
+                        self.event(None, EventType::Warning, "FailedMount", msg.clone());
+                        msg
+                    })?;
+                let token = resp["status"]["token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                self.tokens.insert(key.clone(), (token, Instant::now()));
+            }
+            if let Some((t, _)) = self.tokens.get(&key) {
+                out.insert(key, t.clone());
+            }
+        }
+        Ok(out)
     }
 
     async fn fetch(
@@ -503,7 +607,7 @@ impl PodWorker {
                 )
             })?;
         let image = match found {
-            Some(i) => {
+            Some(i) if policy != "Always" => {
                 self.event(
                     Some(field.clone()),
                     EventType::Normal,
@@ -524,26 +628,7 @@ impl PodWorker {
                 );
                 return Err(waiting("ErrImageNeverPull", msg));
             }
-            None => {
-                let msg = format!(
-                    "failed to pull and unpack image \"{image_ref}\": pulling from registries is not available on this node yet; import the image with `ferrokube images import`"
-                );
-                self.event(
-                    Some(field.clone()),
-                    EventType::Warning,
-                    "Failed",
-                    format!("Failed to pull image \"{image_ref}\": {msg}"),
-                );
-                let reason =
-                    if self.waiting.get(&c.name).is_some_and(|w| {
-                        w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff"
-                    }) {
-                        "ImagePullBackOff"
-                    } else {
-                        "ErrImagePull"
-                    };
-                return Err(waiting(reason, msg));
-            }
+            _ => self.pull(c, &image_ref, &field).await?,
         };
         // Environment.
         let (cms, secrets) = env::referenced_objects(c);
@@ -768,12 +853,35 @@ impl PodWorker {
                     "Started",
                     format!("Started container {}", c.name),
                 );
+                let started_id = info.id.clone();
                 self.record(Instance {
                     info,
                     name: c.name.clone(),
                     attempt,
                     init,
                 });
+                if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.clone()) {
+                    let target = self.target(c, &started_id);
+                    let budget = Duration::from_secs(
+                        spec.termination_grace_period_seconds.unwrap_or(30).max(1) as u64,
+                    );
+                    if let Err(m) = probes::run_hook(&target, &hook, budget).await {
+                        let field = field_path(&self.pod, &c.name);
+                        self.event(
+                            Some(field),
+                            EventType::Warning,
+                            "FailedPostStartHook",
+                            format!("PostStartHook failed: {m}"),
+                        );
+                        let _ = self
+                            .shared
+                            .runtime
+                            .stop(&started_id, Duration::from_secs(2), None)
+                            .await;
+                        self.refresh();
+                        return Err(waiting("PostStartHookError", m));
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
@@ -798,6 +906,137 @@ impl PodWorker {
                 Err(waiting("RunContainerError", msg))
             }
         }
+    }
+
+    /// Pulls an image with the pod's (and its service account's) pull secrets,
+    /// within the per-image back-off (10 s doubling to 5 min), as upstream.
+    async fn pull(
+        &mut self,
+        c: &Container,
+        image_ref: &str,
+        field: &str,
+    ) -> Result<images::Image, Waiting> {
+        let now = Instant::now();
+        if let Some(b) = self.pull_backoff.get(image_ref) {
+            if now < b.last_start + b.delay {
+                let msg = self
+                    .waiting
+                    .get(&c.name)
+                    .and_then(|w| w.message.clone())
+                    .unwrap_or_default();
+                self.event(
+                    Some(field.to_string()),
+                    EventType::Normal,
+                    "BackOff",
+                    format!("Back-off pulling image \"{image_ref}\""),
+                );
+                let msg = msg
+                    .strip_prefix(&format!("Back-off pulling image \"{image_ref}\": "))
+                    .unwrap_or(&msg)
+                    .to_string();
+                return Err(waiting(
+                    "ImagePullBackOff",
+                    format!("Back-off pulling image \"{image_ref}\": {msg}"),
+                ));
+            }
+        }
+        self.event(
+            Some(field.to_string()),
+            EventType::Normal,
+            "Pulling",
+            format!("Pulling image \"{image_ref}\""),
+        );
+        let opts = images::PullOptions {
+            auth: self.pull_auths().await,
+            insecure_registries: self.shared.config.insecure_registries.clone(),
+            ..Default::default()
+        };
+        let began = Instant::now();
+        match self.shared.images.pull(image_ref, &opts).await {
+            Ok(img) => {
+                self.pull_backoff.remove(image_ref);
+                let took = began.elapsed().as_secs_f64();
+                self.event(
+                    Some(field.to_string()),
+                    EventType::Normal,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image \"{image_ref}\" in {took:.3}s ({took:.3}s including waiting). Image size: {} bytes.",
+                        img.size
+                    ),
+                );
+                Ok(img)
+            }
+            Err(e) => {
+                let delay = match self.pull_backoff.get(image_ref) {
+                    Some(b) => (b.delay * 2).min(BACKOFF_MAX),
+                    None => BACKOFF_INITIAL,
+                };
+                self.pull_backoff.insert(
+                    image_ref.to_string(),
+                    Backoff {
+                        delay,
+                        last_start: now,
+                    },
+                );
+                let msg = e.to_string();
+                self.event(
+                    Some(field.to_string()),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Failed to pull image \"{image_ref}\": {msg}"),
+                );
+                self.event(
+                    Some(field.to_string()),
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ErrImagePull".to_string(),
+                );
+                Err(waiting("ErrImagePull", msg))
+            }
+        }
+    }
+
+    /// Registry credentials from the pod's imagePullSecrets, then its service
+    /// account's.
+    async fn pull_auths(&self) -> Vec<images::RegistryAuth> {
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let spec = self.pod.spec.as_ref();
+        let mut names: Vec<String> = spec
+            .and_then(|s| s.image_pull_secrets.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let sa = spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(self.shared.client.clone(), &ns);
+        if let Ok(Some(sa)) = sas.get_opt(&sa).await {
+            names.extend(
+                sa.image_pull_secrets
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.name),
+            );
+        }
+        let (_, secrets) = self.fetch(&[], &names).await;
+        let mut out = Vec::new();
+        for n in &names {
+            let Some(s) = secrets.get(n) else { continue };
+            let data = s.data.as_ref();
+            let raw = data
+                .and_then(|d| d.get(".dockerconfigjson").or_else(|| d.get(".dockercfg")))
+                .map(|b| b.0.clone());
+            if let Some(raw) = raw {
+                match images::auths_from_docker_config(&raw) {
+                    Ok(a) => out.extend(a),
+                    Err(e) => warn!(secret = %n, error = %e, "unreadable image pull secret"),
+                }
+            }
+        }
+        out
     }
 
     /// Keeps the new instance and the one before it; older ones are removed.
@@ -836,12 +1075,13 @@ impl PodWorker {
 
     /// Posts the status when it changed.
     async fn report(&mut self) {
-        let ready = BTreeMap::new();
+        let (ready, started) = self.probe_views();
         let observed = Observed {
             pod: &self.pod,
             instances: &self.instances,
             waiting: &self.waiting,
             ready: &ready,
+            started: &started,
             sandbox_ready: self.sandbox.is_some()
                 || self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true),
             host_ip: self.shared.node_ip.to_string(),
@@ -850,13 +1090,25 @@ impl PodWorker {
             pod_reason: self.pod_failure.clone(),
         };
         let status = status::pod_status(&observed);
-        if self.last_status.as_ref() == Some(&status) {
-            return;
-        }
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
-        let patch = json!({"metadata": {"uid": self.uid}, "status": status});
+        // A static pod's mirror is made again whenever it went away.
+        if self.static_pod && !self.ensure_mirror(&api).await {
+            return;
+        }
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let uid = if self.static_pod {
+            self.mirror
+                .as_ref()
+                .and_then(|m| m.metadata.uid.clone())
+                .unwrap_or_default()
+        } else {
+            self.uid.clone()
+        };
+        let patch = json!({"metadata": {"uid": uid}, "status": status});
         match api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -871,11 +1123,61 @@ impl PodWorker {
         }
     }
 
+    /// Makes sure a static pod's mirror exists in the API (creating it, owned by
+    /// the Node); false when it cannot be made now.
+    async fn ensure_mirror(&mut self, api: &Api<Pod>) -> bool {
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        match &self.mirror {
+            // Someone deletes the mirror: it goes at once and a new one is made.
+            Some(m) if m.metadata.deletion_timestamp.is_some() => {
+                let dp = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions {
+                        uid: m.metadata.uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                let _ = api.delete(&name, &dp).await;
+                self.mirror = None;
+            }
+            Some(_) => return true,
+            None => {}
+        }
+        if let Ok(Some(existing)) = api.get_opt(&name).await {
+            if crate::staticpods::mirror_hash(&existing) == Some(self.uid.as_str()) {
+                self.mirror = Some(existing);
+                return true;
+            }
+            // A stale mirror (an older manifest) or a pod in the way: replace it.
+            let _ = api
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await;
+        }
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.shared.client.clone());
+        let node_uid = match nodes.get(&self.shared.node_name).await {
+            Ok(n) => n.metadata.uid.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let mirror = crate::staticpods::mirror_of(&self.pod, &node_uid);
+        match api.create(&kube::api::PostParams::default(), &mirror).await {
+            Ok(m) => {
+                self.mirror = Some(m);
+                self.last_status = None;
+                true
+            }
+            Err(e) => {
+                debug!(pod = %pod_key(&self.pod), error = %e, "creating the mirror pod failed");
+                false
+            }
+        }
+    }
+
     /// Stops everything within the grace period, removes what the pod had on the
     /// node, and completes the deletion.
     async fn terminate(&mut self) -> Next {
         let spec = self.pod.spec.clone().unwrap_or_default();
-        let grace = if self.gone_from_api {
+        let grace = if self.gone_from_api && !self.static_pod {
             MINIMUM_GRACE
         } else {
             let secs = self
@@ -889,6 +1191,16 @@ impl PodWorker {
         };
         self.stop_all(grace).await;
         self.cleanup(true);
+        if self.static_pod {
+            // The manifest went away: so does the mirror.
+            let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+            let name = self.pod.metadata.name.clone().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+            let _ = api
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await;
+            return Next::Done;
+        }
         if self.gone_from_api {
             return Next::Done;
         }
@@ -916,7 +1228,141 @@ impl PodWorker {
         }
     }
 
-    /// Stops every running container within `grace`.
+    /// The container spec of `name` (app or init).
+    fn spec_of(&self, name: &str) -> Option<Container> {
+        let spec = self.pod.spec.as_ref()?;
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+            .cloned()
+    }
+
+    fn target(&self, c: &Container, id: &str) -> Target {
+        let host_network = self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+        Target {
+            runtime: self.shared.runtime.clone(),
+            container_id: id.to_string(),
+            netns: if host_network {
+                None
+            } else {
+                self.sandbox.as_ref().and_then(|s| s.net.clone())
+            },
+            container: c.clone(),
+        }
+    }
+
+    /// Starts the startup, liveness and readiness probers of a running instance.
+    fn start_probers(&mut self, name: &str, id: &str) {
+        let Some(c) = self.spec_of(name) else { return };
+        let state = Arc::new(parking_lot::Mutex::new(ProbeState {
+            started: c.startup_probe.is_none(),
+            ready: false,
+            restart: None,
+        }));
+        let mut tasks = Vec::new();
+        for (kind, probe) in [
+            (probes::Kind::Startup, c.startup_probe.clone()),
+            (probes::Kind::Liveness, c.liveness_probe.clone()),
+            (probes::Kind::Readiness, c.readiness_probe.clone()),
+        ] {
+            let Some(probe) = probe else { continue };
+            let recorder = self.shared.recorder.clone();
+            let mut reference = object_reference(&self.pod);
+            reference.field_path = Some(field_path(&self.pod, name));
+            let on_failure = move |kind: probes::Kind, msg: String| {
+                recorder.event_for(
+                    reference.clone(),
+                    EventType::Warning,
+                    "Unhealthy",
+                    format!("{} probe failed: {msg}", kind.title()),
+                );
+            };
+            tasks.push(tokio::spawn(probes::run_prober(
+                kind,
+                probe,
+                self.target(&c, id),
+                state.clone(),
+                self.wake.clone(),
+                on_failure,
+            )));
+        }
+        self.probes.insert(id.to_string(), (state, tasks));
+    }
+
+    /// Readiness and started-ness by container name, from the probes.
+    fn probe_views(&self) -> (BTreeMap<String, bool>, BTreeMap<String, bool>) {
+        let mut ready = BTreeMap::new();
+        let mut started = BTreeMap::new();
+        for (name, list) in &self.instances {
+            let Some(latest) = list.first() else { continue };
+            let c = self.spec_of(name);
+            let state = self
+                .probes
+                .get(&latest.info.id)
+                .map(|(s, _)| s.lock().clone());
+            let is_started = state.as_ref().is_some_and(|s| s.started);
+            let has_readiness = c.as_ref().is_some_and(|c| c.readiness_probe.is_some());
+            let is_ready =
+                is_started && (!has_readiness || state.as_ref().is_some_and(|s| s.ready));
+            ready.insert(name.clone(), is_ready);
+            started.insert(name.clone(), is_started);
+        }
+        (ready, started)
+    }
+
+    /// Kills containers whose liveness or startup probe failed past its threshold;
+    /// the restart policy then decides what follows.
+    async fn restart_unhealthy(&mut self) {
+        let mut doomed = Vec::new();
+        for (id, (state, _)) in &self.probes {
+            if let Some(msg) = state.lock().restart.take() {
+                doomed.push((id.clone(), msg));
+            }
+        }
+        for (id, msg) in doomed {
+            let Some(inst) = self
+                .instances
+                .values()
+                .flatten()
+                .find(|i| i.info.id == id)
+                .cloned()
+            else {
+                continue;
+            };
+            self.event(
+                Some(field_path(&self.pod, &inst.name)),
+                EventType::Normal,
+                "Killing",
+                msg,
+            );
+            let grace = self
+                .spec_of(&inst.name)
+                .and_then(|c| {
+                    c.liveness_probe
+                        .and_then(|p| p.termination_grace_period_seconds)
+                })
+                .or_else(|| {
+                    self.pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                })
+                .unwrap_or(30)
+                .max(0) as u64;
+            if let Err(e) = self
+                .shared
+                .runtime
+                .stop(&id, Duration::from_secs(grace), None)
+                .await
+            {
+                warn!(error = %e, "stopping an unhealthy container failed");
+            }
+        }
+        self.refresh();
+    }
+
+    /// Stops every running container within `grace`, running preStop hooks first.
     async fn stop_all(&self, grace: Duration) {
         let mut stops = Vec::new();
         for list in self.instances.values() {
@@ -929,7 +1375,43 @@ impl PodWorker {
                 );
                 let rt = self.shared.runtime.clone();
                 let id = i.info.id.clone();
-                stops.push(async move { rt.stop(&id, grace, None).await });
+                let hook = self.spec_of(&i.name).and_then(|c| {
+                    c.lifecycle
+                        .as_ref()
+                        .and_then(|l| l.pre_stop.clone())
+                        .map(|h| (h, c))
+                });
+                let target = hook.as_ref().map(|(_, c)| self.target(c, &id));
+                let recorder = self.shared.recorder.clone();
+                let mut reference = object_reference(&self.pod);
+                reference.field_path = Some(field_path(&self.pod, &i.name));
+                let name = i.name.clone();
+                stops.push(async move {
+                    let began = Instant::now();
+                    if let (Some((hook, _)), Some(target)) = (hook, target) {
+                        let run = probes::run_hook(&target, &hook, grace);
+                        match tokio::time::timeout(grace, run).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(m)) => recorder.event_for(
+                                reference,
+                                EventType::Warning,
+                                "FailedPreStopHook",
+                                format!("PreStopHook failed: {m}"),
+                            ),
+                            Err(_) => recorder.event_for(
+                                reference,
+                                EventType::Warning,
+                                "FailedPreStopHook",
+                                format!(
+                                    "PreStop hook for container {name} did not complete in {}s",
+                                    grace.as_secs()
+                                ),
+                            ),
+                        }
+                    }
+                    rt.stop(&id, grace.saturating_sub(began.elapsed()), None)
+                        .await
+                });
             }
         }
         for r in futures::future::join_all(stops).await {
@@ -942,6 +1424,9 @@ impl PodWorker {
     /// Removes containers, sandbox, volumes, pod directory and cgroup; with
     /// `logs`, the container logs too.
     fn cleanup(&mut self, logs: bool) {
+        for (_, (_, tasks)) in self.probes.drain() {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
         for list in self.instances.values() {
             for i in list {
                 if let Err(e) = self.shared.runtime.remove(&i.info.id) {

@@ -152,6 +152,9 @@ pub struct Observed<'a> {
     /// Readiness by container name (from probes; running containers without a
     /// readiness probe are ready).
     pub ready: &'a BTreeMap<String, bool>,
+    /// Whether each container passed its startup probe (running ones without one
+    /// count as started).
+    pub started: &'a BTreeMap<String, bool>,
     /// The sandbox exists.
     pub sandbox_ready: bool,
     /// The node's address.
@@ -203,7 +206,7 @@ fn container_status(
         image_id,
         container_id: latest.map(|l| container_id(&l.info.id)),
         ready: running && o.ready.get(&c.name).copied().unwrap_or(true),
-        started: Some(running),
+        started: Some(running && o.started.get(&c.name).copied().unwrap_or(true)),
         restart_count: latest.map_or(0, |l| l.attempt as i32),
         state: Some(state),
         last_state: Some(last_state.unwrap_or_default()),
@@ -483,5 +486,262 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         reason: o.pod_reason.as_ref().map(|r| r.0.clone()),
         message: o.pod_reason.as_ref().map(|r| r.1.clone()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn instance(name: &str, attempt: u32, state: ContainerState) -> Instance {
+        Instance {
+            info: ContainerInfo {
+                id: format!("{name}-{attempt}"),
+                labels: BTreeMap::new(),
+                state,
+                created_at: SystemTime::UNIX_EPOCH,
+                log_path: "/dev/null".into(),
+            },
+            name: name.into(),
+            attempt,
+            init: false,
+        }
+    }
+
+    fn running() -> ContainerState {
+        ContainerState::Running {
+            pid: 1,
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        }
+    }
+
+    fn exited(code: i32) -> ContainerState {
+        ContainerState::Exited {
+            exit_code: code,
+            signal: None,
+            started_at: Some(SystemTime::UNIX_EPOCH),
+            finished_at: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+            oom_killed: false,
+            reason: None,
+            message: None,
+        }
+    }
+
+    fn status_of(p: &Pod, instances: &[Instance], waiting: &[(&str, &str)]) -> PodStatus {
+        let mut map: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        for i in instances {
+            map.entry(i.name.clone()).or_default().push(i.clone());
+        }
+        let waiting: BTreeMap<String, Waiting> = waiting
+            .iter()
+            .map(|(n, r)| {
+                (
+                    n.to_string(),
+                    Waiting {
+                        reason: r.to_string(),
+                        message: None,
+                    },
+                )
+            })
+            .collect();
+        let ready = BTreeMap::new();
+        pod_status(&Observed {
+            pod: p,
+            instances: &map,
+            waiting: &waiting,
+            ready: &ready,
+            started: &ready,
+            sandbox_ready: true,
+            host_ip: "192.0.2.10".into(),
+            pod_ip: None,
+            start_time: Timestamp::UNIX_EPOCH,
+            pod_reason: None,
+        })
+    }
+
+    fn cond<'a>(s: &'a PodStatus, ty: &str) -> &'a PodCondition {
+        s.conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == ty)
+            .unwrap()
+    }
+
+    #[test]
+    fn running_pod_is_ready() {
+        let p = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}}),
+        );
+        let s = status_of(&p, &[instance("a", 0, running())], &[]);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+        let cs = &s.container_statuses.as_ref().unwrap()[0];
+        assert!(cs.ready);
+        assert_eq!(cs.container_id.as_deref(), Some("ferrokube://a-0"));
+        assert_eq!(cs.image, "busybox");
+    }
+
+    #[test]
+    fn phases_by_restart_policy() {
+        let spec = |policy: &str| {
+            pod(
+                json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": policy,
+                "containers": [{"name": "a"}, {"name": "b"}]}}),
+            )
+        };
+        let done = [instance("a", 0, exited(0)), instance("b", 0, exited(0))];
+        assert_eq!(
+            status_of(&spec("Never"), &done, &[]).phase.as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            status_of(&spec("OnFailure"), &done, &[]).phase.as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            status_of(&spec("Always"), &done, &[]).phase.as_deref(),
+            Some("Running")
+        );
+        let failed = [instance("a", 0, exited(0)), instance("b", 0, exited(1))];
+        let s = status_of(&spec("Never"), &failed, &[]);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(cond(&s, "Ready").reason.as_deref(), Some("PodCompleted"));
+        assert_eq!(
+            status_of(&spec("OnFailure"), &failed, &[]).phase.as_deref(),
+            Some("Running")
+        );
+        // Not started yet: Pending, ContainerCreating.
+        let s = status_of(&spec("Always"), &[], &[]);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            s.container_statuses.as_ref().unwrap()[0]
+                .state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("ContainerCreating")
+        );
+        assert_eq!(
+            cond(&s, "Ready").message.as_deref(),
+            Some("containers with unready status: [a b]")
+        );
+    }
+
+    #[test]
+    fn crash_loop_keeps_the_last_exit() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}));
+        let s = status_of(
+            &p,
+            &[instance("a", 1, exited(3)), instance("a", 0, exited(3))],
+            &[("a", "CrashLoopBackOff")],
+        );
+        let cs = &s.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(cs.restart_count, 1);
+        assert_eq!(
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+        // Waiting after having run counts as stopped: the pod is Running.
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn init_containers_gate_the_pod() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "i1"}, {"name": "i2"}],
+            "containers": [{"name": "a"}]}}));
+        let s = status_of(&p, &[instance("i1", 0, running())], &[]);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let init = cond(&s, "Initialized");
+        assert_eq!(init.status, "False");
+        assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [i1 i2]")
+        );
+        let inits = s.init_container_statuses.as_ref().unwrap();
+        assert_eq!(
+            inits[1]
+                .state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("PodInitializing")
+        );
+        assert_eq!(
+            s.container_statuses.as_ref().unwrap()[0]
+                .state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("PodInitializing")
+        );
+        let s = status_of(
+            &p,
+            &[
+                instance("i1", 0, exited(0)),
+                instance("i2", 0, exited(0)),
+                instance("a", 0, running()),
+            ],
+            &[],
+        );
+        assert_eq!(cond(&s, "Initialized").status, "True");
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        // A failed init container with restartPolicy Never fails the pod.
+        let never = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "Never",
+            "initContainers": [{"name": "i1"}], "containers": [{"name": "a"}]}}),
+        );
+        assert_eq!(
+            status_of(&never, &[instance("i1", 0, exited(1))], &[])
+                .phase
+                .as_deref(),
+            Some("Failed")
+        );
+    }
+
+    #[test]
+    fn foreign_conditions_are_kept() {
+        let p = pod(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]},
+            "status": {"conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}]}}),
+        );
+        let s = status_of(&p, &[instance("a", 0, running())], &[]);
+        assert_eq!(cond(&s, "PodScheduled").status, "True");
+        assert_eq!(
+            cond(&s, "DisruptionTarget").reason.as_deref(),
+            Some("EvictionByEvictionAPI")
+        );
     }
 }

@@ -41,6 +41,35 @@ pub struct VolumeSources {
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// Secrets by name.
     pub secrets: BTreeMap<String, Secret>,
+    /// Service account tokens by [`token_key`] (audience, expiration).
+    pub tokens: BTreeMap<(String, i64), String>,
+}
+
+/// Upstream's default lifetime of a projected service account token.
+pub const DEFAULT_TOKEN_EXPIRATION: i64 = 3600;
+
+/// The key a projected token is cached under: its audience (empty for the API's
+/// default audiences) and requested lifetime.
+pub fn token_key(audience: Option<&str>, expiration: Option<i64>) -> (String, i64) {
+    (
+        audience.unwrap_or_default().to_string(),
+        expiration.unwrap_or(DEFAULT_TOKEN_EXPIRATION),
+    )
+}
+
+/// The (audience, expiration) pairs of the pod's projected token sources.
+pub fn token_requests(pod: &Pod) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .filter_map(|src| src.service_account_token.as_ref())
+        .map(|t| token_key(t.audience.as_deref(), t.expiration_seconds))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Names of the ConfigMaps and Secrets the pod's volumes use.
@@ -276,14 +305,23 @@ pub fn payload(
             if let Some(d) = &src.downward_api {
                 out.extend(downward(d.items.as_ref().unwrap_or(&Vec::new()), mode)?);
             }
-            if src.service_account_token.is_some() {
-                return Err(VolumeError::Invalid(format!(
-                    "volume {}: serviceAccountToken projection needs the TokenRequest API, which this cluster does not serve yet",
-                    v.name
-                )));
+            if let Some(t) = &src.service_account_token {
+                let key = token_key(t.audience.as_deref(), t.expiration_seconds);
+                let token = sources.tokens.get(&key).ok_or_else(|| {
+                    VolumeError::Invalid(format!(
+                        "failed to fetch token: no token for audience {:?} of service account in namespace {ns}",
+                        t.audience.as_deref().unwrap_or("")
+                    ))
+                })?;
+                out.insert(
+                    t.path.clone(),
+                    Payload {
+                        data: token.clone().into_bytes(),
+                        mode,
+                    },
+                );
             }
         }
-        let _ = ns;
         return Ok(Some(out));
     }
     Ok(None)

@@ -4,7 +4,10 @@
 //! apiserver's serving certificate and client certificates (the admin's, later the
 //! kubelets'). Client identities follow Kubernetes: the certificate's CommonName is
 //! the user name and its Organizations are the groups. [`kubeconfig`] writes a
-//! kubeconfig file that points kubectl at the cluster with such a certificate.
+//! kubeconfig file that points kubectl at the cluster with such a certificate. [`sa`]
+//! holds the key that signs service account tokens.
+
+pub mod sa;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -31,6 +34,9 @@ pub enum PkiError {
     /// A client certificate can name at most one group.
     #[error("a client certificate can carry at most one group (got {0})")]
     TooManyGroups(usize),
+    /// A key could not be generated, parsed, encoded or used.
+    #[error("key: {0}")]
+    Key(String),
 }
 
 type Result<T> = std::result::Result<T, PkiError>;
@@ -54,7 +60,7 @@ pub struct ClusterCa {
 const CA_CERT: &str = "ca.crt";
 const CA_KEY: &str = "ca.key";
 
-fn read(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -31,6 +31,9 @@ impl TestApi {
         let mut config = apiserver::Config::new(dir.path().to_path_buf());
         config.bind_address = [127, 0, 0, 1].into();
         config.secure_port = testenv::free_port();
+        // No controller manager makes default ServiceAccounts here, so pods are not
+        // held to them (as envtest setups disable the plugin).
+        config.disable_admission_plugins = vec!["ServiceAccount".into()];
         let running = apiserver::start(config, Arc::new(db))
             .await
             .expect("apiserver starts");

@@ -169,22 +169,17 @@ mod tests {
     use super::*;
     use crate::auth::User;
     use crate::request::{Query, ResourceRequest};
-    use crate::{alloc, registry, Config, Server};
-    use std::sync::atomic::AtomicBool;
+    use crate::{Config, Server};
     use store::Storage;
 
     async fn server(dir: &std::path::Path) -> Arc<Server> {
         let db: Arc<dyn Storage> =
             Arc::new(store::EmbeddedStore::open(&dir.join("db"), Default::default()).unwrap());
         let config = Config::new(dir.to_path_buf());
-        let cidr = alloc::Cidr::parse(&config.service_cluster_ip_range).unwrap();
-        let server = Arc::new(Server {
-            services: alloc::ServiceAllocators::new(db.clone(), cidr, (30000, 32767)),
-            registry: registry::Registry::new(db),
-            tokens: Default::default(),
-            ready: AtomicBool::new(true),
-            config,
-        });
+        let server = Arc::new(Server::new(config, db).unwrap());
+        server
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         assert!(server.registry.wait_ready().await);
         server
     }
@@ -215,6 +210,7 @@ mod tests {
             name: "admin".into(),
             groups: vec![],
             uid: String::new(),
+            extra: Default::default(),
         };
         let req = ResourceRequest {
             verb: "create",

@@ -1,7 +1,8 @@
 //! Subresources: `status` (the status strategy), `scale` (autoscaling/v1 Scale over
 //! `spec.replicas`), `pods/binding` and the `bindings` resource (what the scheduler
-//! posts), `pods/eviction` (a delete that respects PodDisruptionBudgets) and
-//! `namespaces/finalize`.
+//! posts), `pods/eviction` (a delete that respects PodDisruptionBudgets),
+//! `namespaces/finalize` and `serviceaccounts/token` (TokenRequest, in
+//! [`crate::serviceaccount`]).
 
 use super::delete::{delete_object, DeleteOptions};
 use super::write::{self, Change, Endpoint};
@@ -32,6 +33,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
         ("binding", "create") => bind(ctx, body, &ctx.req.name).await,
         ("eviction", "create") => evict(ctx, body).await,
         ("finalize", "update") => finalize(ctx, body).await,
+        ("token", "create") if ctx.info.plural == "serviceaccounts" => {
+            crate::serviceaccount::token_request(ctx, body).await
+        }
         _ => Err(ApiError {
             code: 501,
             reason: "NotImplemented",

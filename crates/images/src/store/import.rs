@@ -468,6 +468,23 @@ impl ImageStore {
             }
             staged.insert(digest, f.path);
         }
+        let image = self.add_staged(manifest.to_vec(), &staged, Vec::new(), None, refs)?;
+        drop(staging);
+        Ok(image)
+    }
+
+    /// Verifies and records one image whose blobs not yet in the store are in `staged`
+    /// (digest -> file already checked against the digest). `extra_blobs` are documents
+    /// that led to the manifest (an index), `target` the digest the names resolve to
+    /// (the index's when there is one; the manifest's by default).
+    pub(crate) fn add_staged(
+        &self,
+        manifest: Vec<u8>,
+        staged: &HashMap<String, PathBuf>,
+        extra_blobs: Vec<(String, Vec<u8>)>,
+        target: Option<String>,
+        names: Vec<Reference>,
+    ) -> Result<Image, Error> {
         let locate = |desc: &DescriptorDoc, needed_by: &str| -> Result<Located, Error> {
             match staged.get(&desc.digest) {
                 Some(p) => Ok(Located {
@@ -477,12 +494,14 @@ impl ImageStore {
                 None => self.locate_stored(desc, needed_by),
             }
         };
-        let manifest_digest = sha256_digest(manifest);
-        let mut p = self.prepare_image(manifest.to_vec(), manifest_digest, &locate)?;
-        p.names = refs;
-        let mut images = self.commit(vec![p])?;
-        drop(staging);
-        images
+        let manifest_digest = sha256_digest(&manifest);
+        let mut p = self.prepare_image(manifest, manifest_digest, &locate)?;
+        if let Some(t) = target {
+            p.target_digest = t;
+        }
+        p.extra_blobs = extra_blobs;
+        p.names = names;
+        self.commit(vec![p])?
             .pop()
             .ok_or_else(|| Error::NotFound("added image".to_string()))
     }

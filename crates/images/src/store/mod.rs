@@ -32,10 +32,12 @@ pub const DEFAULT_GC_MIN_AGE: Duration = Duration::from_secs(120);
 
 mod gc;
 mod import;
+mod pull;
 mod rootfs;
 
 pub use gc::{DiskUsage, GcReport};
 pub use import::ARCHIVE_SUFFIXES;
+pub use pull::PullOptions;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -49,6 +51,7 @@ pub struct ImageStore {
     layer_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     disk_usage: Box<DiskUsageFn>,
     gc_min_age: Duration,
+    pulls: pull::InFlight,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -220,6 +223,7 @@ impl ImageStore {
             layer_locks: Mutex::new(HashMap::new()),
             disk_usage: Box::new(gc::statvfs_usage),
             gc_min_age: DEFAULT_GC_MIN_AGE,
+            pulls: pull::InFlight::default(),
         };
         {
             let _lock = store.lock()?;

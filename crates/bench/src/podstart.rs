@@ -1,0 +1,305 @@
+//! The pod startup benchmark: `ferrokube server` without its own kubelet, plus
+//! `ferrokube kubelet` as a separate process (so its memory is its own), with a
+//! busybox image imported at start. For each OCI runtime (built-in, runc, crun) in
+//! the same run: one pod created and timed to Ready five times, then a burst of 100
+//! pods created at once, each timed from its create request to the watch event
+//! that shows it Ready (p50/p99, upstream's pod startup latency with the image
+//! present). Also the kubelet's RSS idle and with the 100 pods, and the shims'.
+
+use crate::client::{Pool, Target};
+use crate::{ms, percentile, start_server_with, Proc};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::Method;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+const IMAGE: &str = "ferrokube.test/busybox:1";
+const NS: &str = "podstart";
+
+/// What one runtime measured.
+struct Outcome {
+    single: Vec<Duration>,
+    burst: Vec<Duration>,
+    burst_total: Duration,
+    kubelet_idle_kib: u64,
+    kubelet_busy_kib: u64,
+    shims_kib: u64,
+}
+
+fn pod_body(name: &str) -> Bytes {
+    let v = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"bench": "podstart"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "3600"]}]
+        }
+    });
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// Times when each pod was first seen Ready, fed by one watch.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Records when each pod of the namespace is first seen Ready. The watch callback
+/// is synchronous, so it hands the times to a task that takes the async lock.
+async fn watch_ready(pool: &Pool, seen: Seen) -> Result<()> {
+    let path = format!("/api/v1/namespaces/{NS}/pods?watch=1");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let forward = tokio::spawn(async move {
+        while let Some((name, at)) = rx.recv().await {
+            seen.lock().await.entry(name).or_insert(at);
+        }
+    });
+    let result = crate::client::for_each_watched(pool, &path, |obj| {
+        let ready = obj["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        if let (true, Some(name)) = (ready, obj["metadata"]["name"].as_str()) {
+            let _ = tx.send((name.to_string(), Instant::now()));
+        }
+    })
+    .await;
+    forward.abort();
+    result
+}
+
+async fn wait_ready(seen: &Seen, names: &[String], deadline: Duration) -> Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        {
+            let s = seen.lock().await;
+            if names.iter().all(|n| s.contains_key(n)) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > until {
+            let s = seen.lock().await;
+            let missing = names.iter().filter(|n| !s.contains_key(*n)).count();
+            bail!("{missing} pods were not Ready in time");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn pod_count(pool: &Pool) -> Result<usize> {
+    let list: Value = serde_json::from_slice(
+        &pool
+            .expect(Method::GET, &format!("/api/v1/namespaces/{NS}/pods"), None)
+            .await?,
+    )?;
+    Ok(list["items"].as_array().map_or(0, Vec::len))
+}
+
+async fn delete_all(pool: &Pool) -> Result<()> {
+    pool.expect(
+        Method::DELETE,
+        &format!("/api/v1/namespaces/{NS}/pods"),
+        None,
+    )
+    .await?;
+    let until = Instant::now() + Duration::from_secs(120);
+    while pod_count(pool).await? > 0 {
+        if Instant::now() > until {
+            bail!("pods were not deleted in time");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// RSS of this run's shims (their command lines name the state directory).
+fn shims_kib(state_dir: &Path) -> u64 {
+    let needle = state_dir.to_string_lossy().into_owned();
+    let mut total = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("container-shim") && cmd.contains(&needle) {
+            total += crate::rss_kib(pid);
+        }
+    }
+    total
+}
+
+async fn run_once(bin: &Path, runtime: &str, burst: usize) -> Result<Outcome> {
+    let dir = tempfile::tempdir()?;
+    let agent = dir.path().join("agent");
+    std::fs::create_dir_all(agent.join("images"))?;
+    images::testimage::busybox_image(IMAGE)
+        .write_oci_archive(&agent.join("images/busybox.tar"))
+        .context("writing the busybox image")?;
+    let mut server = start_server_with(bin, dir.path(), &[], false)?;
+    let kubelet = Proc(
+        Command::new(bin)
+            .arg("kubelet")
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .arg("--root-dir")
+            .arg(&agent)
+            .arg("--runtime-state-dir")
+            .arg(agent.join("run"))
+            .arg("--pod-logs-dir")
+            .arg(agent.join("logs"))
+            .args([
+                "--hostname-override",
+                "bench-node",
+                "--oci-runtime",
+                runtime,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the kubelet")?,
+    );
+    server.keep_dir(dir);
+    let target = Target::from_kubeconfig(&server.kubeconfig)?;
+    let pool = Pool::new(&target, 2).await?;
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = pool
+            .send(Method::GET, "/api/v1/nodes/bench-node", None)
+            .await?;
+        let ready = status.is_success()
+            && serde_json::from_slice::<Value>(&body).is_ok_and(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            });
+        if ready {
+            break;
+        }
+        if Instant::now() > until {
+            bail!("the kubelet's node did not become Ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    crate::ensure_namespace(&pool, NS).await?;
+    // The namespace's default ServiceAccount comes from the controller manager.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen: Seen = Arc::default();
+    let watcher = {
+        let (pool, seen) = (pool.clone(), seen.clone());
+        tokio::spawn(async move { watch_ready(&pool, seen).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kubelet_idle_kib = crate::rss_kib(kubelet.0.id());
+    let path = format!("/api/v1/namespaces/{NS}/pods");
+
+    let mut single = Vec::new();
+    for i in 0..5 {
+        let name = format!("single-{i}");
+        let sent = Instant::now();
+        pool.expect(Method::POST, &path, Some(pod_body(&name)))
+            .await?;
+        wait_ready(&seen, std::slice::from_ref(&name), Duration::from_secs(60)).await?;
+        let at = seen.lock().await[&name];
+        single.push(at - sent);
+        delete_all(&pool).await?;
+    }
+
+    let names: Vec<String> = (0..burst).map(|i| format!("burst-{i}")).collect();
+    let started = Instant::now();
+    let sends = futures::stream::iter(names.clone())
+        .map(|name| {
+            let pool = pool.clone();
+            let path = path.clone();
+            async move {
+                let sent = Instant::now();
+                pool.expect(Method::POST, &path, Some(pod_body(&name)))
+                    .await
+                    .map(|_| (name, sent))
+            }
+        })
+        .buffer_unordered(burst.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let mut sent_at = HashMap::new();
+    for s in sends {
+        let (name, at) = s?;
+        sent_at.insert(name, at);
+    }
+    wait_ready(&seen, &names, Duration::from_secs(300)).await?;
+    let burst_total = started.elapsed();
+    let mut latencies = Vec::new();
+    {
+        let s = seen.lock().await;
+        for n in &names {
+            latencies.push(s[n] - sent_at[n]);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kubelet_busy_kib = crate::rss_kib(kubelet.0.id());
+    let shims = shims_kib(&agent.join("run"));
+    delete_all(&pool).await?;
+    watcher.abort();
+    drop(kubelet);
+    Ok(Outcome {
+        single,
+        burst: latencies,
+        burst_total,
+        kubelet_idle_kib,
+        kubelet_busy_kib,
+        shims_kib: shims,
+    })
+}
+
+/// Runs the scenario for each runtime, printing table rows and filling `results`.
+pub async fn run_all(bin: &Path, burst: usize, results: &mut Value) -> Result<()> {
+    for runtime in ["builtin", "runc", "crun"] {
+        let mut o = run_once(bin, runtime, burst).await?;
+        o.single.sort();
+        o.burst.sort();
+        let mb = |kib: u64| kib as f64 / 1024.0;
+        crate::line(
+            &format!("pod startup ({runtime}): one pod, create to Ready (5 runs)"),
+            format!(
+                "p50 {} ms, max {} ms",
+                ms(percentile(&o.single, 0.5)),
+                ms(percentile(&o.single, 1.0))
+            ),
+        );
+        crate::line(
+            &format!("pod startup ({runtime}): burst of {burst} pods on one node"),
+            format!(
+                "p50 {} ms, p99 {} ms, all Ready after {:.2} s",
+                ms(percentile(&o.burst, 0.5)),
+                ms(percentile(&o.burst, 0.99)),
+                o.burst_total.as_secs_f64()
+            ),
+        );
+        let per_pod =
+            o.kubelet_busy_kib.saturating_sub(o.kubelet_idle_kib) as f64 / burst.max(1) as f64;
+        crate::line(
+            &format!("kubelet RSS ({runtime}): idle, with {burst} pods; shims"),
+            format!(
+                "{:.1} MB idle, {:.1} MB with {burst} pods ({:.0} KB per pod); shims {:.1} MB in all ({:.2} MB each)",
+                mb(o.kubelet_idle_kib),
+                mb(o.kubelet_busy_kib),
+                per_pod,
+                mb(o.shims_kib),
+                mb(o.shims_kib) / burst.max(1) as f64
+            ),
+        );
+        results[format!("podstart_{runtime}_single_p50_ms")] =
+            json!(ms(percentile(&o.single, 0.5)));
+        results[format!("podstart_{runtime}_burst_p50_ms")] = json!(ms(percentile(&o.burst, 0.5)));
+        results[format!("podstart_{runtime}_burst_p99_ms")] = json!(ms(percentile(&o.burst, 0.99)));
+        results[format!("podstart_{runtime}_kubelet_idle_mb")] = json!(mb(o.kubelet_idle_kib));
+        results[format!("podstart_{runtime}_kubelet_busy_mb")] = json!(mb(o.kubelet_busy_kib));
+        results[format!("podstart_{runtime}_shims_mb")] = json!(mb(o.shims_kib));
+    }
+    Ok(())
+}
