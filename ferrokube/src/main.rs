@@ -343,13 +343,18 @@ fn shim_command() -> Result<kubelet::ShimCommand> {
     })
 }
 
-async fn run_kubelet(cmd: KubeletCmd) -> Result<()> {
+async fn run_kubelet(mut cmd: KubeletCmd) -> Result<()> {
     let client = client_from(&cmd.kubeconfig, "kubelet").await?;
-    let shim = shim_command()?;
-    tokio::select! {
-        r = kubelet::run(client, cmd.config, shim) => r.context("kubelet"),
-        _ = shutdown_signal() => Ok(()),
+    if cmd.config.client_ca_file.is_none() {
+        // The apiserver's client certificate is signed by the cluster CA.
+        cmd.config.client_ca = kubeconfig_ca(&cmd.kubeconfig).await;
     }
+    let shim = shim_command()?;
+    // The kubelet decides what shutting down means (with --shutdown-grace-period
+    // it stops the pods first).
+    kubelet::run(client, cmd.config, shim, shutdown_signal())
+        .await
+        .context("kubelet")
 }
 
 fn run_images(cmd: ImagesCmd) -> Result<()> {
@@ -453,6 +458,10 @@ async fn run_server(args: ServerArgs) -> Result<()> {
             format!("--root-dir={}", agent.display()),
             format!("--runtime-state-dir={}", agent.join("run").display()),
             format!("--pod-logs-dir={}", agent.join("logs").display()),
+            format!(
+                "--client-ca-file={}",
+                args.api.data_dir.join("pki").join("ca.crt").display()
+            ),
         ];
         if let Some(n) = &args.node_name {
             defaults.push(format!("--hostname-override={n}"));
@@ -509,16 +518,30 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
             }
         }));
     }
+    let mut kubelet_task = None;
+    let kubelet_stop = Arc::new(tokio::sync::Notify::new());
     if let Some(config) = in_process.kubelet {
         let client = client_from(&running.kubeconfig, "kubelet").await?;
         let shim = shim_command()?;
-        components.push(tokio::spawn(async move {
-            if let Err(e) = kubelet::run(client, *config, shim).await {
-                tracing::error!(error = %e, "kubelet stopped");
-            }
-        }));
+        let stop = kubelet_stop.clone();
+        let grace = config.shutdown_grace_period;
+        kubelet_task = Some((
+            tokio::spawn(async move {
+                let shutdown = async move { stop.notified().await };
+                if let Err(e) = kubelet::run(client, *config, shim, shutdown).await {
+                    tracing::error!(error = %e, "kubelet stopped");
+                }
+            }),
+            grace,
+        ));
     }
     shutdown_signal().await;
+    // The kubelet may stop its pods first (--shutdown-grace-period), while the
+    // API is still up to hear about it.
+    if let Some((task, grace)) = kubelet_task {
+        kubelet_stop.notify_one();
+        let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(5), task).await;
+    }
     for c in &components {
         c.abort();
     }

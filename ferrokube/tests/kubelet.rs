@@ -291,6 +291,8 @@ fn crashing_container_backs_off() {
     assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
     assert_eq!(p["status"]["phase"], "Running");
     assert!(k.ok(&["get", "events"]).contains("BackOff"));
+    // The last run's output, through the kubelet API.
+    assert_eq!(k.ok(&["logs", "crasher", "--previous"]), "bye\n");
     // The back-off grows: after the 10 s delay it restarts and waits 20 s.
     let ok = eventually(Duration::from_secs(40), || {
         let p = pod_json(&k, "crasher");
@@ -584,6 +586,26 @@ fn static_pods_run_from_manifests_with_mirror_pods() {
     std::fs::create_dir_all(&manifests).unwrap();
     std::fs::write(manifests.join("web.yaml"), STATIC).unwrap();
     let node = format!("kubelet-e2e-{}", std::process::id());
+    // A manifest URL serving one more static pod.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/pods", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(std::sync::Mutex::new(
+        STATIC.replace("static-web", "url-web"),
+    ));
+    let body_of = served.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let body = body_of.lock().unwrap().clone();
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
     let c = Cluster::start_agent_in(
         dir,
         &[
@@ -593,6 +615,10 @@ fn static_pods_run_from_manifests_with_mirror_pods() {
             &format!("pod-manifest-path={}", manifests.display()),
             "--kubelet-arg",
             "file-check-frequency=1s",
+            "--kubelet-arg",
+            &format!("manifest-url={url}"),
+            "--kubelet-arg",
+            "http-check-frequency=1s",
         ],
     );
     let k = c.kubectl("1.33");
@@ -621,6 +647,19 @@ fn static_pods_run_from_manifests_with_mirror_pods() {
         !processes_of(&hash).is_empty(),
         "the static pod does not run"
     );
+    // The URL's pod runs too, with source http.
+    let url_pod = format!("url-web-{node}");
+    assert!(eventually(Duration::from_secs(30), || {
+        let out = k.run(&["get", "pod", "-n", "kube-system", &url_pod, "-o", "json"]);
+        out.status.success()
+            && k.json(&["get", "pod", "-n", "kube-system", &url_pod])["status"]["phase"]
+                == "Running"
+    }));
+    assert_eq!(
+        k.json(&["get", "pod", "-n", "kube-system", &url_pod])["metadata"]["annotations"]
+            ["kubernetes.io/config.source"],
+        "http"
+    );
     // Deleting the mirror does not stop the pod; the kubelet makes a new mirror.
     let first_uid = m["metadata"]["uid"].as_str().unwrap().to_string();
     k.ok(&["delete", "pod", "-n", "kube-system", &name, "--wait=false"]);
@@ -632,7 +671,12 @@ fn static_pods_run_from_manifests_with_mirror_pods() {
         !processes_of(&hash).is_empty(),
         "deleting the mirror stopped the pod"
     );
-    // Removing the manifest stops the pod and removes its mirror.
+    // Removing the manifests stops the pods and removes their mirrors.
+    *served.lock().unwrap() = r#"{"kind": "PodList", "apiVersion": "v1", "items": []}"#.into();
+    assert!(eventually(Duration::from_secs(30), || !k
+        .run(&["get", "pod", "-n", "kube-system", &url_pod])
+        .status
+        .success()));
     std::fs::remove_file(manifests.join("web.yaml")).unwrap();
     assert!(
         eventually(Duration::from_secs(30), || !k
@@ -779,4 +823,280 @@ fn images_are_pulled_from_a_registry() {
             .contains("team/busybox@sha256:"),
         "{main:#}"
     );
+}
+
+#[test]
+fn memory_pressure_evicts_pods() {
+    // A threshold no machine meets: the node is under memory pressure at once.
+    let dir = data_dir_with_image();
+    let node = format!("kubelet-e2e-{}", std::process::id());
+    let c = Cluster::start_agent_in(
+        dir,
+        &[
+            "--node-name",
+            &node,
+            "--kubelet-arg",
+            "eviction-hard=memory.available<100Ti",
+            "--kubelet-arg",
+            "eviction-monitoring-interval=1s",
+        ],
+    );
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let pressure = |k: &Kubectl| {
+        let out = k.run(&["get", "node", &node, "-o", "json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"]
+            ["conditions"]
+            .as_array()
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "MemoryPressure" && c["status"] == "True")
+            })
+    };
+    assert!(eventually(Duration::from_secs(30), || pressure(&k)));
+    // Placed by name (the scheduler keeps BestEffort pods off a node under pressure).
+    k.apply(
+        &[],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: victim\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n"
+        ),
+    );
+    let ok = eventually(Duration::from_secs(60), || {
+        pod_json(&k, "victim")["status"]["reason"] == "Evicted"
+    });
+    assert!(ok, "{:#}", pod_json(&k, "victim"));
+    let p = pod_json(&k, "victim");
+    assert_eq!(p["status"]["phase"], "Failed");
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "The node was low on resource: memory. Threshold quantity: 100Ti, available: "
+        ),
+        "{msg}"
+    );
+    let conds = p["status"]["conditions"].as_array().unwrap();
+    assert!(conds
+        .iter()
+        .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "TerminationByKubelet"));
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(20), || processes_of(&uid)
+        .is_empty()
+        && cgroups_of(&uid).is_empty()));
+    assert!(k
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=victim"
+        ])
+        .contains("Evicted"));
+}
+
+const SHUTDOWN_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ordinary
+  namespace: kube-system
+spec:
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: critical
+  namespace: kube-system
+spec:
+  priorityClassName: system-node-critical
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#;
+
+#[test]
+fn node_shutdown_stops_ordinary_pods_before_critical_ones() {
+    let dir = data_dir_with_image();
+    let node = format!("kubelet-e2e-{}", std::process::id());
+    let c = Cluster::start_agent_in(
+        dir,
+        &[
+            "--node-name",
+            &node,
+            "--kubelet-arg",
+            "shutdown-grace-period=8s",
+            "--kubelet-arg",
+            "shutdown-grace-period-critical-pods=4s",
+        ],
+    );
+    let k = c.kubectl("1.33");
+    k.apply(&[], SHUTDOWN_PODS);
+    let running = |k: &Kubectl, name: &str| {
+        k.json(&["get", "pod", "-n", "kube-system", name])["status"]["phase"] == "Running"
+    };
+    assert!(eventually(Duration::from_secs(60), || running(
+        &k, "ordinary"
+    ) && running(
+        &k, "critical"
+    )));
+    let uids: Vec<String> = ["ordinary", "critical"]
+        .iter()
+        .map(|n| {
+            k.json(&["get", "pod", "-n", "kube-system", n])["metadata"]["uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // SIGTERM to the server: its kubelet stops the pods before it exits.
+    let dir = c.terminate(Duration::from_secs(30));
+    for uid in &uids {
+        assert!(
+            processes_of(uid).is_empty() && cgroups_of(uid).is_empty(),
+            "pod {uid} outlived the shutdown"
+        );
+    }
+    // What the kubelet reported, read back from a server without a kubelet.
+    let c = Cluster::start_in(dir, &[]);
+    let k = c.kubectl("1.33");
+    let status = |name: &str| k.json(&["get", "pod", "-n", "kube-system", name])["status"].clone();
+    let (ordinary, critical) = (status("ordinary"), status("critical"));
+    for s in [&ordinary, &critical] {
+        assert_eq!(s["phase"], "Failed", "{s:#}");
+        assert_eq!(s["reason"], "Terminated");
+        assert_eq!(
+            s["message"],
+            "Pod was terminated in response to imminent node shutdown."
+        );
+    }
+    // The ordinary pod ignored SIGTERM and was killed after its 4 s share; only
+    // then was the critical pod asked to stop.
+    let finished = |s: &serde_json::Value| {
+        s["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        ordinary["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        137
+    );
+    assert_eq!(
+        critical["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    assert!(
+        finished(&critical) >= finished(&ordinary),
+        "{ordinary:#} {critical:#}"
+    );
+    let node_ready = k.json(&["get", "node", &node])["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(node_ready["status"], "False");
+    assert_eq!(node_ready["message"], "node is shutting down");
+}
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "mkdir -p /www && echo hello from the pod > /www/index.html && httpd -p 8080 -h /www; for i in 1 2 3; do echo line $i; done; exec sleep 3600"]
+  - name: side
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "echo side car; exec sleep 3600"]
+"#;
+
+/// kubectl logs, exec, cp and port-forward reach the container through the
+/// apiserver and the kubelet API.
+fn streaming_with(version: &str) {
+    let c = start("builtin");
+    let k = c.kubectl(version);
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], WEB);
+    assert!(eventually(Duration::from_secs(60), || pod_json(&k, "web")
+        ["status"]["phase"]
+        == "Running"));
+    // Logs: a container named, tail, and both containers.
+    assert!(eventually(Duration::from_secs(10), || {
+        k.run(&["logs", "web", "-c", "main"]).stdout == b"line 1\nline 2\nline 3\n"
+    }));
+    assert_eq!(k.ok(&["logs", "web", "-c", "main", "--tail=1"]), "line 3\n");
+    assert_eq!(k.ok(&["logs", "web", "-c", "side"]), "side car\n");
+    // Without -c, kubectl picks the first container and says so.
+    let out = k.run(&["logs", "web"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 1\nline 2\nline 3\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Defaulted container \"main\""));
+    // Exec: output, exit codes, stdin.
+    assert_eq!(
+        k.ok(&["exec", "web", "-c", "main", "--", "cat", "/www/index.html"]),
+        "hello from the pod\n"
+    );
+    let out = k.run(&["exec", "web", "-c", "main", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let out = k.run_stdin(
+        &["exec", "-i", "web", "-c", "main", "--", "tr", "a-z", "A-Z"],
+        "shout\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "SHOUT\n");
+    // cp out of the pod (tar over exec).
+    let local = c.dir.path().join("copied.html");
+    k.ok(&[
+        "cp",
+        "-c",
+        "main",
+        "web:/www/index.html",
+        local.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&local).unwrap(),
+        "hello from the pod\n"
+    );
+    // Port-forward to the pod's loopback-only httpd.
+    let port = support::free_port();
+    let mut pf = k
+        .cmd(&["port-forward", "pod/web", &format!("{port}:8080")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = eventually(Duration::from_secs(20), || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("hello from the pod")
+    });
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert!(got, "port-forward did not reach the pod");
+}
+
+#[test]
+fn logs_exec_cp_and_port_forward_with_kubectl_1_27() {
+    streaming_with("1.27");
+}
+
+#[test]
+fn logs_exec_cp_and_port_forward_with_kubectl_1_33() {
+    streaming_with("1.33");
 }

@@ -1,7 +1,9 @@
 //! The three ways of running a container behind one interface: youki's libcontainer
 //! in-process (builtin), or the `runc`/`crun` command line (`create`/`start`/`exec`/
-//! `delete` with a per-runtime `--root`). Used by the shim to create, start and exec, and
-//! by the runtime to clean up after a shim that died.
+//! `delete` with a per-runtime `--root`). Used by the shim to create, start and exec
+//! (in the foreground with inherited stdio, or detached with a pseudo-terminal whose
+//! master goes to a console socket), and by the runtime to clean up after a shim that
+//! died.
 //!
 //! crun 1.8 refuses hybrid cgroup setups whose v2 mount has any controller attached
 //! ("cgroups in hybrid mode not supported"); on such machines every crun command runs in a
@@ -227,7 +229,7 @@ pub(crate) fn exec(meta: &Meta, process_json: &Path, pid_file: &Path, log: &Path
                 .arg("--pid-file")
                 .arg(pid_file)
                 .arg(&meta.id)
-                .stdin(Stdio::null());
+                .stdin(Stdio::inherit());
             match cmd.status() {
                 Ok(status) => {
                     if let Some(msg) = last_runtime_error(log) {
@@ -242,6 +244,66 @@ pub(crate) fn exec(meta: &Meta, process_json: &Path, pid_file: &Path, log: &Path
                 }
                 Err(e) => ExecEnd::Failed(exec_failed(&format!("{}: {e}", meta.runtime.name()))),
             }
+        }
+    }
+}
+
+/// Starts the process described by `process_json` (which asks for a terminal) in the
+/// running container without waiting for it: the runtime creates the pseudo-terminal
+/// inside the container and sends its master to the unix socket `console_socket`.
+/// Returns the host pid of the process, which becomes a child of the calling (subreaper)
+/// process.
+pub(crate) fn exec_detached(
+    meta: &Meta,
+    process_json: &Path,
+    pid_file: &Path,
+    log: &Path,
+    console_socket: &Path,
+) -> Result<i32, String> {
+    match meta.runtime {
+        RuntimeKind::Builtin => {
+            let builder = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
+                .with_root_path(&meta.runtime_root)
+                .and_then(|b| b.with_pid_file(Some(pid_file)))
+                .map_err(|e| exec_failed(&error_chain(&e)))?
+                .with_console_socket(Some(console_socket));
+            crate::sys::set_signal_default(libc::SIGPIPE, true);
+            let built = builder
+                .as_tenant()
+                .with_process(Some(process_json))
+                .with_detach(true)
+                .build();
+            crate::sys::set_signal_default(libc::SIGPIPE, false);
+            built
+                .map(|p| p.as_raw())
+                .map_err(|e| exec_failed(&error_chain(&e)))
+        }
+        RuntimeKind::Runc | RuntimeKind::Crun => {
+            let mut cmd = runtime_command(meta, log).map_err(|e| exec_failed(&e.to_string()))?;
+            let out = cmd
+                .arg("exec")
+                .arg("--detach")
+                .arg("--console-socket")
+                .arg(console_socket)
+                .arg("--process")
+                .arg(process_json)
+                .arg("--pid-file")
+                .arg(pid_file)
+                .arg(&meta.id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .map_err(|e| exec_failed(&format!("{}: {e}", meta.runtime.name())))?;
+            if !out.status.success() {
+                let msg = last_runtime_error(log)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
+                return Err(exec_failed(&msg));
+            }
+            fs::read_to_string(pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| exec_failed(&format!("{} wrote no pid file", meta.runtime.name())))
         }
     }
 }

@@ -67,6 +67,10 @@ pub struct Stats {
     pub rss: u64,
     /// Cumulative page faults.
     pub page_faults: u64,
+    /// Cumulative major page faults.
+    pub major_page_faults: u64,
+    /// The memory limit, when one is set.
+    pub memory_limit_bytes: Option<u64>,
     /// Current number of processes.
     pub pids: u64,
 }
@@ -638,6 +642,10 @@ pub fn container_stats(cgroup_path: &str) -> Result<Stats, Error> {
             s.memory_working_set_bytes = s.memory_usage_bytes.saturating_sub(inactive);
             s.rss = read_keyed(&stat, "total_rss").unwrap_or(0);
             s.page_faults = read_keyed(&stat, "total_pgfault").unwrap_or(0);
+            s.major_page_faults = read_keyed(&stat, "total_pgmajfault").unwrap_or(0);
+            // An unlimited v1 cgroup reports a huge page-rounded number.
+            s.memory_limit_bytes =
+                read_u64(&mem.join("memory.limit_in_bytes")).filter(|l| *l < (1u64 << 62));
             if let Some(d) = controller_dir("pids", cgroup_path)? {
                 s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
             }
@@ -657,6 +665,8 @@ pub fn container_stats(cgroup_path: &str) -> Result<Stats, Error> {
             s.memory_working_set_bytes = s.memory_usage_bytes.saturating_sub(inactive);
             s.rss = read_keyed(&stat, "anon").unwrap_or(0);
             s.page_faults = read_keyed(&stat, "pgfault").unwrap_or(0);
+            s.major_page_faults = read_keyed(&stat, "pgmajfault").unwrap_or(0);
+            s.memory_limit_bytes = read_u64(&dir.join("memory.max"));
             s.pids = read_u64(&dir.join("pids.current")).unwrap_or(0);
         }
     }

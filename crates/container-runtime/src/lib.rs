@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 mod backend;
 pub mod cgroups;
 mod crilog;
+mod interactive;
 mod runtime;
 pub mod sandbox;
 mod shim;
@@ -30,6 +31,7 @@ mod store;
 mod sys;
 
 pub use crilog::format_rfc3339_nano;
+pub use interactive::{ExecReader, ExecSession, ExecWriter, TerminalResizer};
 pub use runtime::ContainerRuntime;
 pub use shim::shim_main;
 

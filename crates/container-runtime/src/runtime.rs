@@ -1,7 +1,7 @@
 //! [`ContainerRuntime`]: the kubelet's handle on its containers. It writes bundles,
 //! starts one shim per container, and answers everything else (list, wait, signal, stop,
-//! exec, remove) from the state directory and process liveness, so a new kubelet process
-//! adopts the containers of the previous one.
+//! exec, interactive exec, remove) from the state directory and process liveness, so a
+//! new kubelet process adopts the containers of the previous one.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::backend;
 use crate::cgroups::{self, Stats};
+use crate::interactive::{ExecLaunch, ExecSession};
 use crate::shim::{read_pid_file, ExecResult, StartReport};
 use crate::store::{ContainerDir, Meta, RuntimeKind, CONFIG_FILE, META_FILE, SHIM_LOG};
 use crate::sys;
@@ -365,13 +366,9 @@ impl ContainerRuntime {
 
     /// Runs `cmd` in the running container (its namespaces, cgroup, user, environment and
     /// working directory from the spec), capturing stdout and stderr. When `timeout`
-    /// passes, the command is SIGKILLed and `timed_out` is set.
-    pub async fn exec_capture(
-        &self,
-        id: &str,
-        cmd: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutput, Error> {
+    /// Checks an exec request (a command, a running container) and picks a token
+    /// naming its files in the container's directory.
+    fn exec_preflight(&self, id: &str, cmd: &[String]) -> Result<(ContainerDir, String), Error> {
         let dir = self.dir(id)?;
         if cmd.is_empty() {
             return Err(Error::ExecFailed("no command given".into()));
@@ -380,12 +377,23 @@ impl ContainerRuntime {
         if !matches!(info.state, ContainerState::Running { .. }) {
             return Err(Error::NotRunning(id.to_string()));
         }
-        let cfg = &self.inner.config;
         let token = format!(
             "{}-{}",
             std::process::id(),
             self.inner.exec_seq.fetch_add(1, Ordering::Relaxed)
         );
+        Ok((dir, token))
+    }
+
+    /// passes, the command is SIGKILLed and `timed_out` is set.
+    pub async fn exec_capture(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, Error> {
+        let (dir, token) = self.exec_preflight(id, cmd)?;
+        let cfg = &self.inner.config;
         let result_path = dir.file(&format!("exec-{token}.result"));
         let pid_path = dir.file(&format!("exec-{token}.pid"));
         let mut child = tokio::process::Command::new(&cfg.shim_program)
@@ -461,6 +469,40 @@ impl ContainerRuntime {
                 String::from_utf8_lossy(&stderr).trim()
             ))),
         }
+    }
+
+    /// Starts `cmd` in the running container (its namespaces, cgroup, user, environment
+    /// and working directory, as [`exec_capture`](Self::exec_capture)) for interactive use:
+    /// with `tty` the command gets a terminal created inside the container (stdout then
+    /// carries all output, resizable through the session; `TERM=xterm` is added unless the
+    /// container sets `TERM`), otherwise pipes for stdout and stderr; stdin is connected
+    /// when `stdin` is set. Returns once the command was handed to the OCI runtime (with
+    /// a terminal: once it runs); a command that cannot be started shows up as
+    /// [`Error::ExecFailed`] here or from [`ExecSession::wait`].
+    pub async fn exec_spawn(
+        &self,
+        id: &str,
+        cmd: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecSession, Error> {
+        let (dir, token) = self.exec_preflight(id, cmd)?;
+        let cfg = &self.inner.config;
+        let mut command = std::process::Command::new(&cfg.shim_program);
+        command
+            .args(&cfg.shim_args)
+            .arg(if tty { "exec-tty" } else { "exec" })
+            .arg(&dir.path)
+            .arg(&token)
+            .args(cmd);
+        ExecSession::start(ExecLaunch {
+            command,
+            tty,
+            stdin,
+            pid_path: dir.file(&format!("exec-{token}.pid")),
+            result_path: dir.file(&format!("exec-{token}.result")),
+        })
+        .await
     }
 
     /// Makes the container's shim reopen its log file (after the kubelet rotated it).

@@ -13,6 +13,12 @@
 //! this process's stdio and exits with its status; the command's pid goes to
 //! `exec-<token>.pid` and the outcome to `exec-<token>.result`.
 //!
+//! `exec-tty <container dir> <token> <cmd>...`: the same with a terminal. The runtime
+//! creates the pseudo-terminal inside the container (detached exec with a console socket
+//! in a private temporary directory); the shim passes the master on through the unix
+//! socket it finds on fd 3 ([`TTY_CHANNEL_FD`]), then waits for the command as its
+//! subreaper.
+//!
 //! The shim is single-threaded and does not use tokio.
 
 use std::ffi::OsString;
@@ -63,9 +69,12 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// (`run <dir>` or `exec <dir> <token> <cmd>...`); leading arguments before the mode word
 /// (such as the program name or `container-shim`) are skipped. Returns the exit code.
 pub fn shim_main(args: Vec<OsString>) -> i32 {
-    let Some(pos) = args.iter().position(|a| a == "run" || a == "exec") else {
+    let Some(pos) = args
+        .iter()
+        .position(|a| a == "run" || a == "exec" || a == "exec-tty")
+    else {
         eprintln!(
-            "usage: container-shim run <container-dir> | exec <container-dir> <token> <cmd>..."
+            "usage: container-shim run <container-dir> | exec[-tty] <container-dir> <token> <cmd>..."
         );
         return 2;
     };
@@ -90,7 +99,7 @@ pub fn shim_main(args: Vec<OsString>) -> i32 {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        exec_shim(&dir, &token, cmd)
+        exec_shim(&dir, &token, cmd, mode == "exec-tty")
     }
 }
 
@@ -555,14 +564,15 @@ fn reap(pid: i32) -> Option<(i32, Option<i32>)> {
     found
 }
 
-fn exec_shim(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
+fn exec_shim(dir: &Path, token: &str, cmd: Vec<String>, tty: bool) -> i32 {
     // Processes the runtime leaves behind (e.g. a failed exec's init) become ours and are
-    // reaped before exiting, instead of lingering under init.
+    // reaped before exiting, instead of lingering under init; a detached exec's process
+    // becomes our child this way.
     // SAFETY: prctl with integer arguments.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
-    let code = exec_in_container(dir, token, cmd);
+    let code = exec_in_container(dir, token, cmd, tty);
     reap_all(Duration::from_secs(1));
     code
 }
@@ -584,7 +594,7 @@ fn reap_all(limit: Duration) {
     }
 }
 
-fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
+fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>, tty: bool) -> i32 {
     let cdir = ContainerDir::new(dir.to_path_buf());
     let result_path = cdir.file(&format!("exec-{token}.result"));
     let fail = |msg: String| {
@@ -614,8 +624,16 @@ fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
         return fail("the container's spec has no process".into());
     };
     process.set_args(Some(cmd));
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(tty));
     process.set_console_size(None);
+    if tty {
+        // As containerd does for exec with a terminal.
+        let mut env = process.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".to_string());
+        }
+        process.set_env(Some(env));
+    }
     let process_path = cdir.file(&format!("exec-{token}.json"));
     let pid_path = cdir.file(&format!("exec-{token}.pid"));
     let log_path = cdir.file(&format!("exec-{token}.log"));
@@ -626,7 +644,11 @@ fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
     if let Err(e) = sys::write_atomic(&process_path, &data) {
         return fail(format!("writing {}: {e}", process_path.display()));
     }
-    let end = backend::exec(&meta, &process_path, &pid_path, &log_path);
+    let end = if tty {
+        exec_with_terminal(&meta, &process_path, &pid_path, &log_path)
+    } else {
+        backend::exec(&meta, &process_path, &pid_path, &log_path)
+    };
     let _ = fs::remove_file(&process_path);
     let _ = fs::remove_file(&log_path);
     match end {
@@ -641,6 +663,206 @@ fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>) -> i32 {
             code
         }
         ExecEnd::Failed(msg) => fail(msg),
+    }
+}
+
+/// The descriptor on which `exec-tty` finds the unix socket that receives the terminal's
+/// master.
+pub(crate) const TTY_CHANNEL_FD: i32 = 3;
+
+/// How long a detached exec may take to hand over its terminal.
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts the exec detached with a terminal, forwards the terminal's master to fd 3 and
+/// waits for the process.
+fn exec_with_terminal(
+    meta: &Meta,
+    process_path: &Path,
+    pid_path: &Path,
+    log_path: &Path,
+) -> ExecEnd {
+    // SAFETY: fd 3 was set up by the starter for us; we own it from here on.
+    let channel = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(TTY_CHANNEL_FD) };
+    if !is_socket(channel.as_fd()) {
+        std::mem::forget(channel);
+        return ExecEnd::Failed("exec with a terminal needs a channel on fd 3".into());
+    }
+    // Keep it out of the runtime's processes: the starter sees the channel's end of file
+    // as soon as this process is done with it.
+    // SAFETY: fcntl on a descriptor we own, with integer flags.
+    unsafe {
+        libc::fcntl(channel.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    let console = match ConsoleSocket::new() {
+        Ok(c) => c,
+        Err(e) => return ExecEnd::Failed(format!("creating the console socket: {e}")),
+    };
+    let pid = match backend::exec_detached(meta, process_path, pid_path, log_path, &console.path) {
+        Ok(pid) => pid,
+        Err(msg) => return ExecEnd::Failed(msg),
+    };
+    let handed_over = console
+        .receive_master(CONSOLE_TIMEOUT)
+        .and_then(|master| send_fd(channel.as_fd(), master.as_fd()));
+    drop(console);
+    drop(channel);
+    if let Err(e) = handed_over {
+        // SAFETY: kill(2) on the child we just started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = wait_for_child(pid);
+        return ExecEnd::Failed(format!("passing on the exec's terminal: {e}"));
+    }
+    ExecEnd::Exited(wait_for_child(pid))
+}
+
+/// A listening unix socket in a private temporary directory (short path, owner-only).
+struct ConsoleSocket {
+    dir: PathBuf,
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl ConsoleSocket {
+    fn new() -> io::Result<ConsoleSocket> {
+        let template = std::env::temp_dir().join("ferrokube-console-XXXXXX");
+        let mut raw = std::ffi::CString::new(template.as_os_str().as_encoded_bytes())
+            .map_err(io::Error::other)?
+            .into_bytes_with_nul();
+        // SAFETY: mkdtemp rewrites the NUL-terminated template in place.
+        let made = unsafe { libc::mkdtemp(raw.as_mut_ptr().cast()) };
+        if made.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        raw.pop();
+        let dir =
+            PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(raw));
+        let path = dir.join("console.sock");
+        match std::os::unix::net::UnixListener::bind(&path) {
+            Ok(listener) => Ok(ConsoleSocket {
+                dir,
+                path,
+                listener,
+            }),
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Accepts the runtime's connection and takes the descriptor it sends.
+    fn receive_master(&self, timeout: Duration) -> io::Result<OwnedFd> {
+        let deadline = Instant::now() + timeout;
+        wait_readable(self.listener.as_fd(), deadline)?;
+        let (conn, _) = self.listener.accept()?;
+        wait_readable(conn.as_fd(), deadline)?;
+        recv_fd(conn.as_fd())?.ok_or_else(|| io::Error::other("the runtime sent no terminal"))
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let ms = left.as_millis().min(10_000) as u16;
+        match poll(&mut fds, PollTimeout::from(ms.max(1))) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_socket(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+        .unwrap_or(false)
+}
+
+/// Sends one descriptor over a unix socket (with a one-byte payload).
+pub(crate) fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [fd.as_raw_fd()];
+    let iov = [io::IoSlice::new(b"t")];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receives one descriptor sent over a unix socket; `None` at end of stream or when the
+/// message carried no descriptor. Extra descriptors are closed.
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 256];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = loop {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => break m,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut out = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for raw in fds {
+                // SAFETY: the kernel installed these descriptors for us.
+                let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+                if out.is_none() {
+                    out = Some(fd);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Waits for the process `pid` (our child, possibly adopted as subreaper), reaping other
+/// children on the way; returns its exit code (128+signal for a signal death).
+fn wait_for_child(pid: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if r == pid {
+            return sys::decode_wait_status(status).0;
+        }
+        if r < 0 {
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                _ => {
+                    // Not (or no longer) our child: follow it until it is gone.
+                    while sys::proc_start_time(pid).is_some() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    return 255;
+                }
+            }
+        }
     }
 }
 

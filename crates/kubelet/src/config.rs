@@ -34,6 +34,22 @@ pub struct KubeletConfig {
     /// Address reported as the node's InternalIP; defaults to the primary address.
     #[arg(long)]
     pub node_ip: Option<std::net::IpAddr>,
+    /// Address the kubelet API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: std::net::IpAddr,
+    /// Port of the kubelet API (HTTPS; logs, exec, attach, port-forward, stats).
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    /// Port of the plain-HTTP `/healthz` on 127.0.0.1 (0 turns it off).
+    #[arg(long, default_value_t = 10248)]
+    pub healthz_port: u16,
+    /// CA bundle (PEM file) that signs the client certificates the kubelet API
+    /// accepts (the apiserver's); defaults to the kubeconfig's CA.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// The client CA's PEM, read from `--client-ca-file` or the kubeconfig.
+    #[arg(skip)]
+    pub client_ca: Option<String>,
     /// Labels added to the Node at registration (`key=value`, repeatable).
     #[arg(long = "node-labels", value_delimiter = ',')]
     pub node_labels: Vec<String>,
@@ -55,9 +71,39 @@ pub struct KubeletConfig {
     /// Static pod manifests; checked every `--file-check-frequency`.
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
+    /// A URL serving static pods (one Pod or a PodList), fetched every
+    /// `--http-check-frequency`.
+    #[arg(long)]
+    pub manifest_url: Option<String>,
+    /// How often `--manifest-url` is fetched again.
+    #[arg(long, value_parser = parse_duration, default_value = "20s")]
+    pub http_check_frequency: Duration,
     /// How often the static pod manifests are read again.
     #[arg(long, value_parser = parse_duration, default_value = "20s")]
     pub file_check_frequency: Duration,
+    /// Hard eviction thresholds (`memory.available<100Mi,nodefs.available<10%`).
+    #[arg(long, default_value = crate::eviction::DEFAULT_EVICTION_HARD)]
+    pub eviction_hard: String,
+    /// How often the eviction manager measures the node (ferrokube's knob;
+    /// upstream's is fixed at 10 s).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub eviction_monitoring_interval: Duration,
+    /// On shutdown (the kubelet told to stop), the time pods get to terminate
+    /// before the kubelet exits; 0 leaves containers running, as a kubelet restart
+    /// needs (upstream's graceful node shutdown, which it starts from logind).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub shutdown_grace_period: Duration,
+    /// The part of `--shutdown-grace-period` kept for critical pods, which stop
+    /// after all others.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub shutdown_grace_period_critical_pods: Duration,
+    /// Disk usage percent of the image filesystem above which image garbage
+    /// collection runs.
+    #[arg(long, default_value_t = 85)]
+    pub image_gc_high_threshold: u8,
+    /// Disk usage percent image garbage collection frees down to.
+    #[arg(long, default_value_t = 80)]
+    pub image_gc_low_threshold: u8,
     /// Pull images from registries over plain HTTP for these hosts (`127.0.0.1:5000`).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -77,6 +123,11 @@ impl KubeletConfig {
             cgroup_root: "/".into(),
             image_import_dir: None,
             node_ip: None,
+            address: std::net::IpAddr::from([0, 0, 0, 0]),
+            port: 10250,
+            healthz_port: 10248,
+            client_ca_file: None,
+            client_ca: None,
             node_labels: Vec::new(),
             register_with_taints: Vec::new(),
             max_pods: 110,
@@ -85,6 +136,14 @@ impl KubeletConfig {
             node_status_update_frequency: Duration::from_secs(10),
             pod_manifest_path: None,
             file_check_frequency: Duration::from_secs(20),
+            manifest_url: None,
+            http_check_frequency: Duration::from_secs(20),
+            eviction_hard: crate::eviction::DEFAULT_EVICTION_HARD.into(),
+            eviction_monitoring_interval: Duration::from_secs(10),
+            shutdown_grace_period: Duration::ZERO,
+            shutdown_grace_period_critical_pods: Duration::ZERO,
+            image_gc_high_threshold: 85,
+            image_gc_low_threshold: 80,
             insecure_registries: Vec::new(),
         }
     }

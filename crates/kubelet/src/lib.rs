@@ -9,15 +9,18 @@
 //! - [`machine`]: capacity, allocatable, nodeInfo.
 //! - `node`: registration, Lease, NodeStatus.
 //! - [`env`], [`ocispec`]: a container's environment, command line and OCI spec.
+//! - [`eviction`]: pressure signals, thresholds and which pod goes first.
 //! - [`volumes`]: emptyDir, hostPath, configMap, secret, downwardAPI, projected.
 //! - [`probes`]: startup, liveness and readiness probes; lifecycle hook actions.
 //! - [`staticpods`]: static pods from `--pod-manifest-path` and their mirror pods.
 //! - [`status`]: the pod status from what runs.
 //! - [`cgroup`]: pod-level cgroup limits.
 
+mod api;
 pub mod cgroup;
 pub mod config;
 pub mod env;
+pub mod eviction;
 pub mod machine;
 mod node;
 pub mod ocispec;
@@ -101,6 +104,15 @@ pub(crate) struct Shared {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) runtime: ContainerRuntime,
     pub(crate) recorder: EventRecorder,
+    /// The pods this kubelet runs, by UID, with the status it last computed (what
+    /// the kubelet API's `/pods` serves).
+    pub(crate) pods: parking_lot::RwLock<HashMap<String, Pod>>,
+    /// Node conditions under pressure now (`MemoryPressure`, `DiskPressure`).
+    pub(crate) pressure: parking_lot::RwLock<std::collections::BTreeSet<&'static str>>,
+    /// Eviction thresholds.
+    pub(crate) thresholds: Vec<eviction::Threshold>,
+    /// The node is shutting down (Ready turns False).
+    pub(crate) shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -125,12 +137,22 @@ pub fn default_address() -> IpAddr {
     probe().unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
-/// Runs the kubelet until the task is dropped.
+/// Runs the kubelet until `shutdown` completes (or the task is dropped). With a
+/// `--shutdown-grace-period`, shutting down stops the pods first: others, then
+/// critical ones.
 pub async fn run(
     client: Client,
-    config: KubeletConfig,
+    mut config: KubeletConfig,
     shim: ShimCommand,
+    shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), KubeletError> {
+    if let Some(f) = &config.client_ca_file {
+        let pem = std::fs::read_to_string(f).map_err(|source| KubeletError::Io {
+            what: format!("reading {}", f.display()),
+            source,
+        })?;
+        config.client_ca = Some(pem);
+    }
     let node_name = config
         .hostname_override
         .clone()
@@ -158,6 +180,8 @@ pub async fn run(
         }
         r
     };
+    let thresholds = eviction::parse_thresholds(&config.eviction_hard)
+        .map_err(|e| KubeletError::Config(format!("--eviction-hard: {e}")))?;
     let images = Arc::new(ImageStore::open(config.image_store_dir())?);
     let import_dir = config.import_dir();
     if import_dir.is_dir() {
@@ -199,16 +223,165 @@ pub async fn run(
         images,
         runtime,
         recorder,
+        pods: parking_lot::RwLock::new(HashMap::new()),
+        pressure: Default::default(),
+        thresholds,
+        shutting_down: Default::default(),
     });
+    api::start(&shared).await?;
     node::register(&shared).await?;
     info!(node = %shared.node_name, "node registered");
     let lease = tokio::spawn(node::lease_loop(shared.clone()));
     let status = tokio::spawn(node::status_loop(shared.clone()));
-    let result = watch_pods(shared).await;
+    let gc = tokio::spawn(image_gc_loop(shared.clone()));
+    let (evict_tx, evict_rx) = mpsc::unbounded_channel();
+    let evictions = tokio::spawn(eviction_loop(shared.clone(), evict_tx));
+    let result = watch_pods(shared, evict_rx, shutdown).await;
+    evictions.abort();
     lease.abort();
     status.abort();
+    gc.abort();
     drop(broadcaster);
     result
+}
+
+/// The eviction manager: measures, raises or clears pressure, and asks one pod
+/// at a time to be evicted while a threshold stays crossed.
+async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<(String, String)>) {
+    use eviction::{Candidate, Signal};
+    let mut asked: HashSet<String> = HashSet::new();
+    loop {
+        tokio::time::sleep(shared.config.eviction_monitoring_interval).await;
+        let (root, images_dir, memory) = (
+            shared.config.root_dir.clone(),
+            shared.config.image_store_dir(),
+            shared.machine.memory,
+        );
+        let Ok(observed) =
+            tokio::task::spawn_blocking(move || eviction::observe(&root, &images_dir, memory))
+                .await
+        else {
+            continue;
+        };
+        let crossed = eviction::crossed(&shared.thresholds, &observed);
+        let now: std::collections::BTreeSet<&'static str> =
+            crossed.iter().map(|(t, _)| t.signal.condition()).collect();
+        let changed = *shared.pressure.read() != now;
+        if changed {
+            *shared.pressure.write() = now;
+            if let Err(e) = node::post_status(&shared).await {
+                warn!(error = %e, "posting node pressure failed");
+            }
+        }
+        let Some((threshold, observation)) = crossed.first().cloned() else {
+            asked.clear();
+            continue;
+        };
+        let resource = match threshold.signal {
+            Signal::MemoryAvailable => "memory",
+            _ => "ephemeral-storage",
+        };
+        let pods: Vec<Pod> = shared.pods.read().values().cloned().collect();
+        let mut candidates: Vec<Candidate> = pods
+            .into_iter()
+            .filter(|p| {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                !asked.contains(&uid)
+                    && !staticpods::is_static(p)
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .map(|pod| {
+                let usage = pod_usage(&shared, &pod, threshold.signal);
+                Candidate { pod, usage }
+            })
+            .collect();
+        eviction::rank(&mut candidates, resource);
+        if let Some(victim) = candidates.first() {
+            let uid = victim.pod.metadata.uid.clone().unwrap_or_default();
+            let msg = eviction::message(&threshold, &observation, victim, resource);
+            info!(pod = ?victim.pod.metadata.name, %msg, "evicting");
+            asked.insert(uid.clone());
+            let _ = evict.send((uid, msg));
+        }
+    }
+}
+
+/// A pod's use of what is short: memory working set of its cgroup, or the bytes
+/// its directory and logs take.
+fn pod_usage(shared: &Shared, pod: &Pod, signal: eviction::Signal) -> u64 {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if signal == eviction::Signal::MemoryAvailable {
+        let qos = pod
+            .spec
+            .as_ref()
+            .map_or("BestEffort", podspec::pod_qos_class);
+        let q = match qos {
+            "Guaranteed" => container_runtime::cgroups::QosClass::Guaranteed,
+            "Burstable" => container_runtime::cgroups::QosClass::Burstable,
+            _ => container_runtime::cgroups::QosClass::BestEffort,
+        };
+        let path =
+            container_runtime::cgroups::pod_cgroup_path_under(&shared.config.cgroup_root, q, &uid);
+        return container_runtime::cgroups::PodCgroup::from_path(path)
+            .stats()
+            .map(|s| s.memory_working_set_bytes)
+            .unwrap_or(0);
+    }
+    fn du(p: &std::path::Path) -> u64 {
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if meta.is_dir() {
+            std::fs::read_dir(p)
+                .map(|es| es.flatten().map(|e| du(&e.path())).sum())
+                .unwrap_or(0)
+        } else {
+            meta.len()
+        }
+    }
+    du(&shared.config.pods_dir().join(&uid))
+}
+
+/// How often unused images are collected when the disk fills (upstream: 5 min).
+const IMAGE_GC_PERIOD: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Image garbage collection: every 5 minutes, the images no container uses are
+/// removed, least recently used first, while the image filesystem is above
+/// `--image-gc-high-threshold`, down to `--image-gc-low-threshold`.
+async fn image_gc_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(IMAGE_GC_PERIOD).await;
+        let store = shared.images.clone();
+        let containers = shared.runtime.list().unwrap_or_default();
+        let (high, low) = (
+            shared.config.image_gc_high_threshold,
+            shared.config.image_gc_low_threshold,
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            let mut in_use = HashSet::new();
+            for c in &containers {
+                if let Some(r) = c.labels.get(labels::IMAGE) {
+                    if let Ok(Some(img)) = store.resolve(r) {
+                        in_use.insert(img.id);
+                    }
+                }
+            }
+            store.set_in_use(&in_use);
+            store.gc(high, low)
+        })
+        .await;
+        match result {
+            Ok(Ok(removed)) if !removed.is_empty() => {
+                info!(
+                    count = removed.len(),
+                    "image garbage collection removed unused images"
+                )
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "image garbage collection failed"),
+            Err(e) => warn!(error = %e, "image garbage collection failed"),
+        }
+    }
 }
 
 /// Containers the runtime runs, grouped by pod UID.
@@ -231,28 +404,57 @@ fn adoptable(shared: &Shared) -> HashMap<String, Vec<Instance>> {
 }
 
 /// Reads the static pod manifests now and then every `--file-check-frequency`,
-/// sending each complete set.
+/// and fetches `--manifest-url` every `--http-check-frequency`, sending each
+/// complete set (a failed fetch keeps the URL's previous pods, as upstream).
 fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec<Pod>>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let Some(dir) = shared.config.pod_manifest_path.clone() else {
+    let dir = shared.config.pod_manifest_path.clone();
+    let url = shared.config.manifest_url.clone();
+    if dir.is_none() && url.is_none() {
         return (Vec::new(), rx);
-    };
-    let first = staticpods::read_dir(&dir, &shared.node_name);
+    }
     let node = shared.node_name.clone();
-    let every = shared
-        .config
-        .file_check_frequency
-        .max(std::time::Duration::from_secs(1));
+    let first = dir
+        .as_ref()
+        .map(|d| staticpods::read_dir(d, &node))
+        .unwrap_or_default();
+    let every = match (&dir, &url) {
+        (Some(_), Some(_)) => shared
+            .config
+            .file_check_frequency
+            .min(shared.config.http_check_frequency),
+        (Some(_), None) => shared.config.file_check_frequency,
+        _ => shared.config.http_check_frequency,
+    }
+    .max(std::time::Duration::from_secs(1));
+    let mut from_url: Vec<Pod> = Vec::new();
+    let mut from_files = first.clone();
     tokio::spawn(async move {
+        let mut first_round = true;
         loop {
-            tokio::time::sleep(every).await;
-            let (dir, node) = (dir.clone(), node.clone());
-            let Ok(pods) =
-                tokio::task::spawn_blocking(move || staticpods::read_dir(&dir, &node)).await
-            else {
-                return;
-            };
-            if tx.send(pods).is_err() {
+            if !first_round || url.is_none() {
+                tokio::time::sleep(every).await;
+            }
+            first_round = false;
+            if let Some(d) = dir.clone() {
+                let node = node.clone();
+                match tokio::task::spawn_blocking(move || staticpods::read_dir(&d, &node)).await {
+                    Ok(pods) => from_files = pods,
+                    Err(_) => return,
+                }
+            }
+            if let Some(u) = &url {
+                match fetch_manifest(u).await {
+                    Ok(body) => match staticpods::parse_url_manifest(&body, u, &node) {
+                        Ok(pods) => from_url = pods,
+                        Err(e) => warn!(url = %u, error = %e, "bad static pod manifest"),
+                    },
+                    Err(e) => warn!(url = %u, error = %e, "fetching static pods failed"),
+                }
+            }
+            let mut all = from_files.clone();
+            all.extend(from_url.iter().cloned());
+            if tx.send(all).is_err() {
                 return;
             }
         }
@@ -260,8 +462,53 @@ fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec
     (first, rx)
 }
 
+/// GETs a plain-HTTP manifest URL.
+async fn fetch_manifest(url: &str) -> Result<bytes::Bytes, String> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// manifest URLs are supported".into());
+    }
+    let host = uri.host().ok_or("no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let req = http::Request::get(path)
+        .header(http::header::HOST, format!("{host}:{port}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), sender.send_request(req))
+        .await
+        .map_err(|_| "request timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("status {}", resp.status()));
+    }
+    resp.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| e.to_string())
+}
+
 /// Watches this node's pods and feeds their workers.
-async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
+async fn watch_pods(
+    shared: Arc<Shared>,
+    mut evict_rx: mpsc::UnboundedReceiver<(String, String)>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), KubeletError> {
+    tokio::pin!(shutdown);
     let api: Api<Pod> = Api::all(shared.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.node_name));
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
@@ -289,6 +536,20 @@ async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
             }
             Some(set) = static_rx.recv() => {
                 apply_static_set(&shared, &mut workers, &mut adopt, &done_tx, &mut statics, set);
+                continue;
+            }
+            _ = &mut shutdown => {
+                shut_down(&shared, &workers).await;
+                return Ok(());
+            }
+            Some((uid, msg)) = evict_rx.recv() => {
+                if let Some(tx) = workers.get(&uid) {
+                    let _ = tx.send(PodUpdate::Terminate(podworker::KubeletTermination {
+                        reason: "Evicted".into(),
+                        message: msg,
+                        grace: std::time::Duration::ZERO,
+                    }));
+                }
                 continue;
             }
         };
@@ -340,6 +601,68 @@ async fn watch_pods(shared: Arc<Shared>) -> Result<(), KubeletError> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Upstream's message for pods ended by a node shutdown.
+const SHUTDOWN_MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
+
+/// Graceful node shutdown: the node turns NotReady, ordinary pods stop within
+/// the grace period less the critical pods' share, then critical pods (system
+/// priority classes, static pods) within theirs.
+async fn shut_down(
+    shared: &Arc<Shared>,
+    workers: &HashMap<String, mpsc::UnboundedSender<PodUpdate>>,
+) {
+    let total = shared.config.shutdown_grace_period;
+    if total.is_zero() {
+        return;
+    }
+    let critical_grace = shared.config.shutdown_grace_period_critical_pods.min(total);
+    let others_grace = total - critical_grace;
+    info!(?total, "node is shutting down: stopping pods");
+    shared
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Err(e) = node::post_status(shared).await {
+        warn!(error = %e, "posting the node's shutdown failed");
+    }
+    let pods: Vec<Pod> = shared.pods.read().values().cloned().collect();
+    let is_critical = |p: &Pod| {
+        staticpods::is_static(p)
+            || p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0) >= 2_000_000_000
+    };
+    for (critical, grace) in [(false, others_grace), (true, critical_grace)] {
+        let group: Vec<String> = pods
+            .iter()
+            .filter(|p| is_critical(p) == critical)
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        for uid in &group {
+            if let Some(tx) = workers.get(uid) {
+                let _ = tx.send(PodUpdate::Terminate(podworker::KubeletTermination {
+                    reason: "Terminated".into(),
+                    message: SHUTDOWN_MESSAGE.into(),
+                    grace,
+                }));
+            }
+        }
+        // Wait for the group to finish (its pods report a terminal phase).
+        let until = tokio::time::Instant::now() + grace + std::time::Duration::from_secs(2);
+        loop {
+            let done = {
+                let now = shared.pods.read();
+                group.iter().all(|u| {
+                    now.get(u)
+                        .and_then(|p| p.status.as_ref()?.phase.clone())
+                        .is_none_or(|ph| ph == "Failed" || ph == "Succeeded")
+                })
+            };
+            if done || tokio::time::Instant::now() > until {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 }

@@ -88,22 +88,44 @@ pub(crate) fn desired_status(shared: &Shared, previous: Option<&NodeStatus>) -> 
     let machine = &shared.machine;
     let cfg = &shared.config;
     let conditions = vec![
-        condition(
-            "MemoryPressure",
-            false,
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-            previous,
-            now,
-        ),
-        condition(
-            "DiskPressure",
-            false,
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-            previous,
-            now,
-        ),
+        if shared.pressure.read().contains("MemoryPressure") {
+            condition(
+                "MemoryPressure",
+                true,
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+                previous,
+                now,
+            )
+        } else {
+            condition(
+                "MemoryPressure",
+                false,
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+                previous,
+                now,
+            )
+        },
+        if shared.pressure.read().contains("DiskPressure") {
+            condition(
+                "DiskPressure",
+                true,
+                "KubeletHasDiskPressure",
+                "kubelet has disk pressure",
+                previous,
+                now,
+            )
+        } else {
+            condition(
+                "DiskPressure",
+                false,
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+                previous,
+                now,
+            )
+        },
         condition(
             "PIDPressure",
             false,
@@ -112,14 +134,28 @@ pub(crate) fn desired_status(shared: &Shared, previous: Option<&NodeStatus>) -> 
             previous,
             now,
         ),
-        condition(
-            "Ready",
-            true,
-            "KubeletReady",
-            "kubelet is posting ready status",
-            previous,
-            now,
-        ),
+        if shared
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            condition(
+                "Ready",
+                false,
+                "KubeletNotReady",
+                "node is shutting down",
+                previous,
+                now,
+            )
+        } else {
+            condition(
+                "Ready",
+                true,
+                "KubeletReady",
+                "kubelet is posting ready status",
+                previous,
+                now,
+            )
+        },
     ];
     let mut images: Vec<ContainerImage> = shared
         .images
@@ -154,7 +190,9 @@ pub(crate) fn desired_status(shared: &Shared, previous: Option<&NodeStatus>) -> 
             },
         ]),
         daemon_endpoints: Some(k8s_openapi::api::core::v1::NodeDaemonEndpoints {
-            kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint { port: 10250 }),
+            kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint {
+                port: i32::from(shared.config.port),
+            }),
         }),
         node_info: Some(node_info()),
         images: Some(images),

@@ -50,6 +50,19 @@ pub(crate) enum PodUpdate {
     Mirror(Option<Box<Pod>>),
     /// A static pod's manifest went away.
     StaticRemoved,
+    /// The kubelet ends the pod itself (eviction, node shutdown).
+    Terminate(KubeletTermination),
+}
+
+/// Why and how the kubelet ends a pod on its own.
+#[derive(Clone, Debug)]
+pub(crate) struct KubeletTermination {
+    /// Pod status reason (`Evicted`, `Terminated`).
+    pub(crate) reason: String,
+    /// Pod status message.
+    pub(crate) message: String,
+    /// Grace period for the containers.
+    pub(crate) grace: Duration,
 }
 
 /// Back-off of one container.
@@ -58,6 +71,9 @@ struct Backoff {
     delay: Duration,
     last_start: Instant,
 }
+
+/// A running instance's probe state and its prober tasks.
+type Probers = (Arc<parking_lot::Mutex<ProbeState>>, Vec<JoinHandle<()>>);
 
 /// Whether the worker goes on.
 enum Next {
@@ -87,12 +103,15 @@ pub(crate) struct PodWorker {
     tokens: BTreeMap<(String, i64), (String, Instant)>,
     /// A static pod (from a manifest); its API object is the mirror.
     static_pod: bool,
+    /// Set by the eviction manager or a node shutdown: the pod is to be stopped
+    /// and failed.
+    evicted: Option<KubeletTermination>,
     /// Image pull back-off by image reference.
     pull_backoff: HashMap<String, Backoff>,
     /// The mirror pod as last seen (static pods only).
     mirror: Option<Pod>,
     /// Probe state and prober tasks by container instance id.
-    probes: HashMap<String, (Arc<parking_lot::Mutex<ProbeState>>, Vec<JoinHandle<()>>)>,
+    probes: HashMap<String, Probers>,
 }
 
 fn pod_key(pod: &Pod) -> String {
@@ -144,6 +163,7 @@ impl PodWorker {
             static_pod,
             mirror: None,
             pull_backoff: HashMap::new(),
+            evicted: None,
         }
     }
 
@@ -151,7 +171,10 @@ impl PodWorker {
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PodUpdate>) {
         loop {
             match self.sync().await {
-                Next::Done => return,
+                Next::Done => {
+                    self.shared.pods.write().remove(&self.uid);
+                    return;
+                }
                 Next::Continue => {}
             }
             let deadline = self.next_deadline();
@@ -175,6 +198,11 @@ impl PodWorker {
             PodUpdate::Deleted => self.gone_from_api = true,
             PodUpdate::Mirror(m) => self.mirror = m.map(|m| *m),
             PodUpdate::StaticRemoved => self.gone_from_api = true,
+            PodUpdate::Terminate(t) => {
+                if !self.finished {
+                    self.evicted = Some(t);
+                }
+            }
         }
     }
 
@@ -259,6 +287,27 @@ impl PodWorker {
             return self.terminate().await;
         }
         if self.finished {
+            return Next::Continue;
+        }
+        if let Some(t) = self.evicted.take() {
+            // The pod fails and keeps its status; hard evictions have no grace.
+            if t.reason == "Evicted" {
+                self.event(None, EventType::Warning, "Evicted", t.message.clone());
+            }
+            let grace = t.grace.min(Duration::from_secs(
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+                    .unwrap_or(30)
+                    .max(0) as u64,
+            ));
+            self.stop_all(grace).await;
+            self.refresh();
+            self.pod_failure = Some((t.reason, t.message));
+            self.report().await;
+            self.cleanup(false);
+            self.finished = true;
             return Next::Continue;
         }
         self.restart_unhealthy().await;
@@ -1090,6 +1139,11 @@ impl PodWorker {
             pod_reason: self.pod_failure.clone(),
         };
         let status = status::pod_status(&observed);
+        {
+            let mut seen = self.pod.clone();
+            seen.status = Some(status.clone());
+            self.shared.pods.write().insert(self.uid.clone(), seen);
+        }
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);

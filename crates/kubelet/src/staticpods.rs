@@ -47,7 +47,12 @@ pub fn is_static(pod: &Pod) -> bool {
 }
 
 /// Makes a static pod from a manifest's pod, as upstream's file source does.
-pub fn prepare(mut pod: Pod, source: &str, node_name: &str) -> Pod {
+pub fn prepare(pod: Pod, source: &str, node_name: &str) -> Pod {
+    prepare_from(pod, source, "file", node_name)
+}
+
+/// Makes a static pod, naming its source kind (`file` or `http`).
+pub fn prepare_from(mut pod: Pod, source: &str, kind: &str, node_name: &str) -> Pod {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let full_name = format!("{name}-{node_name}");
     pod.metadata.name = Some(full_name);
@@ -80,7 +85,7 @@ pub fn prepare(mut pod: Pod, source: &str, node_name: &str) -> Pod {
     pod.metadata.uid = Some(uid.clone());
     let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
     annotations.insert(CONFIG_HASH.into(), uid);
-    annotations.insert(CONFIG_SOURCE.into(), "file".into());
+    annotations.insert(CONFIG_SOURCE.into(), kind.into());
     annotations.insert(
         CONFIG_SEEN.into(),
         k8s_openapi::jiff::Timestamp::now().to_string(),
@@ -140,6 +145,31 @@ pub fn read_dir(dir: &Path, node_name: &str) -> Vec<Pod> {
         }
     }
     out
+}
+
+/// The pods a `--manifest-url` answer holds: one Pod or a PodList, YAML or JSON.
+pub fn parse_url_manifest(body: &[u8], url: &str, node_name: &str) -> Result<Vec<Pod>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| e.to_string())?
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
+    };
+    let items: Vec<serde_json::Value> = match value["kind"].as_str() {
+        Some("Pod") => vec![value],
+        Some("PodList") => value["items"].as_array().cloned().unwrap_or_default(),
+        other => return Err(format!("kind {other:?} is neither Pod nor PodList")),
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            let pod: Pod = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            if pod.metadata.name.as_deref().unwrap_or("").is_empty() {
+                return Err("a pod has no name".to_string());
+            }
+            Ok(prepare_from(pod, url, "http", node_name))
+        })
+        .collect()
 }
 
 fn read_manifest(path: &Path) -> Result<Pod, String> {

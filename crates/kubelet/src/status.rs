@@ -447,6 +447,20 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             previous,
         ));
     }
+    // The kubelet's own evictions say so with DisruptionTarget.
+    let evicted = o
+        .pod_reason
+        .as_ref()
+        .filter(|(r, _)| r == "Evicted" || r == "Terminated");
+    if let Some((_, message)) = evicted {
+        conditions.push(condition(
+            "DisruptionTarget",
+            true,
+            Some("TerminationByKubelet".into()),
+            Some(message.clone()),
+            previous,
+        ));
+    }
     let owned = [
         "PodReadyToStartContainers",
         "Initialized",
@@ -457,7 +471,9 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default()
     {
-        if !owned.contains(&c.type_.as_str()) {
+        let ours = owned.contains(&c.type_.as_str())
+            || (evicted.is_some() && c.type_ == "DisruptionTarget");
+        if !ours {
             conditions.push(c);
         }
     }

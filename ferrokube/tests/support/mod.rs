@@ -55,8 +55,23 @@ impl Cluster {
 
     /// Starts `ferrokube server` with its own kubelet (this machine as a node) on
     /// `dir`, with extra arguments.
+    /// The kubelet serves its API on a free loopback port and reports 127.0.0.1 as
+    /// the node's address, so tests running side by side never collide and nothing
+    /// leaves the loopback.
     pub fn start_agent_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
-        Self::launch(dir, extra)
+        let port = format!("port={}", free_port());
+        let mut args = vec![
+            "--kubelet-arg",
+            &port,
+            "--kubelet-arg",
+            "healthz-port=0",
+            "--kubelet-arg",
+            "address=127.0.0.1",
+            "--kubelet-arg",
+            "node-ip=127.0.0.1",
+        ];
+        args.extend_from_slice(extra);
+        Self::launch(dir, &args)
     }
 
     fn launch(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
@@ -111,6 +126,24 @@ impl Cluster {
         let _ = self.child.wait();
         let dir = tempfile::tempdir().unwrap();
         // Hand the data directory over: swap it with a fresh empty one.
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit (up to `limit`),
+    /// keeping the data directory.
+    pub fn terminate(mut self, limit: Duration) -> tempfile::TempDir {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.dir, dir)
     }
 

@@ -161,7 +161,7 @@ pub fn make_rootfs(root: &Path) {
     fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     for applet in [
         "sh", "sleep", "echo", "cat", "true", "false", "nc", "hostname", "head", "tail", "dd",
-        "printf", "ls", "ps", "grep",
+        "printf", "ls", "ps", "grep", "tty", "stty", "env",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }

@@ -1,0 +1,367 @@
+//! The eviction manager: every monitoring interval it measures the node's
+//! signals (`memory.available`, `nodefs.available`, `nodefs.inodesFree`,
+//! `imagefs.available`) against `--eviction-hard`; a crossed threshold raises
+//! MemoryPressure or DiskPressure on the Node and evicts one pod per interval,
+//! ranked as upstream ranks them: pods using more than they request first, then
+//! lower priority, then by how far usage exceeds requests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use apimachinery::Quantity;
+use k8s_openapi::api::core::v1::Pod;
+
+/// A signal the kubelet watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Signal {
+    /// Memory left on the node.
+    MemoryAvailable,
+    /// Space left on the kubelet's filesystem.
+    NodefsAvailable,
+    /// Inodes left on the kubelet's filesystem.
+    NodefsInodesFree,
+    /// Space left on the image filesystem.
+    ImagefsAvailable,
+}
+
+impl Signal {
+    /// Upstream's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::MemoryAvailable => "memory.available",
+            Signal::NodefsAvailable => "nodefs.available",
+            Signal::NodefsInodesFree => "nodefs.inodesFree",
+            Signal::ImagefsAvailable => "imagefs.available",
+        }
+    }
+
+    /// The node condition it raises.
+    pub fn condition(self) -> &'static str {
+        match self {
+            Signal::MemoryAvailable => "MemoryPressure",
+            _ => "DiskPressure",
+        }
+    }
+
+    /// The resource named in eviction messages.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Signal::MemoryAvailable => "memory",
+            Signal::NodefsInodesFree => "inodes",
+            _ => "ephemeral-storage",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Signal> {
+        Some(match s {
+            "memory.available" => Signal::MemoryAvailable,
+            "nodefs.available" => Signal::NodefsAvailable,
+            "nodefs.inodesFree" => Signal::NodefsInodesFree,
+            "imagefs.available" => Signal::ImagefsAvailable,
+            _ => return None,
+        })
+    }
+}
+
+/// A threshold: an absolute quantity or a percentage of capacity.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Amount {
+    /// Absolute.
+    Quantity(Quantity),
+    /// Percent of capacity.
+    Percent(f64),
+}
+
+/// One `--eviction-hard` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Threshold {
+    /// The signal.
+    pub signal: Signal,
+    /// Below this, the node is under pressure.
+    pub value: Amount,
+}
+
+impl Threshold {
+    /// The threshold in the signal's units, given capacity.
+    pub fn level(&self, capacity: u64) -> u64 {
+        match &self.value {
+            Amount::Quantity(q) => q.value().max(0) as u64,
+            Amount::Percent(p) => (capacity as f64 * p / 100.0) as u64,
+        }
+    }
+
+    /// As upstream prints it in messages (`100Mi`, `10%`).
+    pub fn display(&self) -> String {
+        match &self.value {
+            Amount::Quantity(q) => q.to_string(),
+            Amount::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
+/// Upstream's default hard thresholds.
+pub const DEFAULT_EVICTION_HARD: &str =
+    "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%";
+
+/// Parses `memory.available<100Mi,nodefs.available<10%`.
+pub fn parse_thresholds(s: &str) -> Result<Vec<Threshold>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, value) = item
+            .split_once('<')
+            .ok_or_else(|| format!("invalid eviction threshold {item:?}: only '<' is supported"))?;
+        let signal = Signal::parse(name.trim())
+            .ok_or_else(|| format!("unsupported eviction signal {name:?}"))?;
+        let value = value.trim();
+        let value = if let Some(p) = value.strip_suffix('%') {
+            let p: f64 = p
+                .parse()
+                .map_err(|_| format!("invalid percentage {value:?}"))?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(format!("invalid percentage {value:?}"));
+            }
+            Amount::Percent(p)
+        } else {
+            Amount::Quantity(
+                value
+                    .parse()
+                    .map_err(|e| format!("invalid quantity {value:?}: {e}"))?,
+            )
+        };
+        out.push(Threshold { signal, value });
+    }
+    Ok(out)
+}
+
+/// One measurement of a signal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observation {
+    /// Amount left.
+    pub available: u64,
+    /// Total.
+    pub capacity: u64,
+}
+
+/// Measures the node's signals now.
+pub fn observe(
+    root_dir: &Path,
+    image_dir: &Path,
+    memory_capacity: u64,
+) -> BTreeMap<Signal, Observation> {
+    let mut out = BTreeMap::new();
+    // memory.available = capacity - working set of the root cgroup, as upstream
+    // (falls back to MemAvailable when the root memory cgroup is not readable).
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let working_set = read("/sys/fs/cgroup/memory/memory.usage_in_bytes")
+        .and_then(|u| u.trim().parse::<u64>().ok())
+        .map(|usage| {
+            let inactive = read("/sys/fs/cgroup/memory/memory.stat")
+                .and_then(|st| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix("total_inactive_file "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .unwrap_or(0);
+            usage.saturating_sub(inactive)
+        });
+    let available = match working_set {
+        Some(ws) => memory_capacity.saturating_sub(ws),
+        None => read("/proc/meminfo")
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemAvailable:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .map_or(0, |kib| kib * 1024),
+    };
+    out.insert(
+        Signal::MemoryAvailable,
+        Observation {
+            available,
+            capacity: memory_capacity,
+        },
+    );
+    if let Ok(s) = nix::sys::statvfs::statvfs(root_dir) {
+        let frag = s.fragment_size();
+        out.insert(
+            Signal::NodefsAvailable,
+            Observation {
+                available: s.blocks_available() * frag,
+                capacity: s.blocks() * frag,
+            },
+        );
+        out.insert(
+            Signal::NodefsInodesFree,
+            Observation {
+                available: s.files_available(),
+                capacity: s.files(),
+            },
+        );
+    }
+    if let Ok(s) = nix::sys::statvfs::statvfs(image_dir) {
+        let frag = s.fragment_size();
+        out.insert(
+            Signal::ImagefsAvailable,
+            Observation {
+                available: s.blocks_available() * frag,
+                capacity: s.blocks() * frag,
+            },
+        );
+    }
+    out
+}
+
+/// The thresholds crossed now, with what was observed.
+pub fn crossed(
+    thresholds: &[Threshold],
+    observed: &BTreeMap<Signal, Observation>,
+) -> Vec<(Threshold, Observation)> {
+    thresholds
+        .iter()
+        .filter_map(|t| {
+            let o = observed.get(&t.signal)?;
+            (o.available < t.level(o.capacity)).then(|| (t.clone(), *o))
+        })
+        .collect()
+}
+
+/// A candidate for eviction.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The pod.
+    pub pod: Pod,
+    /// Its current usage of the starved resource, bytes.
+    pub usage: u64,
+}
+
+/// The pod's summed request of a resource (memory or ephemeral-storage), bytes.
+pub fn request_of(pod: &Pod, resource: &str) -> u64 {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
+        .filter_map(|q| q.0.parse::<Quantity>().ok())
+        .map(|q| q.value().max(0) as u64)
+        .sum()
+}
+
+/// Orders candidates as upstream does: exceeding requests first, then lower
+/// priority, then the largest excess over requests.
+pub fn rank(candidates: &mut [Candidate], resource: &str) {
+    candidates.sort_by(|a, b| {
+        let ex = |c: &Candidate| c.usage > request_of(&c.pod, resource);
+        let prio = |c: &Candidate| c.pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+        let over = |c: &Candidate| c.usage as i128 - request_of(&c.pod, resource) as i128;
+        ex(b)
+            .cmp(&ex(a))
+            .then(prio(a).cmp(&prio(b)))
+            .then(over(b).cmp(&over(a)))
+    });
+}
+
+/// Upstream's eviction message.
+pub fn message(t: &Threshold, o: &Observation, c: &Candidate, resource: &str) -> String {
+    let fmt = |b: u64| {
+        let q = Quantity::new(b as i64, apimachinery::Format::BinarySI);
+        q.to_string()
+    };
+    let available = if t.signal == Signal::NodefsInodesFree {
+        o.available.to_string()
+    } else {
+        fmt(o.available)
+    };
+    let mut msg = format!(
+        "The node was low on resource: {}. Threshold quantity: {}, available: {available}. ",
+        t.signal.resource(),
+        t.display()
+    );
+    if let Some(container) = c.pod.spec.as_ref().and_then(|s| s.containers.first()) {
+        msg.push_str(&format!(
+            "Container {} was using {}, request is {}, has larger consumption of {resource}. ",
+            container.name,
+            fmt(c.usage),
+            fmt(request_of(&c.pod, resource))
+        ));
+    }
+    msg.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn thresholds_parse_as_upstream() {
+        let t = parse_thresholds(DEFAULT_EVICTION_HARD).unwrap();
+        assert_eq!(t.len(), 4);
+        assert_eq!(t[0].signal, Signal::MemoryAvailable);
+        assert_eq!(t[0].level(1 << 30), 100 << 20);
+        assert_eq!(t[1].level(1000), 100);
+        assert_eq!(t[1].display(), "10%");
+        assert!(parse_thresholds("memory.available>1Gi").is_err());
+        assert!(parse_thresholds("cpu.available<1").is_err());
+        assert!(parse_thresholds("nodefs.available<120%").is_err());
+    }
+
+    #[test]
+    fn pressure_and_ranking() {
+        let t = parse_thresholds("memory.available<1Gi").unwrap();
+        let mut obs = BTreeMap::new();
+        obs.insert(
+            Signal::MemoryAvailable,
+            Observation {
+                available: 2 << 30,
+                capacity: 8 << 30,
+            },
+        );
+        assert!(crossed(&t, &obs).is_empty());
+        obs.insert(
+            Signal::MemoryAvailable,
+            Observation {
+                available: 512 << 20,
+                capacity: 8 << 30,
+            },
+        );
+        assert_eq!(crossed(&t, &obs).len(), 1);
+        let pod = |name: &str, req: Option<&str>, prio: i32| -> Pod {
+            let mut c = json!({"name": "main"});
+            if let Some(r) = req {
+                c["resources"] = json!({"requests": {"memory": r}});
+            }
+            serde_json::from_value(
+                json!({"metadata": {"name": name}, "spec": {"priority": prio, "containers": [c]}}),
+            )
+            .unwrap()
+        };
+        let mut cands = vec![
+            Candidate {
+                pod: pod("guaranteed", Some("64Mi"), 0),
+                usage: 10 << 20,
+            },
+            Candidate {
+                pod: pod("important-hog", None, 1000),
+                usage: 300 << 20,
+            },
+            Candidate {
+                pod: pod("small", None, 0),
+                usage: 5 << 20,
+            },
+            Candidate {
+                pod: pod("hog", None, 0),
+                usage: 200 << 20,
+            },
+        ];
+        rank(&mut cands, "memory");
+        let order: Vec<_> = cands
+            .iter()
+            .map(|c| c.pod.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(order, ["hog", "small", "important-hog", "guaranteed"]);
+        let (th, o) = crossed(&t, &obs).remove(0);
+        assert_eq!(
+            message(&th, &o, &cands[0], "memory"),
+            "The node was low on resource: memory. Threshold quantity: 1Gi, available: 512Mi. Container main was using 200Mi, request is 0, has larger consumption of memory."
+        );
+    }
+}
