@@ -1054,6 +1054,20 @@ fn streaming_with(version: &str) {
         "shout\n",
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "SHOUT\n");
+    // exec -it: a terminal inside the container (`script` gives kubectl one).
+    let cmd = format!(
+        "{} --kubeconfig {} exec -it web -c main -- sh -c 'tty; stty size'",
+        k.bin.display(),
+        k.kubeconfig.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", c.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "{text:?}");
     // cp out of the pod (tar over exec).
     let local = c.dir.path().join("copied.html");
     k.ok(&[

@@ -158,6 +158,14 @@ async fn run_once(bin: &Path, runtime: &str, burst: usize) -> Result<Outcome> {
                 "--oci-runtime",
                 runtime,
             ])
+            .args([
+                "--port",
+                &crate::free_port().to_string(),
+                "--healthz-port",
+                "0",
+            ])
+            .args(["--address", "127.0.0.1", "--node-ip", "127.0.0.1"])
+            .args(["--eviction-hard", "memory.available<1Mi"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -57,7 +57,7 @@ impl Cluster {
     /// `dir`, with extra arguments.
     /// The kubelet serves its API on a free loopback port and reports 127.0.0.1 as
     /// the node's address, so tests running side by side never collide and nothing
-    /// leaves the loopback.
+    /// leaves the loopback; eviction only reacts to a nearly exhausted memory.
     pub fn start_agent_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         let port = format!("port={}", free_port());
         let mut args = vec![
@@ -69,6 +69,10 @@ impl Cluster {
             "address=127.0.0.1",
             "--kubelet-arg",
             "node-ip=127.0.0.1",
+            // The host's disk fill level must not evict test pods (upstream's
+            // default evicts below 10% free); tests that want pressure set their own.
+            "--kubelet-arg",
+            "eviction-hard=memory.available<1Mi",
         ];
         args.extend_from_slice(extra);
         Self::launch(dir, &args)
