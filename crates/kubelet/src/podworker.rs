@@ -405,7 +405,7 @@ impl PodWorker {
                 &self.shared.node_ip.to_string(),
                 &allocatable,
             )
-            .and_then(|files| volumes::set_up(&self.pod, &dir, v, files.as_ref()));
+            .and_then(|files| volumes::set_up(&dir, v, files.as_ref()));
             match made {
                 Ok(path) => {
                     self.volume_paths.insert(v.name.clone(), path);
@@ -683,12 +683,19 @@ impl PodWorker {
         let (cms, secrets) = env::referenced_objects(c);
         let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
-        let services = Api::<Service>::all(self.shared.client.clone())
+        // Only the pod's namespace and the master Service feed the link variables:
+        // ask for those, not every Service of the cluster.
+        let mut services = Api::<Service>::namespaced(self.shared.client.clone(), &ns)
             .list(&ListParams::default())
             .await
             .map(|l| l.items)
             .unwrap_or_default();
-        let _ = ns;
+        if ns != "default" {
+            let master = Api::<Service>::namespaced(self.shared.client.clone(), "default")
+                .get_opt("kubernetes")
+                .await;
+            services.extend(master.ok().flatten());
+        }
         let sources = EnvSources {
             services,
             config_maps,

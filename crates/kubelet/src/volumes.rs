@@ -445,7 +445,6 @@ fn is_mountpoint(path: &Path) -> bool {
 
 /// Sets up one volume; returns the host path to bind into containers.
 pub fn set_up(
-    pod: &Pod,
     pod_dir: &Path,
     v: &Volume,
     files: Option<&BTreeMap<String, Payload>>,
@@ -499,7 +498,6 @@ pub fn set_up(
             })?;
         }
         write_atomic(&dir, files)?;
-        let _ = pod;
         return Ok(dir);
     }
     Err(VolumeError::Invalid(format!(
