@@ -114,24 +114,24 @@ fn node_without(node: &NodeInfo, victims: &[Arc<PodInfo>]) -> NodeInfo {
     n
 }
 
+/// Whether `pod` passes the filters on `node` once `victims` are gone (the pod
+/// affinity and topology spread counts lowered for them, as upstream's RemovePod);
+/// the first filter's rejection if not.
 fn fits_without(
     profile: &Profile,
     state: &CycleState,
     pod: &PodInfo,
     node: &NodeInfo,
     victims: &[Arc<PodInfo>],
-) -> bool {
+) -> Result<(), Rejection> {
     let trial = node_without(node, victims);
     let refs: Vec<&PodInfo> = victims.iter().map(|v| v.as_ref()).collect();
     let trial_state = CycleState {
         interpod: state.interpod.without(pod, &refs, node),
-        spread: crate::plugins::spread::PreFilter::default(),
+        spread: state.spread.without(pod, &refs, node),
         nominated: state.nominated.clone(),
     };
-    // Spread counts are not recomputed per trial: check the rest, then spread with
-    // the cycle's counts (removing pods can only lower a domain's count).
-    run_filters(profile, &trial_state, pod, &trial).is_ok()
-        && state.spread.filter(pod, &trial).is_ok()
+    run_filters(profile, &trial_state, pod, &trial)
 }
 
 /// Looks for a preemption that lets `pod` run; `Err` carries the post-filter message.
@@ -185,14 +185,19 @@ pub fn preempt(
             .filter(|p| p.priority < pod.priority && !p.terminating)
             .cloned()
             .collect();
-        if lower.is_empty() || !fits_without(profile, state, pod, node, &lower) {
+        if lower.is_empty() {
             outcome.insert(
                 node.name.clone(),
                 Rejection {
-                    code: Code::Unschedulable,
+                    code: Code::Unresolvable,
                     reasons: vec!["No preemption victims found for incoming pod".into()],
                 },
             );
+            continue;
+        }
+        // Not fitting even without every lower-priority pod: the filter says why.
+        if let Err(rejection) = fits_without(profile, state, pod, node, &lower) {
+            outcome.insert(node.name.clone(), rejection);
             continue;
         }
         // Reprieve pods while the pod still fits: first those a budget protects,
@@ -208,7 +213,7 @@ pub fn preempt(
         {
             let without_p: Vec<Arc<PodInfo>> =
                 victims.iter().filter(|v| v.key != p.key).cloned().collect();
-            if fits_without(profile, state, pod, node, &without_p) {
+            if fits_without(profile, state, pod, node, &without_p).is_ok() {
                 victims = without_p;
             } else if protected {
                 violations += 1;
@@ -513,7 +518,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "differs from upstream: a node where evicting every lower-priority pod is not enough reports \"No preemption victims found for incoming pod\" instead of the filter's reason"]
     fn node_still_too_small_after_evictions_reports_the_filter_reason() {
         // Upstream SelectVictimsOnNode returns the filter status when the pod does
         // not fit even without all lower-priority pods.
@@ -585,7 +589,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "differs from upstream: topology spread counts are not lowered for the pods a preemption would remove"]
     fn evicting_pods_to_satisfy_topology_spread() {
         // n1 holds two low-priority web pods (skew 2+1-0 > 1); n2 is full of a
         // more important pod. Upstream removes the victims from the spread counts

@@ -21,8 +21,6 @@ pub struct PreFilter {
     existing_anti: HashMap<Pair, i64>,
     /// Score per domain from preferred terms (both directions).
     preferred: HashMap<Pair, i64>,
-    /// Whether any pod in the cluster matches all affinity terms.
-    any_affinity_match: bool,
     /// Whether the incoming pod matches its own affinity terms.
     self_match: bool,
     ns_labels: std::sync::Arc<HashMap<String, BTreeMap<String, String>>>,
@@ -83,7 +81,6 @@ impl PreFilter {
         // The incoming pod's terms about the existing pod: affinity needs a pod that
         // matches all of them.
         if !pod.affinity.is_empty() && pod.affinity.iter().all(|t| t.matches(existing, ex_ns)) {
-            self.any_affinity_match = true;
             for t in &pod.affinity {
                 if let Some(p) = pair(t, node) {
                     *self.affinity.entry(p).or_default() += 1;
@@ -145,7 +142,6 @@ impl PreFilter {
             anti_affinity: self.anti_affinity.clone(),
             existing_anti: self.existing_anti.clone(),
             preferred: HashMap::new(),
-            any_affinity_match: self.any_affinity_match,
             self_match: self.self_match,
             ns_labels: self.ns_labels.clone(),
         };
@@ -166,7 +162,6 @@ impl PreFilter {
             }
         }
         s.affinity.retain(|_, n| *n > 0);
-        s.any_affinity_match = self.any_affinity_match && !s.affinity.is_empty();
         s
     }
 
@@ -183,8 +178,9 @@ impl PreFilter {
                     pair(t, node).is_some_and(|p| self.affinity.get(&p).is_some_and(|n| *n > 0))
                 });
             // The first pod of a group that matches its own terms may go anywhere
-            // the topology keys exist.
-            let first_of_group = all_present && !self.any_affinity_match && self.self_match;
+            // the topology keys exist. As upstream, matching pods on nodes without
+            // a term's key add no domain, so they do not make a group.
+            let first_of_group = all_present && self.affinity.is_empty() && self.self_match;
             if !satisfied && !first_of_group {
                 return Err(Rejection {
                     code: Code::Unresolvable,

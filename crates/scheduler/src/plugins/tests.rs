@@ -1,7 +1,6 @@
 //! Unit tests of the filter and score plugins against upstream's expected verdicts,
 //! reason strings and scores (Kubernetes 1.33, `pkg/scheduler/framework/plugins`).
-//! Each test builds a cache of nodes and pods from JSON. Tests marked `#[ignore]`
-//! state upstream's behaviour where ours differs; the reason names the difference.
+//! Each test builds a cache of nodes and pods from JSON.
 
 use super::*;
 use crate::nodeinfo::Cache;
@@ -563,7 +562,6 @@ fn spread_schedule_anyway_never_filters_and_prefers_emptier_domains() {
 }
 
 #[test]
-#[ignore = "differs from upstream: soft spread raw scores are not rounded to integers before normalizing"]
 fn spread_schedule_anyway_scores_three_zones() {
     // Weight ln(3+2); raw scores round(2w)=3, round(w)=2, 0; normalized
     // 100*(max+min-s)/max with max 3, min 0.
@@ -652,7 +650,6 @@ fn spread_scores_hostname_constraint_same_counts() {
 }
 
 #[test]
-#[ignore = "differs from upstream: soft spread raw scores are not rounded to integers before normalizing"]
 fn spread_scores_hostname_constraint_upstream_cases() {
     // Upstream scoring_test "one constraint on node, all 4 nodes are candidates"
     // (2/1/0/3), with maxSkew 1, 2, and 3 (4/3/2/1).
@@ -683,7 +680,6 @@ fn spread_scores_hostname_constraint_upstream_cases() {
 }
 
 #[test]
-#[ignore = "differs from upstream: the normalizing weight counts domains of all nodes, not of the feasible ones, and raw scores are not rounded"]
 fn spread_scores_only_feasible_nodes_set_the_weight() {
     // Upstream scoring_test "one constraint on node, 3 out of 4 nodes are
     // candidates": 4/2/1 on the candidates, node-y (3 pods) filtered out.
@@ -704,7 +700,6 @@ fn spread_scores_only_feasible_nodes_set_the_weight() {
 }
 
 #[test]
-#[ignore = "differs from upstream: the normalizing weight counts domains of all nodes, not of the feasible ones, and raw scores are not rounded"]
 fn spread_scores_node_missing_the_key_gets_zero() {
     // Upstream scoring_test "one constraint on node, 3 out of 4 nodes are
     // candidates, one node doesn't match topology key".
@@ -744,7 +739,6 @@ fn spread_scores_node_missing_the_key_is_left_out() {
 }
 
 #[test]
-#[ignore = "differs from upstream: soft spread raw scores are not rounded before normalizing, and float error gives the best node 99"]
 fn spread_scores_zone_constraint_counts_pods_of_filtered_nodes() {
     // Upstream scoring_test "one constraint on zone, 3 out of 4 nodes are
     // candidates": zone1 = 4+2, zone2 = 1 + 3 (node-y is filtered out but its pods
@@ -767,7 +761,6 @@ fn spread_scores_zone_constraint_counts_pods_of_filtered_nodes() {
 }
 
 #[test]
-#[ignore = "differs from upstream: the normalizing weight counts domains of all nodes, not of the feasible ones, and raw scores are not rounded"]
 fn spread_scores_zone_and_hostname_constraints() {
     // Upstream scoring_test "two Constraints on zone and node, 2 out of 4 nodes are
     // candidates".
@@ -876,7 +869,6 @@ fn affinity_first_pod_of_a_group_goes_where_the_key_exists() {
 }
 
 #[test]
-#[ignore = "differs from upstream: a matching pod on a node without the topology key still counts as an existing group member"]
 fn affinity_first_of_group_when_matches_lack_the_topology_key() {
     // Upstream counts matches per topology pair; a matching pod on a node without
     // the key adds no pair, so affinityCounts stays empty and the self-matching pod
