@@ -242,16 +242,27 @@ fn pod(ns: &str, name: &str) -> Bytes {
 
 pub(crate) async fn ensure_namespace(pool: &Pool, ns: &str) -> Result<()> {
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    create_unless_exists(pool, "/api/v1/namespaces", body, &format!("namespace {ns}")).await?;
+    // Its default ServiceAccount, which the controller manager makes when it runs;
+    // without it the ServiceAccount admission plugin refuses pods.
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+    create_unless_exists(
+        pool,
+        &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+        sa,
+        &format!("the default ServiceAccount of {ns}"),
+    )
+    .await
+}
+
+/// POSTs `body` to `path`; an object that already exists (409) is fine.
+async fn create_unless_exists(pool: &Pool, path: &str, body: Value, what: &str) -> Result<()> {
     let (status, bytes) = pool
-        .send(
-            Method::POST,
-            "/api/v1/namespaces",
-            Some(Bytes::from(body.to_string())),
-        )
+        .send(Method::POST, path, Some(Bytes::from(body.to_string())))
         .await?;
     if !status.is_success() && status.as_u16() != 409 {
         bail!(
-            "creating namespace {ns}: {status} {}",
+            "creating {what}: {status} {}",
             String::from_utf8_lossy(&bytes)
         );
     }

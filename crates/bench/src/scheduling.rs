@@ -224,12 +224,17 @@ async fn setup(bin: &Path, extra: &[String], shape: Shape, sizes: Sizes) -> Resu
     })
 }
 
+/// As upstream's scheduler_perf apiserver: no controller manager makes service
+/// accounts, so their admission plugin is off and pods carry no token volume.
+const NO_SERVICE_ACCOUNTS: &str = "--disable-admission-plugins=ServiceAccount";
+
 /// Backlog run: everything pending, then a separate scheduler process starts.
 /// Returns measured pods per second and the scheduler's RSS at the end.
 pub async fn backlog(bin: &Path, shape: Shape, sizes: Sizes) -> Result<(f64, u64)> {
     let extra = [
         "--disable-scheduler".to_string(),
         "--disable-controller-manager".to_string(),
+        NO_SERVICE_ACCOUNTS.to_string(),
     ];
     let s = setup(bin, &extra, shape, sizes).await?;
     let measured: Vec<Bytes> = (0..sizes.pods)
@@ -272,7 +277,10 @@ pub async fn streaming(
     sizes: Sizes,
     concurrency: usize,
 ) -> Result<(f64, Vec<Duration>)> {
-    let extra = ["--disable-controller-manager".to_string()];
+    let extra = [
+        "--disable-controller-manager".to_string(),
+        NO_SERVICE_ACCOUNTS.to_string(),
+    ];
     let s = setup(bin, &extra, Shape::Basic, sizes).await?;
     wait_bound(&s.bound, "init-", sizes.init_pods, Duration::from_secs(300)).await?;
     let created: Bound = Arc::new(Mutex::new(HashMap::new()));
