@@ -26,17 +26,19 @@ fn data_dir_with_image() -> tempfile::TempDir {
 }
 
 fn start(runtime: &str) -> Cluster {
+    start_with(runtime, &[])
+}
+
+/// A cluster whose kubelet also gets `kubelet_args` (`name=value` each).
+fn start_with(runtime: &str, kubelet_args: &[&str]) -> Cluster {
     let dir = data_dir_with_image();
     let node = format!("kubelet-e2e-{}", std::process::id());
-    Cluster::start_agent_in(
-        dir,
-        &[
-            "--node-name",
-            &node,
-            "--kubelet-arg",
-            &format!("oci-runtime={runtime}"),
-        ],
-    )
+    let runtime = format!("oci-runtime={runtime}");
+    let mut args = vec!["--node-name", &node, "--kubelet-arg", &runtime];
+    for a in kubelet_args {
+        args.extend(["--kubelet-arg", a]);
+    }
+    Cluster::start_agent_in(dir, &args)
 }
 
 /// Deletes every workload and pod when the test ends, pass or fail, and waits
@@ -337,6 +339,53 @@ fn memory_hog_is_oom_killed() {
         137
     );
     assert_eq!(p["status"]["qosClass"], "Burstable");
+}
+
+const FORKER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: forker
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "(n=0; while [ $n -lt 12 ]; do sleep 300 & n=$((n+1)); done); echo forked; exec sleep 3600"]
+"#;
+
+#[test]
+fn pod_max_pids_caps_the_processes_of_a_pod() {
+    let c = start_with("builtin", &["pod-max-pids=6"]);
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], FORKER);
+    let ok = eventually(Duration::from_secs(60), || {
+        String::from_utf8_lossy(&k.run(&["logs", "forker"]).stdout).contains("forked")
+    });
+    let logs = String::from_utf8_lossy(&k.run(&["logs", "forker"]).stdout).to_string();
+    assert!(ok, "{logs}");
+    // sh, its subshell and four sleeps make six: the next fork fails and ends the
+    // subshell, whose sleeps live on.
+    assert!(
+        logs.contains("can't fork"),
+        "the seventh fork should fail: {logs}"
+    );
+    let uid = pod_json(&k, "forker")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pids = cgroups_of(&uid)
+        .into_iter()
+        .find(|p| p.starts_with("/sys/fs/cgroup/pids/"))
+        .expect("the pod has a pids cgroup");
+    assert_eq!(
+        std::fs::read_to_string(format!("{pids}/pids.max"))
+            .unwrap()
+            .trim(),
+        "6"
+    );
+    assert_eq!(processes_of(&uid).len(), 5, "sleep 3600 and four sleep 300");
 }
 
 const WATCHER: &str = r#"

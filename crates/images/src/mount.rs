@@ -53,8 +53,47 @@ fn unescape_mountinfo(field: &str) -> Vec<u8> {
 }
 
 /// True when `path` (absolute, canonical) is a mount point in this mount namespace.
+///
+/// Asks the kernel about the one path (`statx`'s mount-root attribute, Linux 5.8+)
+/// rather than reading the whole mount table, whose rendering grows with every
+/// pod's mounts; falls back to the table when the attribute is not reported.
 pub fn is_mount_point(path: &Path) -> io::Result<bool> {
-    Ok(mount_points()?.iter().any(|m| m == path))
+    match statx_mount_root(path)? {
+        Some(root) => Ok(root),
+        None => Ok(mount_points()?.iter().any(|m| m == path)),
+    }
+}
+
+/// Whether `path` is the root of a mount, if the kernel says (`None` when it does
+/// not report the attribute). A missing path is not a mount point.
+fn statx_mount_root(path: &Path) -> io::Result<Option<bool>> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: statx only writes into `buf`, which is a plain C struct.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `buf` outlives the call.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            0,
+            &mut buf,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Ok(Some(false)),
+            Some(libc::ENOSYS) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if buf.stx_attributes_mask & bit == 0 {
+        return Ok(None);
+    }
+    Ok(Some(buf.stx_attributes & bit != 0))
 }
 
 /// Mount points at or below `dir` (absolute, canonical), deepest first.
@@ -288,6 +327,25 @@ mod tests {
     fn root_is_a_mount_point() {
         assert!(is_mount_point(Path::new("/")).unwrap());
         assert!(!mount_points_under(Path::new("/")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn statx_agrees_with_the_mount_table() {
+        // Every listed mount point is one, a plain directory under one is not, and
+        // a missing path is not.
+        let table = mount_points().unwrap();
+        for m in table
+            .iter()
+            .filter(|m| m.starts_with("/proc") || m == &Path::new("/"))
+        {
+            assert!(is_mount_point(m).unwrap(), "{}", m.display());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let plain = fs::canonicalize(dir.path()).unwrap();
+        if !table.contains(&plain) {
+            assert!(!is_mount_point(&plain).unwrap());
+        }
+        assert!(!is_mount_point(&plain.join("missing")).unwrap());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pod-level cgroup limits from the pod spec, as upstream's kubelet sets them on
 //! `kubepods/<qos>/pod<uid>`: cpu.shares from the summed cpu requests, and a cpu
-//! quota and memory limit only when every container sets that limit.
+//! quota and memory limit only when every container sets that limit, and the
+//! `--pod-max-pids` process limit.
 
 use apimachinery::Quantity;
 use container_runtime::cgroups::PodResources;
@@ -18,8 +19,9 @@ fn quantity(c: &Container, limits: bool, name: &str) -> Option<Quantity> {
     m.get(name)?.0.parse().ok()
 }
 
-/// The pod cgroup's limits.
-pub fn pod_resources(spec: &PodSpec) -> PodResources {
+/// The pod cgroup's limits; `pod_max_pids` (`--pod-max-pids`) caps its processes
+/// when positive.
+pub fn pod_resources(spec: &PodSpec, pod_max_pids: i64) -> PodResources {
     let containers = &spec.containers;
     let mut cpu_request_milli: i64 = 0;
     let mut cpu_limit_milli: Option<i64> = Some(0);
@@ -51,7 +53,7 @@ pub fn pod_resources(spec: &PodSpec) -> PodResources {
             .map(|m| (m * CPU_PERIOD as i64 / 1000).max(1000)),
         cpu_period_us: Some(CPU_PERIOD),
         memory_limit_bytes: memory_limit.filter(|_| has_containers),
-        pids_limit: None,
+        pids_limit: (pod_max_pids > 0).then_some(pod_max_pids),
     }
 }
 
@@ -67,7 +69,8 @@ mod tests {
             {"name": "b", "resources": {"limits": {"cpu": "250m", "memory": "32Mi"}}}
         ]}))
         .unwrap();
-        let r = pod_resources(&spec);
+        let r = pod_resources(&spec, -1);
+        assert_eq!(r.pids_limit, None);
         assert_eq!(r.cpu_shares, Some(768));
         assert_eq!(r.cpu_quota_us, Some(125_000));
         assert_eq!(r.memory_limit_bytes, Some(96 << 20));
@@ -76,7 +79,8 @@ mod tests {
             {"name": "b"}
         ]}))
         .unwrap();
-        let r = pod_resources(&spec);
+        let r = pod_resources(&spec, 64);
+        assert_eq!(r.pids_limit, Some(64));
         assert_eq!(
             (r.cpu_shares, r.cpu_quota_us, r.memory_limit_bytes),
             (Some(2), None, None)

@@ -59,6 +59,10 @@ pub struct KubeletConfig {
     /// Most pods this node runs.
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// Most processes each pod may run (its cgroup's `pids.max`); -1 or 0 for no
+    /// limit, as upstream's default.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub pod_max_pids: i64,
     /// Resources held back for the system (`cpu=100m,memory=100Mi`).
     #[arg(long, value_delimiter = ',')]
     pub system_reserved: Vec<String>,
@@ -131,6 +135,7 @@ impl KubeletConfig {
             node_labels: Vec::new(),
             register_with_taints: Vec::new(),
             max_pods: 110,
+            pod_max_pids: -1,
             system_reserved: Vec::new(),
             kube_reserved: Vec::new(),
             node_status_update_frequency: Duration::from_secs(10),

@@ -36,6 +36,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How often a pod is synced with nothing happening (volume contents follow their
 /// ConfigMaps and Secrets at this pace).
 const RESYNC: Duration = Duration::from_secs(10);
+/// How often mounted configMap, secret, downward API and projected volumes are
+/// rewritten from the API.
+const VOLUME_RESYNC: Duration = RESYNC;
 /// Grace period used when a pod vanished from the API without one.
 const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 
@@ -95,6 +98,10 @@ pub(crate) struct PodWorker {
     watched: HashSet<String>,
     wake: Arc<Notify>,
     volume_paths: BTreeMap<String, PathBuf>,
+    /// When the volumes were last set up or refreshed.
+    volumes_synced: Option<Instant>,
+    /// The limits last written to the pod cgroup.
+    cgroup_limits: Option<container_runtime::cgroups::PodResources>,
     pod_failure: Option<(String, String)>,
     /// The pod reached Succeeded or Failed and what it had on the node is gone;
     /// its last status stands.
@@ -156,6 +163,8 @@ impl PodWorker {
             watched: HashSet::new(),
             wake: Arc::new(Notify::new()),
             volume_paths: BTreeMap::new(),
+            volumes_synced: None,
+            cgroup_limits: None,
             pod_failure: None,
             finished: false,
             probes: HashMap::new(),
@@ -365,16 +374,19 @@ impl PodWorker {
             let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             std::fs::write(dir.join("etc/resolv.conf"), resolv).map_err(|e| e.to_string())?;
         }
-        // Cgroup for the pod, by QoS.
+        // Cgroup for the pod, by QoS, written when its limits change.
         let qos = podspec::pod_qos_class(&spec);
-        let resources = crate::cgroup::pod_resources(&spec);
-        PodCgroup::ensure_under(
-            &self.shared.config.cgroup_root,
-            qos_class(qos),
-            &self.uid,
-            &resources,
-        )
-        .map_err(|e| format!("creating the pod cgroup: {e}"))?;
+        let resources = crate::cgroup::pod_resources(&spec, self.shared.config.pod_max_pids);
+        if self.cgroup_limits.as_ref() != Some(&resources) {
+            PodCgroup::ensure_under(
+                &self.shared.config.cgroup_root,
+                qos_class(qos),
+                &self.uid,
+                &resources,
+            )
+            .map_err(|e| format!("creating the pod cgroup: {e}"))?;
+            self.cgroup_limits = Some(resources);
+        }
         // Sandbox namespaces.
         if self.sandbox.is_none() {
             let share = SandboxNamespaces {
@@ -386,7 +398,15 @@ impl PodWorker {
                 .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
             self.sandbox = Some(sb);
         }
-        // Volumes.
+        // Volumes: set up once, then refreshed every resync period (so configMap,
+        // secret, downward API and token updates reach running pods), not at every
+        // sync a status echo or a container exit causes.
+        if self
+            .volumes_synced
+            .is_some_and(|at| at.elapsed() < VOLUME_RESYNC)
+        {
+            return Ok(());
+        }
         let (cms, secrets) = volumes::referenced_objects(&self.pod);
         let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
         let tokens = self.refresh_tokens().await?;
@@ -417,6 +437,7 @@ impl PodWorker {
                 }
             }
         }
+        self.volumes_synced = Some(Instant::now());
         Ok(())
     }
 

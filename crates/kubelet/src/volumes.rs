@@ -435,12 +435,7 @@ pub fn volume_dir(pod_dir: &Path, v: &Volume) -> PathBuf {
 }
 
 fn is_mountpoint(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    text.lines()
-        .any(|l| l.split(' ').nth(4).is_some_and(|m| m == want))
+    images::mount::is_mount_point(path).unwrap_or(false)
 }
 
 /// Sets up one volume; returns the host path to bind into containers.
