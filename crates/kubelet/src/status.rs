@@ -581,6 +581,18 @@ mod tests {
         })
     }
 
+    /// The reason a container is waiting (panics if it is not waiting).
+    fn waiting_reason(cs: &ContainerStatus) -> Option<&str> {
+        cs.state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref()
+    }
+
     fn cond<'a>(s: &'a PodStatus, ty: &str) -> &'a PodCondition {
         s.conditions
             .as_ref()
@@ -638,15 +650,7 @@ mod tests {
         let s = status_of(&spec("Always"), &[], &[]);
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         assert_eq!(
-            s.container_statuses.as_ref().unwrap()[0]
-                .state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
+            waiting_reason(&s.container_statuses.as_ref().unwrap()[0]),
             Some("ContainerCreating")
         );
         assert_eq!(
@@ -665,17 +669,7 @@ mod tests {
         );
         let cs = &s.container_statuses.as_ref().unwrap()[0];
         assert_eq!(cs.restart_count, 1);
-        assert_eq!(
-            cs.state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
-            Some("CrashLoopBackOff")
-        );
+        assert_eq!(waiting_reason(cs), Some("CrashLoopBackOff"));
         let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
         assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
         // Waiting after having run counts as stopped: the pod is Running.
@@ -697,28 +691,9 @@ mod tests {
             Some("containers with incomplete status: [i1 i2]")
         );
         let inits = s.init_container_statuses.as_ref().unwrap();
+        assert_eq!(waiting_reason(&inits[1]), Some("PodInitializing"));
         assert_eq!(
-            inits[1]
-                .state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
-            Some("PodInitializing")
-        );
-        assert_eq!(
-            s.container_statuses.as_ref().unwrap()[0]
-                .state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
+            waiting_reason(&s.container_statuses.as_ref().unwrap()[0]),
             Some("PodInitializing")
         );
         let s = status_of(
