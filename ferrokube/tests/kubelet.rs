@@ -1103,6 +1103,30 @@ fn streaming_with(version: &str) {
         "shout\n",
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "SHOUT\n");
+    // run -i --rm: kubectl attaches to the new pod's stdin (stdinOnce), the end of its
+    // input reaches the container, and the pod is deleted afterwards.
+    let out = k.run_stdin(
+        &[
+            "run",
+            "once",
+            "--image=ferrokube.test/busybox:1",
+            "--restart=Never",
+            "-i",
+            "--rm",
+            "--",
+            "sh",
+            "-c",
+            "while read x; do echo got:$x; done; echo done",
+        ],
+        "hello\nagain\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("got:hello\ngot:again\ndone\n"), "{text:?}");
+    assert!(eventually(Duration::from_secs(30), || !k
+        .run(&["get", "pod", "once"])
+        .status
+        .success()));
     // exec -it: a terminal inside the container (`script` gives kubectl one).
     let cmd = format!(
         "{} --kubeconfig {} exec -it web -c main -- sh -c 'tty; stty size'",

@@ -31,19 +31,29 @@ pub(crate) struct Stdio3 {
 }
 
 /// Creates and starts the container; returns the host pid of its process. The error is
-/// the text the kubelet shows for a `StartError`.
+/// the text the kubelet shows for a `StartError`. With `console_socket` (a spec asking
+/// for a terminal) the runtime creates the pseudo-terminal and sends its master there;
+/// `stdio` is then not the container's.
 pub(crate) fn create_and_start(
     meta: &Meta,
     dir: &ContainerDir,
     stdio: Stdio3,
+    console_socket: Option<&Path>,
 ) -> Result<i32, String> {
     match meta.runtime {
-        RuntimeKind::Builtin => builtin_create_and_start(meta, dir, stdio),
-        RuntimeKind::Runc | RuntimeKind::Crun => cli_create_and_start(meta, dir, stdio),
+        RuntimeKind::Builtin => builtin_create_and_start(meta, dir, stdio, console_socket),
+        RuntimeKind::Runc | RuntimeKind::Crun => {
+            cli_create_and_start(meta, dir, stdio, console_socket)
+        }
     }
 }
 
-fn builtin_create_and_start(meta: &Meta, dir: &ContainerDir, stdio: Stdio3) -> Result<i32, String> {
+fn builtin_create_and_start(
+    meta: &Meta,
+    dir: &ContainerDir,
+    stdio: Stdio3,
+    console_socket: Option<&Path>,
+) -> Result<i32, String> {
     let create_failed = |e: &dyn std::error::Error| {
         format!(
             "OCI runtime create failed: {}",
@@ -56,6 +66,7 @@ fn builtin_create_and_start(meta: &Meta, dir: &ContainerDir, stdio: Stdio3) -> R
         .with_stdin(stdio.stdin)
         .with_stdout(stdio.stdout)
         .with_stderr(stdio.stderr)
+        .with_console_socket(console_socket)
         .validate_id()
         .map_err(|e| create_failed(&e))?;
     // The container's processes are clones of this one: they must start with the default
@@ -80,15 +91,23 @@ fn builtin_create_and_start(meta: &Meta, dir: &ContainerDir, stdio: Stdio3) -> R
     Ok(pid)
 }
 
-fn cli_create_and_start(meta: &Meta, dir: &ContainerDir, stdio: Stdio3) -> Result<i32, String> {
+fn cli_create_and_start(
+    meta: &Meta,
+    dir: &ContainerDir,
+    stdio: Stdio3,
+    console_socket: Option<&Path>,
+) -> Result<i32, String> {
     let name = meta.runtime.name();
     let pid_file = dir.file(INIT_PID_FILE);
     let log = dir.file("create.log");
     let _ = fs::remove_file(&log);
     let mut cmd =
         runtime_command(meta, &log).map_err(|e| format!("OCI runtime create failed: {e}"))?;
-    cmd.arg("create")
-        .arg("--bundle")
+    cmd.arg("create");
+    if let Some(sock) = console_socket {
+        cmd.arg("--console-socket").arg(sock);
+    }
+    cmd.arg("--bundle")
         .arg(&dir.path)
         .arg("--pid-file")
         .arg(&pid_file)

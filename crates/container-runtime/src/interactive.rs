@@ -310,7 +310,7 @@ impl Drop for ExecSession {
 /// Resizes an exec's terminal (`TIOCSWINSZ` on the master; the kernel then signals
 /// `SIGWINCH` to the terminal's foreground process group). Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct TerminalResizer(Arc<AsyncFd<OwnedFd>>);
+pub struct TerminalResizer(pub(crate) Arc<AsyncFd<OwnedFd>>);
 
 impl TerminalResizer {
     /// Sets the terminal size to `width` columns and `height` rows.
@@ -339,9 +339,20 @@ enum WriterInner {
     Pty(Arc<AsyncFd<OwnedFd>>),
 }
 
-/// The write side of an exec's standard input.
+/// The write side of an exec's (or an attached container's) standard input.
 #[derive(Debug)]
 pub struct ExecWriter(WriterInner);
+
+impl ExecWriter {
+    pub(crate) fn from_pipe(p: pipe::Sender) -> ExecWriter {
+        ExecWriter(WriterInner::Pipe(p))
+    }
+}
+
+/// A writer to a terminal's master (registered for writability).
+pub(crate) fn pty_writer(master: Arc<AsyncFd<OwnedFd>>) -> ExecWriter {
+    ExecWriter(WriterInner::Pty(master))
+}
 
 #[derive(Debug)]
 enum ReaderInner {
@@ -451,7 +462,7 @@ impl AsyncWrite for ExecWriter {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own, with integer flags.
     unsafe {
         let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -463,7 +474,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 }
 
 /// Registers a descriptor with the reactor.
-fn register(fd: OwnedFd, interest: tokio::io::Interest) -> io::Result<AsyncFd<OwnedFd>> {
+pub(crate) fn register(fd: OwnedFd, interest: tokio::io::Interest) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the OwnedFd is moved into the AsyncFd, stays open and keeps its number for
     // the AsyncFd's whole life.
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)

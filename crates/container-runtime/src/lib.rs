@@ -20,6 +20,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+mod attach;
 mod backend;
 pub mod cgroups;
 mod crilog;
@@ -30,6 +31,7 @@ mod shim;
 mod store;
 mod sys;
 
+pub use attach::{AttachSession, OutputStream};
 pub use crilog::format_rfc3339_nano;
 pub use interactive::{ExecReader, ExecSession, ExecWriter, TerminalResizer};
 pub use runtime::ContainerRuntime;
@@ -169,6 +171,32 @@ pub struct RuntimeConfig {
     pub shim_program: PathBuf,
     /// Arguments put before the shim's own, e.g. `["container-shim"]`.
     pub shim_args: Vec<OsString>,
+}
+
+/// How a container's standard input and terminal are set up (the CRI's `stdin`,
+/// `stdin_once` and `tty`, from the pod's container spec). Without `stdin` the container
+/// reads from `/dev/null`; with `tty` its stdio is a pseudo-terminal and everything it
+/// writes is logged as stdout. Either makes the shim serve attach sessions
+/// ([`ContainerRuntime::attach`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerIo {
+    /// Keep a standard input open that attach sessions write to.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close standard input once the first attach session that wrote to it ends (not with
+    /// a terminal, as containerd does).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Give the container a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
+}
+
+impl ContainerIo {
+    /// Whether the shim serves attach sessions for this container.
+    pub fn attachable(&self) -> bool {
+        self.stdin || self.tty
+    }
 }
 
 /// What is known about one container.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::attach::AttachSession;
 use crate::backend;
 use crate::cgroups::{self, Stats};
 use crate::interactive::{ExecLaunch, ExecSession};
@@ -21,8 +22,8 @@ use crate::shim::{read_pid_file, ExecResult, StartReport};
 use crate::store::{ContainerDir, Meta, RuntimeKind, CONFIG_FILE, META_FILE, SHIM_LOG};
 use crate::sys;
 use crate::{
-    validate_container_id, ContainerInfo, ContainerState, Error, ExecOutput, OciRuntime,
-    RuntimeConfig,
+    validate_container_id, ContainerInfo, ContainerIo, ContainerState, Error, ExecOutput,
+    OciRuntime, RuntimeConfig,
 };
 
 /// How long [`ContainerRuntime::start`] waits for the shim's report (the kubelet's default
@@ -86,7 +87,8 @@ impl ContainerRuntime {
     /// `StartError` until removed). `labels` are kept with the container.
     ///
     /// The spec is adjusted as containerd does: no terminal, negative `oomScoreAdj`
-    /// clamped to 0, and `linux.cgroupsPath` defaulted to `/ferrokube/<id>`.
+    /// clamped to 0, and `linux.cgroupsPath` defaulted to `/ferrokube/<id>`. The
+    /// container reads from `/dev/null`: see [`start_with_io`](Self::start_with_io).
     pub async fn start(
         &self,
         id: &str,
@@ -94,8 +96,23 @@ impl ContainerRuntime {
         log_path: &Path,
         labels: BTreeMap<String, String>,
     ) -> Result<ContainerInfo, Error> {
+        self.start_with_io(id, spec, log_path, labels, ContainerIo::default())
+            .await
+    }
+
+    /// [`start`](Self::start) with a standard input and/or a terminal: with `io.tty` the
+    /// spec asks for a terminal and gets `TERM=xterm` unless it sets `TERM` (as
+    /// containerd's `WithTTY`).
+    pub async fn start_with_io(
+        &self,
+        id: &str,
+        spec: &oci_spec::runtime::Spec,
+        log_path: &Path,
+        labels: BTreeMap<String, String>,
+        io: ContainerIo,
+    ) -> Result<ContainerInfo, Error> {
         let dir = self.dir(id)?;
-        let (spec, cgroups_path) = prepare_spec(id, spec)?;
+        let (spec, cgroups_path) = prepare_spec(id, spec, io.tty)?;
         match fs::create_dir(&dir.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -117,6 +134,7 @@ impl ContainerRuntime {
             },
             runtime_root: backend::runtime_root(&cfg.state_dir, kind),
             cgroups_path,
+            io,
         };
         let written = serde_json::to_vec(&spec)
             .map_err(|source| Error::Json {
@@ -505,6 +523,25 @@ impl ContainerRuntime {
         .await
     }
 
+    /// Attaches to the running container's own stdio: `Ok(None)` when it was started
+    /// without stdin and terminal (its output is then only in the log), otherwise a session
+    /// receiving its output from now on, with its terminal when it has one and, when
+    /// `stdin` is asked for, its input (for a `stdin_once` container only the first
+    /// session asking for input gets it).
+    pub async fn attach(&self, id: &str, stdin: bool) -> Result<Option<AttachSession>, Error> {
+        let dir = self.dir(id)?;
+        let meta = dir.meta()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        if dir.exit()?.is_some() || dir.live_shim()?.is_none() {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        if !meta.io.attachable() {
+            return Ok(None);
+        }
+        AttachSession::connect(dir.path.clone(), stdin)
+            .await
+            .map(Some)
+    }
+
     /// Makes the container's shim reopen its log file (after the kubelet rotated it).
     pub fn reopen_log(&self, id: &str) -> Result<(), Error> {
         let dir = self.dir(id)?;
@@ -572,6 +609,7 @@ fn remove_dir(path: &Path) -> Result<(), Error> {
 fn prepare_spec(
     id: &str,
     spec: &oci_spec::runtime::Spec,
+    tty: bool,
 ) -> Result<(oci_spec::runtime::Spec, String), Error> {
     let mut spec = spec.clone();
     let root = spec
@@ -591,8 +629,15 @@ fn prepare_spec(
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::InvalidSpec("process.args is empty".into()));
     }
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(tty));
     process.set_console_size(None);
+    if tty {
+        let mut env = process.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".to_string());
+        }
+        process.set_env(Some(env));
+    }
     if process.oom_score_adj().is_some_and(|a| a < 0) {
         process.set_oom_score_adj(Some(0));
     }
@@ -639,19 +684,34 @@ mod tests {
         let mut p = spec.process().clone().unwrap();
         p.set_terminal(Some(true));
         p.set_oom_score_adj(Some(-998));
+        p.set_env(Some(vec!["PATH=/bin".to_string()]));
         spec.set_process(Some(p));
-        let (out, cg) = prepare_spec("c1", &spec).unwrap();
+        let (out, cg) = prepare_spec("c1", &spec, false).unwrap();
         assert_eq!(cg, "/ferrokube/c1");
         let p = out.process().as_ref().unwrap();
         assert_eq!(p.terminal(), Some(false));
         assert_eq!(p.oom_score_adj(), Some(0));
+        assert!(!p.env().iter().flatten().any(|e| e.starts_with("TERM=")));
+
+        // A terminal brings TERM=xterm, unless the container sets TERM itself.
+        let (out, _) = prepare_spec("c1", &spec, true).unwrap();
+        let p = out.process().as_ref().unwrap();
+        assert_eq!(p.terminal(), Some(true));
+        assert!(p.env().iter().flatten().any(|e| e == "TERM=xterm"));
+        let mut own = spec.clone();
+        let mut p = own.process().clone().unwrap();
+        p.set_env(Some(vec!["TERM=vt100".to_string()]));
+        own.set_process(Some(p));
+        let (out, _) = prepare_spec("c1", &own, true).unwrap();
+        let env = out.process().as_ref().unwrap().env().clone().unwrap();
+        assert_eq!(env, vec!["TERM=vt100".to_string()]);
 
         let mut rel = spec.clone();
         let mut root = rel.root().clone().unwrap();
         root.set_path("rootfs".into());
         rel.set_root(Some(root));
         assert!(matches!(
-            prepare_spec("c1", &rel),
+            prepare_spec("c1", &rel, false),
             Err(Error::InvalidSpec(_))
         ));
     }

@@ -35,6 +35,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::{Deserialize, Serialize};
 
+use crate::attach::AttachServer;
 use crate::backend::{self, ExecEnd, Stdio3};
 use crate::cgroups;
 use crate::crilog::{format_record, LineSplitter};
@@ -43,6 +44,7 @@ use crate::store::{
     RUNNING_FILE, SHIM_FILE,
 };
 use crate::sys;
+use crate::OutputStream;
 
 /// What the shim reports to the starter.
 #[derive(Debug, Serialize, Deserialize)]
@@ -207,6 +209,16 @@ struct Stream {
     splitter: LineSplitter,
 }
 
+impl Stream {
+    fn new(name: &'static str, fd: Option<OwnedFd>) -> Stream {
+        Stream {
+            name,
+            fd,
+            splitter: LineSplitter::default(),
+        }
+    }
+}
+
 /// A started container as the supervision loop needs it.
 struct Started {
     init: ProcRef,
@@ -235,6 +247,7 @@ struct Shim {
     cdir: ContainerDir,
     meta: Meta,
     log: Option<File>,
+    attach: Option<AttachServer>,
 }
 
 impl Shim {
@@ -243,6 +256,7 @@ impl Shim {
             cdir,
             meta,
             log: None,
+            attach: None,
         };
         match shim.start() {
             Ok(started) => {
@@ -302,27 +316,79 @@ impl Shim {
 
     fn start(&mut self) -> Result<Started, String> {
         self.open_log()?;
+        let io = self.meta.io;
         let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let stdin: OwnedFd = File::open("/dev/null")
-            .map_err(|e| format!("/dev/null: {e}"))?
-            .into();
-        let stdio = Stdio3 {
-            stdin,
-            stdout: out_w,
-            stderr: err_w,
+        let null = |write: bool| -> Result<OwnedFd, String> {
+            OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| format!("/dev/null: {e}"))
         };
-        let pid = match backend::create_and_start(&self.meta, &self.cdir, stdio) {
-            Ok(pid) => pid,
-            Err(e) => {
-                // Whatever is in the pipes now came from the runtime itself, not from the
-                // container: it is not container output.
-                drop((out_r, err_r));
-                return Err(e);
-            }
+        let (pid, streams, input) = if io.tty {
+            let console =
+                ConsoleSocket::new().map_err(|e| format!("creating the console socket: {e}"))?;
+            let stdio = Stdio3 {
+                stdin: null(false)?,
+                stdout: null(true)?,
+                stderr: null(true)?,
+            };
+            let pid =
+                backend::create_and_start(&self.meta, &self.cdir, stdio, Some(&console.path))?;
+            let master = console
+                .receive_master(CONSOLE_TIMEOUT)
+                .and_then(|m| m.try_clone().map(|dup| (m, dup)));
+            let (master, input) = match master {
+                Ok(m) => m,
+                Err(e) => {
+                    cgroups::kill_all(&self.meta.cgroups_path);
+                    return Err(format!("receiving the container's terminal: {e}"));
+                }
+            };
+            let streams = [
+                Stream::new("stdout", Some(master)),
+                Stream::new("stderr", None),
+            ];
+            (pid, streams, Some(input))
+        } else {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let (stdin, input) = if io.stdin {
+                let (r, w) = pipe()?;
+                (r, Some(w))
+            } else {
+                (null(false)?, None)
+            };
+            let stdio = Stdio3 {
+                stdin,
+                stdout: out_w,
+                stderr: err_w,
+            };
+            let pid = match backend::create_and_start(&self.meta, &self.cdir, stdio, None) {
+                Ok(pid) => pid,
+                Err(e) => {
+                    // Whatever is in the pipes now came from the runtime itself, not from
+                    // the container: it is not container output.
+                    drop((out_r, err_r));
+                    return Err(e);
+                }
+            };
+            let streams = [
+                Stream::new("stdout", Some(out_r)),
+                Stream::new("stderr", Some(err_r)),
+            ];
+            (pid, streams, input)
         };
         let started_at = SystemTime::now();
+        if io.attachable() {
+            // Listening before the start is reported: an attach right after the kubelet
+            // saw the container running finds the socket.
+            match AttachServer::bind(&self.cdir.path, input, io.tty, io.stdin, io.stdin_once) {
+                Ok(a) => self.attach = Some(a),
+                Err(e) => log_diag(&format!("cannot serve attach sessions: {e}")),
+            }
+        }
         // From here on SIGCHLD and SIGUSR1 arrive through a signalfd. Blocking them only
         // now keeps them unblocked in the container process (the builtin runtime clones
         // it from this process).
@@ -334,18 +400,6 @@ impl Shim {
             &RunningRecord { init, started_at },
         )
         .map_err(|e| e.to_string())?;
-        let streams = [
-            Stream {
-                name: "stdout",
-                fd: Some(out_r),
-                splitter: LineSplitter::default(),
-            },
-            Stream {
-                name: "stderr",
-                fd: Some(err_r),
-                splitter: LineSplitter::default(),
-            },
-        ];
         Ok(Started {
             init,
             streams,
@@ -413,24 +467,38 @@ impl Shim {
                     which.push(i);
                 }
             }
+            // The attach socket's descriptors come last.
+            let own = fds.len();
+            if let Some(a) = &self.attach {
+                fds.extend(a.poll_fds());
+            }
             let ms = timeout.as_millis().min(1000) as u16;
-            let ready: Vec<usize> = match poll(&mut fds, PollTimeout::from(ms.max(1))) {
-                Ok(0) => Vec::new(),
-                // Readable, hung up or failed: a read tells which.
-                Ok(_) => fds
-                    .iter()
-                    .zip(&which)
-                    .filter(|(p, _)| p.revents().is_some_and(|ev| !ev.is_empty()))
-                    .map(|(_, w)| *w)
-                    .collect(),
-                Err(nix::errno::Errno::EINTR) => Vec::new(),
+            let polled = match poll(&mut fds, PollTimeout::from(ms.max(1))) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
                     log_diag(&format!("poll: {e}"));
                     std::thread::sleep(Duration::from_millis(50));
-                    Vec::new()
+                    0
                 }
             };
+            // Readable, hung up or failed: a read tells which.
+            let fired: Vec<bool> = fds
+                .iter()
+                .map(|p| polled > 0 && p.revents().is_some_and(|ev| !ev.is_empty()))
+                .collect();
             drop(fds);
+            let ready: Vec<usize> = which
+                .iter()
+                .zip(&fired)
+                .filter(|(_, f)| **f)
+                .map(|(w, _)| *w)
+                .collect();
+            if let Some(a) = self.attach.as_mut() {
+                if fired[own..].iter().any(|f| *f) {
+                    a.handle(&fired[own..]);
+                }
+            }
             for w in ready {
                 if w == usize::MAX {
                     let mut reopen = false;
@@ -474,7 +542,11 @@ impl Shim {
             reason: exit_reason(exit_code, oom_killed).to_string(),
             message: None,
         };
-        if let Err(e) = self.cdir.write_exit(&rec) {
+        let recorded = self.cdir.write_exit(&rec);
+        if let Some(a) = self.attach.take() {
+            a.finish();
+        }
+        if let Err(e) = recorded {
             log_diag(&format!("cannot record exit: {e}"));
             return 1;
         }
@@ -491,6 +563,14 @@ impl Shim {
                     return;
                 }
                 Ok(n) => {
+                    if let Some(a) = self.attach.as_mut() {
+                        let stream = if s.name == "stderr" {
+                            OutputStream::Stderr
+                        } else {
+                            OutputStream::Stdout
+                        };
+                        a.broadcast(stream, &buf[..n]);
+                    }
                     let now = SystemTime::now();
                     let log = &mut self.log;
                     let name = s.name;
@@ -500,6 +580,11 @@ impl Shim {
                 }
                 Err(nix::errno::Errno::EAGAIN) => return,
                 Err(nix::errno::Errno::EINTR) => continue,
+                // A terminal whose container side is closed everywhere.
+                Err(nix::errno::Errno::EIO) => {
+                    self.finish_stream(s);
+                    return;
+                }
                 Err(e) => {
                     log_diag(&format!("reading {}: {e}", s.name));
                     self.finish_stream(s);
@@ -794,25 +879,42 @@ fn is_socket(fd: BorrowedFd<'_>) -> bool {
 
 /// Sends one descriptor over a unix socket (with a one-byte payload).
 pub(crate) fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    send_fd_with(sock, b"t", Some(fd))
+}
+
+/// Sends `payload` over a unix socket, with `fd` attached when given.
+pub(crate) fn send_fd_with(
+    sock: BorrowedFd<'_>,
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let fds = [fd.as_raw_fd()];
-    let iov = [io::IoSlice::new(b"t")];
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )?;
+    let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let iov = [io::IoSlice::new(payload)];
+    let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&fds)]
+    };
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
     Ok(())
 }
 
 /// Receives one descriptor sent over a unix socket; `None` at end of stream or when the
 /// message carried no descriptor. Extra descriptors are closed.
 pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; 256];
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    recv_fd_with(sock, &mut buf).map(|(_, fd)| fd)
+}
+
+/// Receives at most `buf.len()` bytes and the first descriptor that came with them;
+/// returns how many bytes were read (0 at end of stream). Extra descriptors are closed.
+pub(crate) fn recv_fd_with(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let msg = loop {
         match recvmsg::<()>(
@@ -838,7 +940,7 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
             }
         }
     }
-    Ok(out)
+    Ok((msg.bytes, out))
 }
 
 /// Waits for the process `pid` (our child, possibly adopted as subreaper), reaping other

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::sys::{self, process_alive};
-use crate::{ContainerInfo, ContainerState, Error};
+use crate::{ContainerInfo, ContainerIo, ContainerState, Error};
 
 /// The bundle's OCI spec.
 pub(crate) const CONFIG_FILE: &str = "config.json";
@@ -27,6 +27,9 @@ pub(crate) const EXIT_FILE: &str = "exit.json";
 pub(crate) const SHIM_LOG: &str = "shim.log";
 /// Pid file the OCI runtime writes on create.
 pub(crate) const INIT_PID_FILE: &str = "init.pid";
+/// The unix socket the shim serves attach sessions on (only for containers with stdin or
+/// a terminal).
+pub(crate) const ATTACH_SOCKET: &str = "attach.sock";
 
 /// Which OCI runtime a container was started with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ pub(crate) struct Meta {
     pub runtime_root: PathBuf,
     /// The container's cgroup, as in the spec's `linux.cgroupsPath`.
     pub cgroups_path: String,
+    /// Standard input and terminal (absent in records of older versions: none).
+    #[serde(default)]
+    pub io: ContainerIo,
 }
 
 /// A process identified by pid plus start time.
@@ -277,6 +283,7 @@ mod tests {
             runtime_binary: Some("/usr/sbin/runc".into()),
             runtime_root: "/run/x".into(),
             cgroups_path: "/a/b".into(),
+            io: ContainerIo::default(),
         }
     }
 

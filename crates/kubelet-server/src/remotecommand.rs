@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use container_runtime::{ContainerRuntime, ExecReader, TerminalResizer};
+use container_runtime::{
+    AttachSession, ContainerRuntime, ExecReader, OutputStream, TerminalResizer,
+};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -408,7 +410,82 @@ async fn attach(
     tty: bool,
     w: &mut Wiring,
 ) -> Outcome {
-    // Containers have no stdin: input is read and dropped.
+    match runtime.attach(container_id, w.stdin.is_some()).await {
+        Ok(Some(session)) => attach_live(session, w).await,
+        Ok(None) => attach_log(runtime, container_id, log_path, tty, w).await,
+        Err(e) => Outcome::Internal(format!("error attaching to container: {e}")),
+    }
+}
+
+/// Attaches to a container started with stdin or a terminal through its shim: input and
+/// resizes go to the container, output comes as the container writes it.
+async fn attach_live(mut session: AttachSession, w: &mut Wiring) -> Outcome {
+    let tty = session.is_tty();
+    let stdin_task = match (w.stdin.take(), session.take_stdin()) {
+        (Some(mut rx), Some(mut input)) => Some(tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if input.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            // The client closed its input: dropping ours ends the container's input if
+            // it is `stdinOnce` (the shim handed over its only copy).
+            drop(input);
+            // Keep the client's channel drained.
+            while rx.recv().await.is_some() {}
+        })),
+        // Input for a container without stdin is dropped, as upstream.
+        (Some(mut rx), None) => Some(tokio::spawn(
+            async move { while rx.recv().await.is_some() {} },
+        )),
+        (None, _) => None,
+    };
+    let resize_task = match (w.resize.take(), session.resizer()) {
+        (Some(rx), Some(r)) => Some(tokio::spawn(resize_loop(rx, r))),
+        _ => None,
+    };
+    let mut closed = w.closed.clone();
+    let mut outcome = Outcome::Success;
+    loop {
+        tokio::select! {
+            m = session.next_output() => match m {
+                Ok(Some((stream, data))) => {
+                    let sink = if tty || stream == OutputStream::Stdout { &w.stdout } else { &w.stderr };
+                    if let Some(s) = sink {
+                        if s.write(Bytes::from(data)).await.is_err() {
+                            outcome = Outcome::Disconnected;
+                            break;
+                        }
+                    }
+                }
+                // The container is gone.
+                Ok(None) | Err(_) => break,
+            },
+            _ = crate::until_closed(&mut closed) => {
+                outcome = Outcome::Disconnected;
+                break;
+            }
+        }
+    }
+    for t in [stdin_task, resize_task].into_iter().flatten() {
+        t.abort();
+    }
+    drop(session);
+    for s in [w.stdout.take(), w.stderr.take()].into_iter().flatten() {
+        s.close().await;
+    }
+    outcome
+}
+
+/// Attaches to a container without stdin and terminal: its output is followed in the log.
+async fn attach_log(
+    runtime: &ContainerRuntime,
+    container_id: &str,
+    log_path: PathBuf,
+    tty: bool,
+    w: &mut Wiring,
+) -> Outcome {
+    // The container has no stdin: input is read and dropped.
     if let Some(mut rx) = w.stdin.take() {
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
     }

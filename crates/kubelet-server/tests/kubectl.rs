@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::World;
+use container_runtime::ContainerIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -342,6 +343,77 @@ async fn exec_logs_attach(version: &str) {
     assert_eq!((r.code, r.stdout.as_str()), (0, "late\n"), "{}", r.stderr);
 }
 
+/// `kubectl attach -i` to a container with `stdin` and `stdinOnce`: the input reaches it
+/// and kubectl's end of input closes it; `kubectl attach -it` to a container with a
+/// terminal drives its shell.
+async fn attach_input(version: &str) {
+    let Some(bin) = kubectl(version) else {
+        eprintln!("kubectl {version} not installed; skipping");
+        return;
+    };
+    let w = World::new().await;
+    let uid = w.add_pod("in", &["main"]);
+    let once = ContainerIo {
+        stdin: true,
+        stdin_once: true,
+        tty: false,
+    };
+    let script = "while read l; do echo got:$l; done; echo bye";
+    w.start_with_io("in", &uid, "main", &["sh", "-c", script], None, once)
+        .await;
+    let api = apiserver(&w).await;
+    let r = run(&bin, api, &["attach", "-i", "in"], Some(b"x\ny\n")).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "got:x\ngot:y\nbye\n"),
+        "{}",
+        r.stderr
+    );
+
+    let uid = w.add_pod("term", &["main"]);
+    let tty = ContainerIo {
+        stdin: true,
+        stdin_once: true,
+        tty: true,
+    };
+    w.start_with_io("term", &uid, "main", &["sh"], None, tty)
+        .await;
+    // `script` gives kubectl a terminal; what we write is typed into it.
+    let cmd = format!("{} --server=http://{api} attach -it term", bin.display());
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("KUBECONFIG", "/nonexistent")
+        .env("HOME", "/tmp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    // Typed only once kubectl is attached, which it announces (before that the local
+    // terminal would take the line).
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 4096];
+        while !text.contains("pressing enter") {
+            let n = output.read(&mut buf).await.unwrap();
+            assert!(n > 0, "kubectl ended early: {text:?}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("kubectl did not attach: {text:?}"));
+    input.write_all(b"echo term=$TERM; exit 5\n").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), output.read_to_string(&mut text))
+        .await
+        .unwrap_or_else(|_| panic!("kubectl attach -it hung: {text:?}"))
+        .unwrap();
+    drop(input);
+    let _ = child.wait().await;
+    assert!(text.contains("term=xterm"), "{text:?}");
+}
+
 async fn port_forward(version: &str) {
     let Some(bin) = kubectl(version) else {
         eprintln!("kubectl {version} not installed; skipping");
@@ -423,3 +495,4 @@ macro_rules! versions {
 
 versions!(exec_logs_attach);
 versions!(port_forward);
+versions!(attach_input);

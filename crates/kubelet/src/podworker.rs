@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use container_runtime::cgroups::{pod_cgroup_path_under, PodCgroup, QosClass};
 use container_runtime::sandbox::{Sandbox, SandboxNamespaces};
-use container_runtime::ContainerState;
+use container_runtime::{ContainerIo, ContainerState};
 use controllers::events::{object_reference, EventType};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
@@ -919,7 +919,17 @@ impl PodWorker {
         match self
             .shared
             .runtime
-            .start(&id, &oci, &log_path, labels)
+            .start_with_io(
+                &id,
+                &oci,
+                &log_path,
+                labels,
+                ContainerIo {
+                    stdin: c.stdin.unwrap_or(false),
+                    stdin_once: c.stdin_once.unwrap_or(false),
+                    tty: c.tty.unwrap_or(false),
+                },
+            )
             .await
         {
             Ok(info) => {

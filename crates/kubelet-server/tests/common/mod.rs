@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use container_runtime::cgroups::PodCgroup;
 use container_runtime::sandbox::{Sandbox, SandboxNamespaces};
-use container_runtime::{ContainerRuntime, OciRuntime, RuntimeConfig};
+use container_runtime::{ContainerIo, ContainerRuntime, OciRuntime, RuntimeConfig};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -237,6 +237,33 @@ impl World {
         args: &[&str],
         sandbox: Option<&Sandbox>,
     ) -> String {
+        self.start_with_io(pod, uid, container, args, sandbox, ContainerIo::default())
+            .await
+    }
+
+    /// [`start`](Self::start) with stdin and/or a terminal, also set in the pod's container
+    /// spec (where kubectl looks).
+    pub async fn start_with_io(
+        &self,
+        pod: &str,
+        uid: &str,
+        container: &str,
+        args: &[&str],
+        sandbox: Option<&Sandbox>,
+        io: ContainerIo,
+    ) -> String {
+        for p in self.host.pods.lock().unwrap().iter_mut() {
+            if p.metadata.name.as_deref() != Some(pod) {
+                continue;
+            }
+            for c in p.spec.iter_mut().flat_map(|s| s.containers.iter_mut()) {
+                if c.name == container {
+                    c.stdin = Some(io.stdin);
+                    c.stdin_once = Some(io.stdin_once);
+                    c.tty = Some(io.tty);
+                }
+            }
+        }
         let id = format!("{pod}-{container}-{}", SEQ.fetch_add(1, Ordering::Relaxed));
         let cgroup = format!("{}/pod{uid}/{id}", self.cg_parent);
         let mut spec = spec(&self.rootfs, args, &cgroup);
@@ -259,7 +286,7 @@ impl World {
         ]);
         self.host
             .runtime
-            .start(&id, &spec, &log, labels)
+            .start_with_io(&id, &spec, &log, labels, io)
             .await
             .unwrap_or_else(|e| panic!("starting {id}: {e}"));
         self.set_statuses(
