@@ -244,7 +244,16 @@ impl<T: Send + Sync + 'static> Cacher<T> {
             // Nothing under our prefix may change for a while: ask for progress.
             self.inner.store.request_progress();
         }
-        Ok(self.wait_for(target).await)
+        let fresh = self.wait_for(target).await;
+        if !fresh {
+            tracing::warn!(
+                prefix = %self.inner.prefix,
+                target,
+                cached = self.revision(),
+                "watch cache did not catch up in time; reading the store"
+            );
+        }
+        Ok(fresh)
     }
 
     /// The cached item at `key` as the cache knows it now, without waiting for the

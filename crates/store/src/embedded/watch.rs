@@ -74,20 +74,19 @@ async fn run(
                 if batch.revision <= delivered {
                     continue;
                 }
-                let mut sent = false;
+                let mut last_sent = delivered;
                 for ev in &batch.events {
                     if ev.revision > delivered && ev.key.starts_with(&prefix) {
-                        sent = true;
+                        last_sent = ev.revision;
                         if tx.send(Ok(WatchItem::Event(ev.clone()))).await.is_err() {
                             return;
                         }
                     }
                 }
                 delivered = batch.revision;
-                if !sent
-                    && tx.try_send(Ok(WatchItem::Progress(delivered))).is_err()
-                    && tx.is_closed()
-                {
+                // A group commit may end with changes outside the prefix: the watcher
+                // learns that the store reached the batch's revision all the same.
+                if last_sent < delivered && !report_progress(&tx, delivered) {
                     return;
                 }
             }
@@ -125,14 +124,25 @@ async fn catch_up(
                 compacted,
             });
         }
+        let last_sent = events.last().map(|e| e.revision);
         for ev in events {
             tx.send(Ok(WatchItem::Event(ev)))
                 .await
                 .map_err(|_| StoreError::Closed)?;
         }
         *delivered = last;
+        if last_sent.is_none_or(|r| r < last) && !report_progress(tx, last) {
+            return Err(StoreError::Closed);
+        }
     }
     Ok(())
+}
+
+/// Tells the watcher the store reached `revision` with nothing more under its prefix.
+/// Progress is advisory: it is skipped when the channel is full (a later batch reports
+/// again); false only when the watcher is gone.
+fn report_progress(tx: &Sink, revision: Revision) -> bool {
+    tx.try_send(Ok(WatchItem::Progress(revision))).is_ok() || !tx.is_closed()
 }
 
 /// Reads up to [`CATCH_UP_CHUNK`] records in `[from, upto]`, returning the matching
@@ -195,4 +205,77 @@ fn read_log(
         });
     }
     Ok((events, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{EmbeddedOptions, EmbeddedStore};
+    use crate::Storage;
+    use std::time::Duration;
+
+    async fn next(w: &mut WatchStream) -> WatchItem {
+        tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("the watch reported nothing")
+            .expect("the watch ended")
+            .expect("the watch failed")
+    }
+
+    fn event(key: &str, revision: Revision) -> Event {
+        Event {
+            kind: EventKind::Created,
+            key: key.to_string(),
+            value: "v".into(),
+            prev_value: None,
+            revision,
+            create_revision: revision,
+        }
+    }
+
+    /// A transaction whose last change lies outside the prefix still moves the watcher
+    /// to its revision (a cache waiting for that revision would otherwise wait until the
+    /// next write anywhere).
+    #[tokio::test]
+    async fn a_batch_ending_outside_the_prefix_reports_its_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        let shared = store.shared.clone();
+        let mut w = start(shared.clone(), "/a/".into(), 0).unwrap();
+        let base = shared.revision.load(Ordering::Acquire);
+        {
+            let _guard = shared.publish.lock();
+            shared.revision.store(base + 2, Ordering::Release);
+            let _ = shared.events.send(Arc::new(Batch {
+                events: vec![event("/a/x", base + 1), event("/b/y", base + 2)],
+                revision: base + 2,
+            }));
+        }
+        match next(&mut w).await {
+            WatchItem::Event(ev) => assert_eq!((ev.key.as_str(), ev.revision), ("/a/x", base + 1)),
+            other => panic!("expected the event, got {other:?}"),
+        }
+        match next(&mut w).await {
+            WatchItem::Progress(r) => assert_eq!(r, base + 2),
+            other => panic!("expected progress, got {other:?}"),
+        }
+    }
+
+    /// The same when catching up from the log.
+    #[tokio::test]
+    async fn catching_up_reports_the_revision_it_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        let r1 = store.create("/a/x", "1".into()).await.unwrap();
+        let r2 = store.create("/b/y", "2".into()).await.unwrap();
+        let mut w = store.watch("/a/", r1 - 1).await.unwrap();
+        match next(&mut w).await {
+            WatchItem::Event(ev) => assert_eq!((ev.key.as_str(), ev.revision), ("/a/x", r1)),
+            other => panic!("expected the event, got {other:?}"),
+        }
+        match next(&mut w).await {
+            WatchItem::Progress(r) => assert_eq!(r, r2),
+            other => panic!("expected progress, got {other:?}"),
+        }
+    }
 }
