@@ -1175,6 +1175,7 @@ impl PodWorker {
             pod_ip: None,
             start_time: self.first_seen,
             pod_reason: self.pod_failure.clone(),
+            last_reported: self.last_status.as_ref(),
         };
         let status = status::pod_status(&observed);
         {

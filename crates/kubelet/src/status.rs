@@ -165,6 +165,11 @@ pub struct Observed<'a> {
     pub start_time: Timestamp,
     /// Pod reason/message when the kubelet rejects or ends it.
     pub pod_reason: Option<(String, String)>,
+    /// The status this kubelet last posted for the pod: its own conditions keep their
+    /// transition times from it rather than from `pod`, which may be an older copy
+    /// arriving through the watch after a newer update (upstream's status manager
+    /// likewise starts from its own cache).
+    pub last_reported: Option<&'a PodStatus>,
 }
 
 fn container_status(
@@ -326,6 +331,8 @@ fn condition(
 pub fn pod_status(o: &Observed<'_>) -> PodStatus {
     let spec = o.pod.spec.clone().unwrap_or_default();
     let previous = o.pod.status.as_ref();
+    // The kubelet's own conditions and start time continue from what it last posted.
+    let own = o.last_reported.or(previous);
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
@@ -389,10 +396,10 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             o.sandbox_ready && !terminal,
             None,
             None,
-            previous,
+            own,
         ),
         if initialized {
-            condition("Initialized", true, None, None, previous)
+            condition("Initialized", true, None, None, own)
         } else {
             condition(
                 "Initialized",
@@ -402,7 +409,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
                     "containers with incomplete status: [{}]",
                     incomplete.join(" ")
                 )),
-                previous,
+                own,
             )
         },
     ];
@@ -421,7 +428,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         containers_ready,
         ready_reason.clone(),
         ready_msg.clone(),
-        previous,
+        own,
     ));
     // Readiness gates hold Ready back until their conditions are True.
     let gates_ok = spec.readiness_gates.iter().flatten().all(|g| {
@@ -436,7 +443,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             false,
             Some("ReadinessGatesNotReady".into()),
             None,
-            previous,
+            own,
         ));
     } else {
         conditions.push(condition(
@@ -444,7 +451,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             containers_ready,
             ready_reason,
             ready_msg,
-            previous,
+            own,
         ));
     }
     // The kubelet's own evictions say so with DisruptionTarget.
@@ -458,7 +465,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             true,
             Some("TerminationByKubelet".into()),
             Some(message.clone()),
-            previous,
+            own,
         ));
     }
     let owned = [
@@ -492,8 +499,7 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
         start_time: Some(
-            previous
-                .and_then(|s| s.start_time.clone())
+            own.and_then(|s| s.start_time.clone())
                 .unwrap_or(Time(o.start_time)),
         ),
         container_statuses: Some(statuses),
@@ -578,7 +584,75 @@ mod tests {
             pod_ip: None,
             start_time: Timestamp::UNIX_EPOCH,
             pod_reason: None,
+            last_reported: None,
         })
+    }
+
+    /// A copy of the pod arriving late through the watch (still Ready=False) does not
+    /// reset the transition time of what the kubelet already posted (Ready=True), so the
+    /// same state gives the same status and no new update; conditions of others still
+    /// come from the pod.
+    #[test]
+    fn own_conditions_continue_from_the_last_posted_status() {
+        let posted_at = Time(Timestamp::UNIX_EPOCH + Duration::from_secs(1000));
+        let stale = pod(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {
+                "startTime": "1970-01-01T00:00:10Z",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "lastTransitionTime": "1970-01-01T00:00:10Z"},
+                    {"type": "example.com/Gate", "status": "True", "lastTransitionTime": "1970-01-01T00:00:10Z"}
+                ]
+            }
+        }));
+        let last = PodStatus {
+            start_time: Some(Time(Timestamp::UNIX_EPOCH + Duration::from_secs(10))),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                last_transition_time: Some(posted_at.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let mut map: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        map.insert("c".into(), vec![instance("c", 0, running())]);
+        let ready = BTreeMap::from([("c".to_string(), true)]);
+        let observe = |last_reported| {
+            pod_status(&Observed {
+                pod: &stale,
+                instances: &map,
+                waiting: &BTreeMap::new(),
+                ready: &ready,
+                started: &ready,
+                sandbox_ready: true,
+                host_ip: "192.0.2.10".into(),
+                pod_ip: None,
+                start_time: Timestamp::UNIX_EPOCH,
+                pod_reason: None,
+                last_reported,
+            })
+        };
+        let cond = |s: &PodStatus, ty: &str| {
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == ty)
+                .cloned()
+                .unwrap()
+        };
+        let status = observe(Some(&last));
+        let ready_cond = cond(&status, "Ready");
+        assert_eq!(ready_cond.status, "True");
+        assert_eq!(ready_cond.last_transition_time, Some(posted_at));
+        assert_eq!(cond(&status, "example.com/Gate").status, "True");
+        // Without a posted status the stale copy is all there is: the transition is new.
+        let fresh = observe(None);
+        assert_ne!(
+            cond(&fresh, "Ready").last_transition_time,
+            cond(&status, "Ready").last_transition_time
+        );
     }
 
     /// The reason a container is waiting (panics if it is not waiting).
