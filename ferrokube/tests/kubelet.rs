@@ -875,7 +875,7 @@ fn images_are_pulled_from_a_registry() {
 }
 
 #[test]
-fn memory_pressure_evicts_pods() {
+fn memory_pressure_evicts_pods_and_admission_turns_pods_away() {
     // A threshold no machine meets: the node is under memory pressure at once.
     let dir = data_dir_with_image();
     let node = format!("kubelet-e2e-{}", std::process::id());
@@ -903,13 +903,55 @@ fn memory_pressure_evicts_pods() {
             })
     };
     assert!(eventually(Duration::from_secs(30), || pressure(&k)));
-    // Placed by name (the scheduler keeps BestEffort pods off a node under pressure).
-    k.apply(
-        &[],
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: victim\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n"
+    // Pods placed by name, past the scheduler. Under MemoryPressure alone the kubelet
+    // admits pods that are not BestEffort and turns BestEffort ones away; requests the
+    // node cannot hold are turned away whatever the pressure.
+    let pod = |name: &str, requests: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n{requests}"
+        )
+    };
+    let requests = |cpu: &str| format!("    resources:\n      requests:\n        cpu: {cpu}\n");
+    k.apply(&[], &pod("turned-away", ""));
+    k.apply(&[], &pod("too-big", &requests("1000")));
+    k.apply(&[], &pod("victim", &requests("10m")));
+    for (name, reason, message) in [
+        (
+            "turned-away",
+            "Evicted",
+            "Pod was rejected: The node had condition: [MemoryPressure]. ".to_string(),
         ),
-    );
+        (
+            "too-big",
+            "OutOfcpu",
+            "Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000, used: "
+                .to_string(),
+        ),
+    ] {
+        assert!(
+            eventually(Duration::from_secs(30), || pod_json(&k, name)["status"]
+                ["phase"]
+                == "Failed"),
+            "{:#}",
+            pod_json(&k, name)
+        );
+        let p = pod_json(&k, name);
+        assert_eq!(p["status"]["reason"], reason, "{p:#}");
+        let msg = p["status"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(&message), "{msg}");
+        // Nothing of it ever ran.
+        assert!(p["status"]["containerStatuses"].is_null(), "{p:#}");
+        let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+        assert!(processes_of(&uid).is_empty() && cgroups_of(&uid).is_empty());
+        assert!(k
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.name={name}")
+            ])
+            .contains(reason));
+    }
     let ok = eventually(Duration::from_secs(60), || {
         pod_json(&k, "victim")["status"]["reason"] == "Evicted"
     });

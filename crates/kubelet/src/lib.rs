@@ -16,6 +16,7 @@
 //! - [`status`]: the pod status from what runs.
 //! - [`cgroup`]: pod-level cgroup limits.
 
+pub mod admission;
 mod api;
 pub mod cgroup;
 pub mod config;
@@ -732,6 +733,46 @@ fn orphan_pod(uid: &str, i: &Instance) -> Pod {
     pod
 }
 
+/// Admission of a pod new to this kubelet (see [`admission`]); pods already
+/// finished, being deleted or with adopted containers are not re-judged. An admitted
+/// pod counts against the node at once, before its worker reports anything.
+fn admit(
+    shared: &Arc<Shared>,
+    pod: &Pod,
+    uid: &str,
+    has_containers: bool,
+) -> Result<(), admission::Rejection> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let terminal = matches!(phase, Some("Succeeded" | "Failed"));
+    if !terminal && pod.metadata.deletion_timestamp.is_none() && !has_containers {
+        let known = shared.pods.read();
+        let others: Vec<&Pod> = known
+            .iter()
+            .filter(|(u, _)| u.as_str() != uid)
+            .map(|(_, p)| p)
+            .filter(|p| {
+                !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
+            .collect();
+        let allocatable = podspec::resources::Resources::from_list(Some(
+            &shared
+                .machine
+                .allocatable(shared.config.max_pods, &shared.reserved),
+        ));
+        let pressure = shared.pressure.read().clone();
+        admission::admit(pod, &others, &allocatable, &pressure)?;
+    }
+    shared
+        .pods
+        .write()
+        .entry(uid.to_string())
+        .or_insert_with(|| pod.clone());
+    Ok(())
+}
+
 fn dispatch(
     shared: &Arc<Shared>,
     workers: &mut HashMap<String, mpsc::UnboundedSender<PodUpdate>>,
@@ -745,8 +786,20 @@ fn dispatch(
             return;
         }
     }
+    let adopted = adopt.remove(&uid).unwrap_or_default();
     let (tx, rx) = mpsc::unbounded_channel();
-    let worker = PodWorker::new(shared.clone(), pod, adopt.remove(&uid).unwrap_or_default());
+    let worker = match admit(shared, &pod, &uid, !adopted.is_empty()) {
+        Ok(()) => PodWorker::new(shared.clone(), pod, adopted),
+        Err(rejection) => {
+            info!(
+                pod = %podworker::pod_key(&pod),
+                reason = %rejection.reason,
+                message = %rejection.message,
+                "pod admission denied"
+            );
+            PodWorker::rejected(shared.clone(), pod, rejection)
+        }
+    };
     workers.insert(uid.clone(), tx);
     let done = done.clone();
     tokio::spawn(async move {

@@ -119,9 +119,11 @@ pub(crate) struct PodWorker {
     mirror: Option<Pod>,
     /// Probe state and prober tasks by container instance id.
     probes: HashMap<String, Probers>,
+    /// Why admission turned the pod away (it then never runs anything).
+    rejection: Option<crate::admission::Rejection>,
 }
 
-fn pod_key(pod: &Pod) -> String {
+pub(crate) fn pod_key(pod: &Pod) -> String {
     format!(
         "{}/{}",
         pod.metadata.namespace.as_deref().unwrap_or_default(),
@@ -168,6 +170,7 @@ impl PodWorker {
             pod_failure: None,
             finished: false,
             probes: HashMap::new(),
+            rejection: None,
             tokens: BTreeMap::new(),
             static_pod,
             mirror: None,
@@ -177,6 +180,18 @@ impl PodWorker {
     }
 
     /// Runs until the pod is gone from the node.
+    /// A worker for a pod admission turned away: it posts the pod as Failed with the
+    /// rejection and otherwise only handles the pod's deletion.
+    pub(crate) fn rejected(
+        shared: Arc<Shared>,
+        pod: Pod,
+        rejection: crate::admission::Rejection,
+    ) -> PodWorker {
+        let mut w = PodWorker::new(shared, pod, Vec::new());
+        w.rejection = Some(rejection);
+        w
+    }
+
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PodUpdate>) {
         loop {
             match self.sync().await {
@@ -296,6 +311,10 @@ impl PodWorker {
             return self.terminate().await;
         }
         if self.finished {
+            return Next::Continue;
+        }
+        if self.rejection.is_some() {
+            self.report_rejection().await;
             return Next::Continue;
         }
         if let Some(t) = self.evicted.take() {
@@ -1160,6 +1179,74 @@ impl PodWorker {
             .join(format!("{attempt}.log"))
     }
 
+    /// Posts a rejected pod's status once (upstream's rejectPod: phase Failed, the
+    /// reason, `Pod was rejected: <message>`, the QoS class) with a Warning event.
+    async fn report_rejection(&mut self) {
+        let Some(rejection) = self.rejection.clone() else {
+            return;
+        };
+        if self.last_status.is_some() {
+            return;
+        }
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let status = PodStatus {
+            phase: Some("Failed".into()),
+            reason: Some(rejection.reason.clone()),
+            message: Some(format!("Pod was rejected: {}", rejection.message)),
+            qos_class: Some(podspec::pod_qos_class(&spec).to_string()),
+            ..Default::default()
+        };
+        {
+            let mut seen = self.pod.clone();
+            seen.status = Some(status.clone());
+            self.shared.pods.write().insert(self.uid.clone(), seen);
+        }
+        if self.static_pod {
+            // No mirror pod is made for a static pod that never runs.
+            self.last_status = Some(status);
+            self.event(
+                None,
+                EventType::Warning,
+                &rejection.reason,
+                rejection.message,
+            );
+            return;
+        }
+        let uid = self.uid.clone();
+        if self.post_status(&uid, status).await {
+            self.event(
+                None,
+                EventType::Warning,
+                &rejection.reason,
+                rejection.message,
+            );
+        }
+    }
+
+    /// Merge-patches the pod's status (with the pod's `uid` as precondition) and
+    /// remembers it as the last posted; false when the update failed (the next sync
+    /// tries again).
+    async fn post_status(&mut self, uid: &str, status: PodStatus) -> bool {
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
+        let patch = json!({"metadata": {"uid": uid}, "status": status});
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(p) => {
+                self.pod.status = p.status;
+                self.last_status = Some(status);
+                true
+            }
+            Err(e) => {
+                debug!(pod = %pod_key(&self.pod), error = %e, "status update failed; will retry");
+                false
+            }
+        }
+    }
+
     /// Posts the status when it changed.
     async fn report(&mut self) {
         let (ready, started) = self.probe_views();
@@ -1184,7 +1271,6 @@ impl PodWorker {
             self.shared.pods.write().insert(self.uid.clone(), seen);
         }
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
-        let name = self.pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
         // A static pod's mirror is made again whenever it went away.
         if self.static_pod && !self.ensure_mirror(&api).await {
@@ -1201,19 +1287,7 @@ impl PodWorker {
         } else {
             self.uid.clone()
         };
-        let patch = json!({"metadata": {"uid": uid}, "status": status});
-        match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(p) => {
-                self.pod.status = p.status;
-                self.last_status = Some(status);
-            }
-            Err(e) => {
-                debug!(pod = %pod_key(&self.pod), error = %e, "status update failed; will retry")
-            }
-        }
+        self.post_status(&uid, status).await;
     }
 
     /// Makes sure a static pod's mirror exists in the API (creating it, owned by

@@ -19,7 +19,8 @@ pub mod plugins;
 pub mod podinfo;
 pub mod preemption;
 pub mod queue;
-pub mod resources;
+/// Resource amounts as the scheduler counts them (shared with the kubelet's admission).
+pub use podspec::resources;
 pub mod scheduler;
 
 pub use config::{ConfigError, Profile, SchedulerConfiguration};
