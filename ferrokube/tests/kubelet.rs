@@ -874,35 +874,39 @@ fn images_are_pulled_from_a_registry() {
     );
 }
 
+/// The node name [`start_with`] gives the kubelet.
+fn node_name() -> String {
+    format!("kubelet-e2e-{}", std::process::id())
+}
+
+/// Whether the node reports MemoryPressure.
+fn under_memory_pressure(k: &Kubectl, node: &str) -> bool {
+    let out = k.run(&["get", "node", node, "-o", "json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"]
+        ["conditions"]
+        .as_array()
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "MemoryPressure" && c["status"] == "True")
+        })
+}
+
 #[test]
 fn memory_pressure_evicts_pods_and_admission_turns_pods_away() {
     // A threshold no machine meets: the node is under memory pressure at once.
-    let dir = data_dir_with_image();
-    let node = format!("kubelet-e2e-{}", std::process::id());
-    let c = Cluster::start_agent_in(
-        dir,
+    let c = start_with(
+        "builtin",
         &[
-            "--node-name",
-            &node,
-            "--kubelet-arg",
             "eviction-hard=memory.available<100Ti",
-            "--kubelet-arg",
             "eviction-monitoring-interval=1s",
         ],
     );
+    let node = node_name();
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    let pressure = |k: &Kubectl| {
-        let out = k.run(&["get", "node", &node, "-o", "json"]);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"]
-            ["conditions"]
-            .as_array()
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "MemoryPressure" && c["status"] == "True")
-            })
-    };
-    assert!(eventually(Duration::from_secs(30), || pressure(&k)));
+    assert!(eventually(Duration::from_secs(30), || {
+        under_memory_pressure(&k, &node)
+    }));
     // Pods placed by name, past the scheduler. Under MemoryPressure alone the kubelet
     // admits pods that are not BestEffort and turns BestEffort ones away; requests the
     // node cannot hold are turned away whatever the pressure.
@@ -981,6 +985,55 @@ fn memory_pressure_evicts_pods_and_admission_turns_pods_away() {
             "involvedObject.name=victim"
         ])
         .contains("Evicted"));
+}
+
+/// A soft threshold raises pressure at once but evicts only after its grace period:
+/// the pod runs first, then goes with the soft threshold's message.
+#[test]
+fn soft_eviction_waits_for_the_grace_period() {
+    let c = start_with(
+        "builtin",
+        &[
+            "eviction-hard=memory.available<1Mi",
+            "eviction-soft=memory.available<100Ti",
+            "eviction-soft-grace-period=memory.available=6s",
+            "eviction-monitoring-interval=1s",
+        ],
+    );
+    let node = node_name();
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    assert!(eventually(Duration::from_secs(30), || {
+        under_memory_pressure(&k, &node)
+    }));
+    k.apply(
+        &[],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: soft\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n    resources:\n      requests:\n        cpu: 10m\n"
+        ),
+    );
+    // Under the grace period the pod starts and runs.
+    assert!(
+        eventually(Duration::from_secs(30), || pod_json(&k, "soft")["status"]
+            ["phase"]
+            == "Running"),
+        "{:#}",
+        pod_json(&k, "soft")
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || pod_json(&k, "soft")["status"]
+            ["reason"]
+            == "Evicted"),
+        "{:#}",
+        pod_json(&k, "soft")
+    );
+    let p = pod_json(&k, "soft");
+    assert_eq!(p["status"]["phase"], "Failed");
+    let msg = p["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("The node was low on resource: memory. Threshold quantity: 100Ti"),
+        "{msg}"
+    );
 }
 
 const SHUTDOWN_PODS: &str = r#"

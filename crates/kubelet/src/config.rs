@@ -88,6 +88,20 @@ pub struct KubeletConfig {
     /// Hard eviction thresholds (`memory.available<100Mi,nodefs.available<10%`).
     #[arg(long, default_value = crate::eviction::DEFAULT_EVICTION_HARD)]
     pub eviction_hard: String,
+    /// Soft eviction thresholds (`memory.available<1.5Gi`): pressure at once, pods
+    /// evicted only after the threshold stayed crossed for its grace period.
+    #[arg(long, default_value = "")]
+    pub eviction_soft: String,
+    /// Grace period of each soft threshold (`memory.available=1m30s`).
+    #[arg(long, default_value = "")]
+    pub eviction_soft_grace_period: String,
+    /// Most seconds a pod evicted for a soft threshold gets to terminate (less when
+    /// its own terminationGracePeriodSeconds is shorter).
+    #[arg(long, default_value_t = 0)]
+    pub eviction_max_pod_grace_period: i64,
+    /// How long a pressure condition stays raised after it was last observed.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub eviction_pressure_transition_period: Duration,
     /// How often the eviction manager measures the node (ferrokube's knob;
     /// upstream's is fixed at 10 s).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
@@ -145,6 +159,10 @@ impl KubeletConfig {
             http_check_frequency: Duration::from_secs(20),
             eviction_hard: crate::eviction::DEFAULT_EVICTION_HARD.into(),
             eviction_monitoring_interval: Duration::from_secs(10),
+            eviction_soft: String::new(),
+            eviction_soft_grace_period: String::new(),
+            eviction_max_pod_grace_period: 0,
+            eviction_pressure_transition_period: Duration::from_secs(300),
             shutdown_grace_period: Duration::ZERO,
             shutdown_grace_period_critical_pods: Duration::ZERO,
             image_gc_high_threshold: 85,

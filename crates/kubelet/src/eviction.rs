@@ -5,8 +5,9 @@
 //! ranked as upstream ranks them: pods using more than they request first, then
 //! lower priority, then by how far usage exceeds requests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use apimachinery::Quantity;
 use k8s_openapi::api::core::v1::Pod;
@@ -72,13 +73,16 @@ pub enum Amount {
     Percent(f64),
 }
 
-/// One `--eviction-hard` entry.
+/// One `--eviction-hard` or `--eviction-soft` entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Threshold {
     /// The signal.
     pub signal: Signal,
     /// Below this, the node is under pressure.
     pub value: Amount,
+    /// For a soft threshold: how long it must stay crossed before pods are evicted
+    /// (`--eviction-soft-grace-period`); `None` for a hard one.
+    pub grace_period: Option<Duration>,
 }
 
 impl Threshold {
@@ -128,9 +132,88 @@ pub fn parse_thresholds(s: &str) -> Result<Vec<Threshold>, String> {
                     .map_err(|e| format!("invalid quantity {value:?}: {e}"))?,
             )
         };
-        out.push(Threshold { signal, value });
+        out.push(Threshold {
+            signal,
+            value,
+            grace_period: None,
+        });
     }
     Ok(out)
+}
+
+/// Parses `--eviction-soft` with `--eviction-soft-grace-period`
+/// (`memory.available=1m30s,...`); every soft threshold needs a grace period.
+pub fn parse_soft_thresholds(
+    thresholds: &str,
+    grace_periods: &str,
+) -> Result<Vec<Threshold>, String> {
+    let mut graces: BTreeMap<Signal, Duration> = BTreeMap::new();
+    for item in grace_periods
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("invalid eviction grace period {item:?}"))?;
+        let signal = Signal::parse(name.trim())
+            .ok_or_else(|| format!("unsupported eviction signal {name:?}"))?;
+        let d = controllers::config::parse_go_duration(value.trim())
+            .ok_or_else(|| format!("invalid duration {value:?}"))?;
+        graces.insert(signal, d);
+    }
+    let mut out = parse_thresholds(thresholds)?;
+    for t in &mut out {
+        let g = graces.get(&t.signal).copied().ok_or_else(|| {
+            format!(
+                "grace period must be specified for the soft eviction threshold {}",
+                t.signal.name()
+            )
+        })?;
+        t.grace_period = Some(g);
+    }
+    Ok(out)
+}
+
+/// Remembers, between measurements, since when each threshold has been crossed and
+/// when each pressure condition was last seen, which upstream's eviction manager
+/// needs for soft thresholds and for `--eviction-pressure-transition-period`.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    first_crossed: BTreeMap<usize, Instant>,
+    last_seen: BTreeMap<&'static str, Instant>,
+}
+
+impl Tracker {
+    /// Takes one measurement's crossed thresholds (index into the threshold list,
+    /// the threshold, its observation) and returns the conditions to report (raised
+    /// while seen within `transition` of now) and the thresholds to act on (hard
+    /// ones at once, soft ones once crossed for their whole grace period).
+    pub fn step(
+        &mut self,
+        now: Instant,
+        crossed: &[(usize, Threshold, Observation)],
+        transition: Duration,
+    ) -> (BTreeSet<&'static str>, Vec<(Threshold, Observation)>) {
+        self.first_crossed
+            .retain(|i, _| crossed.iter().any(|(j, _, _)| j == i));
+        for (i, t, _) in crossed {
+            self.first_crossed.entry(*i).or_insert(now);
+            self.last_seen.insert(t.signal.condition(), now);
+        }
+        self.last_seen
+            .retain(|_, seen| now.saturating_duration_since(*seen) < transition || *seen == now);
+        let conditions = self.last_seen.keys().copied().collect();
+        let actionable = crossed
+            .iter()
+            .filter(|(i, t, _)| {
+                let since = self.first_crossed.get(i).copied().unwrap_or(now);
+                now.saturating_duration_since(since) >= t.grace_period.unwrap_or_default()
+            })
+            .map(|(_, t, o)| (t.clone(), *o))
+            .collect();
+        (conditions, actionable)
+    }
 }
 
 /// One measurement of a signal.
@@ -216,11 +299,23 @@ pub fn crossed(
     thresholds: &[Threshold],
     observed: &BTreeMap<Signal, Observation>,
 ) -> Vec<(Threshold, Observation)> {
+    crossed_indexed(thresholds, observed)
+        .into_iter()
+        .map(|(_, t, o)| (t, o))
+        .collect()
+}
+
+/// [`crossed`] with each threshold's index in `thresholds` (what [`Tracker`] keys on).
+pub fn crossed_indexed(
+    thresholds: &[Threshold],
+    observed: &BTreeMap<Signal, Observation>,
+) -> Vec<(usize, Threshold, Observation)> {
     thresholds
         .iter()
-        .filter_map(|t| {
+        .enumerate()
+        .filter_map(|(i, t)| {
             let o = observed.get(&t.signal)?;
-            (o.available < t.level(o.capacity)).then(|| (t.clone(), *o))
+            (o.available < t.level(o.capacity)).then(|| (i, t.clone(), *o))
         })
         .collect()
 }
@@ -290,6 +385,74 @@ pub fn message(t: &Threshold, o: &Observation, c: &Candidate, resource: &str) ->
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn soft_thresholds_wait_for_their_grace_period_and_conditions_linger() {
+        let soft = parse_soft_thresholds("memory.available<1Gi", "memory.available=30s").unwrap();
+        assert_eq!(soft[0].grace_period, Some(Duration::from_secs(30)));
+        assert!(parse_soft_thresholds("memory.available<1Gi", "")
+            .unwrap_err()
+            .contains("grace period must be specified"));
+        let mut all = parse_thresholds("memory.available<100Mi").unwrap();
+        all.extend(soft);
+        let low = |available: u64| {
+            BTreeMap::from([(
+                Signal::MemoryAvailable,
+                Observation {
+                    available,
+                    capacity: 8 << 30,
+                },
+            )])
+        };
+        let transition = Duration::from_secs(300);
+        let mut tr = Tracker::default();
+        let t0 = Instant::now();
+        // Below the soft threshold only: pressure at once, no eviction yet.
+        let (cond, act) = tr.step(t0, &crossed_indexed(&all, &low(512 << 20)), transition);
+        assert!(cond.contains("MemoryPressure"));
+        assert!(act.is_empty());
+        let (_, act) = tr.step(
+            t0 + Duration::from_secs(29),
+            &crossed_indexed(&all, &low(512 << 20)),
+            transition,
+        );
+        assert!(act.is_empty());
+        let (_, act) = tr.step(
+            t0 + Duration::from_secs(30),
+            &crossed_indexed(&all, &low(512 << 20)),
+            transition,
+        );
+        assert_eq!(act.len(), 1);
+        assert_eq!(act[0].0.grace_period, Some(Duration::from_secs(30)));
+        // Recovering resets the soft threshold's clock; the condition stays for the
+        // transition period.
+        let (cond, act) = tr.step(
+            t0 + Duration::from_secs(40),
+            &crossed_indexed(&all, &low(4 << 30)),
+            transition,
+        );
+        assert!(cond.contains("MemoryPressure") && act.is_empty());
+        let (_, act) = tr.step(
+            t0 + Duration::from_secs(50),
+            &crossed_indexed(&all, &low(512 << 20)),
+            transition,
+        );
+        assert!(act.is_empty());
+        // A hard threshold acts at once.
+        let (_, act) = tr.step(
+            t0 + Duration::from_secs(51),
+            &crossed_indexed(&all, &low(50 << 20)),
+            transition,
+        );
+        assert!(act.iter().any(|(t, _)| t.grace_period.is_none()));
+        // Quiet for the whole transition period: the condition clears.
+        let (cond, _) = tr.step(
+            t0 + Duration::from_secs(51 + 300),
+            &crossed_indexed(&all, &low(4 << 30)),
+            transition,
+        );
+        assert!(cond.is_empty());
+    }
 
     #[test]
     fn thresholds_parse_as_upstream() {

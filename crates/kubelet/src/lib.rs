@@ -181,8 +181,12 @@ pub async fn run(
         }
         r
     };
-    let thresholds = eviction::parse_thresholds(&config.eviction_hard)
+    let mut thresholds = eviction::parse_thresholds(&config.eviction_hard)
         .map_err(|e| KubeletError::Config(format!("--eviction-hard: {e}")))?;
+    thresholds.extend(
+        eviction::parse_soft_thresholds(&config.eviction_soft, &config.eviction_soft_grace_period)
+            .map_err(|e| KubeletError::Config(format!("--eviction-soft: {e}")))?,
+    );
     let images = Arc::new(ImageStore::open(config.image_store_dir())?);
     let import_dir = config.import_dir();
     if import_dir.is_dir() {
@@ -246,11 +250,19 @@ pub async fn run(
     result
 }
 
+/// A pod the eviction manager asks its worker to stop.
+struct Eviction {
+    uid: String,
+    message: String,
+    grace: std::time::Duration,
+}
+
 /// The eviction manager: measures, raises or clears pressure, and asks one pod
 /// at a time to be evicted while a threshold stays crossed.
-async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<(String, String)>) {
+async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<Eviction>) {
     use eviction::{Candidate, Signal};
     let mut asked: HashSet<String> = HashSet::new();
+    let mut tracker = eviction::Tracker::default();
     loop {
         tokio::time::sleep(shared.config.eviction_monitoring_interval).await;
         let (root, images_dir, memory) = (
@@ -264,9 +276,12 @@ async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<(String
         else {
             continue;
         };
-        let crossed = eviction::crossed(&shared.thresholds, &observed);
-        let now: std::collections::BTreeSet<&'static str> =
-            crossed.iter().map(|(t, _)| t.signal.condition()).collect();
+        let crossed = eviction::crossed_indexed(&shared.thresholds, &observed);
+        let (now, crossed) = tracker.step(
+            std::time::Instant::now(),
+            &crossed,
+            shared.config.eviction_pressure_transition_period,
+        );
         let changed = *shared.pressure.read() != now;
         if changed {
             *shared.pressure.write() = now;
@@ -302,7 +317,26 @@ async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<(String
             let msg = eviction::message(&threshold, &observation, victim, resource);
             info!(pod = ?victim.pod.metadata.name, %msg, "evicting");
             asked.insert(uid.clone());
-            let _ = evict.send((uid, msg));
+            // Hard thresholds evict at once; soft ones give the pod up to
+            // --eviction-max-pod-grace-period (less if its own grace is shorter).
+            let grace = match threshold.grace_period {
+                None => std::time::Duration::ZERO,
+                Some(_) => {
+                    let own = victim
+                        .pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                        .unwrap_or(30);
+                    let secs = shared.config.eviction_max_pod_grace_period.min(own).max(0);
+                    std::time::Duration::from_secs(secs as u64)
+                }
+            };
+            let _ = evict.send(Eviction {
+                uid,
+                message: msg,
+                grace,
+            });
         }
     }
 }
@@ -506,7 +540,7 @@ async fn fetch_manifest(url: &str) -> Result<bytes::Bytes, String> {
 /// Watches this node's pods and feeds their workers.
 async fn watch_pods(
     shared: Arc<Shared>,
-    mut evict_rx: mpsc::UnboundedReceiver<(String, String)>,
+    mut evict_rx: mpsc::UnboundedReceiver<Eviction>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), KubeletError> {
     tokio::pin!(shutdown);
@@ -543,12 +577,12 @@ async fn watch_pods(
                 shut_down(&shared, &workers).await;
                 return Ok(());
             }
-            Some((uid, msg)) = evict_rx.recv() => {
-                if let Some(tx) = workers.get(&uid) {
+            Some(ev) = evict_rx.recv() => {
+                if let Some(tx) = workers.get(&ev.uid) {
                     let _ = tx.send(PodUpdate::Terminate(podworker::KubeletTermination {
                         reason: "Evicted".into(),
-                        message: msg,
-                        grace: std::time::Duration::ZERO,
+                        message: ev.message,
+                        grace: ev.grace,
                     }));
                 }
                 continue;
