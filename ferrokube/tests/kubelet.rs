@@ -987,6 +987,59 @@ fn memory_pressure_evicts_pods_and_admission_turns_pods_away() {
         .contains("Evicted"));
 }
 
+/// pid.available below its threshold raises PIDPressure, and then the kubelet turns
+/// away every pod that is not critical.
+#[test]
+fn pid_pressure_turns_pods_away() {
+    // More pids than any kernel allows: the node is under PID pressure at once.
+    let c = start_with(
+        "builtin",
+        &[
+            "eviction-hard=pid.available<100000000",
+            "eviction-monitoring-interval=1s",
+        ],
+    );
+    let node = node_name();
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let condition = |ty: &str| {
+        let out = k.run(&["get", "node", &node, "-o", "json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"]
+            ["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == ty).cloned())
+            .unwrap_or_default()
+    };
+    assert!(eventually(Duration::from_secs(30), || condition(
+        "PIDPressure"
+    )["status"]
+        == "True"));
+    assert_eq!(
+        condition("PIDPressure")["reason"],
+        "KubeletHasInsufficientPID"
+    );
+    assert_eq!(condition("MemoryPressure")["status"], "False");
+    k.apply(
+        &[],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: late\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n    resources:\n      requests:\n        cpu: 10m\n"
+        ),
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || pod_json(&k, "late")["status"]
+            ["phase"]
+            == "Failed"),
+        "{:#}",
+        pod_json(&k, "late")
+    );
+    let p = pod_json(&k, "late");
+    assert_eq!(p["status"]["reason"], "Evicted");
+    assert_eq!(
+        p["status"]["message"],
+        "Pod was rejected: The node had condition: [PIDPressure]. "
+    );
+}
+
 /// A soft threshold raises pressure at once but evicts only after its grace period:
 /// the pod runs first, then goes with the soft threshold's message.
 #[test]

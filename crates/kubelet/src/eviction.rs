@@ -23,6 +23,8 @@ pub enum Signal {
     NodefsInodesFree,
     /// Space left on the image filesystem.
     ImagefsAvailable,
+    /// Process ids left (the kernel's pid and thread limits less the tasks running).
+    PidAvailable,
 }
 
 impl Signal {
@@ -33,6 +35,7 @@ impl Signal {
             Signal::NodefsAvailable => "nodefs.available",
             Signal::NodefsInodesFree => "nodefs.inodesFree",
             Signal::ImagefsAvailable => "imagefs.available",
+            Signal::PidAvailable => "pid.available",
         }
     }
 
@@ -40,6 +43,7 @@ impl Signal {
     pub fn condition(self) -> &'static str {
         match self {
             Signal::MemoryAvailable => "MemoryPressure",
+            Signal::PidAvailable => "PIDPressure",
             _ => "DiskPressure",
         }
     }
@@ -49,6 +53,7 @@ impl Signal {
         match self {
             Signal::MemoryAvailable => "memory",
             Signal::NodefsInodesFree => "inodes",
+            Signal::PidAvailable => "pids",
             _ => "ephemeral-storage",
         }
     }
@@ -59,6 +64,7 @@ impl Signal {
             "nodefs.available" => Signal::NodefsAvailable,
             "nodefs.inodesFree" => Signal::NodefsInodesFree,
             "imagefs.available" => Signal::ImagefsAvailable,
+            "pid.available" => Signal::PidAvailable,
             _ => return None,
         })
     }
@@ -281,6 +287,9 @@ pub fn observe(
             },
         );
     }
+    if let Some(pids) = pid_observation() {
+        out.insert(Signal::PidAvailable, pids);
+    }
     if let Ok(s) = nix::sys::statvfs::statvfs(image_dir) {
         let frag = s.fragment_size();
         out.insert(
@@ -292,6 +301,25 @@ pub fn observe(
         );
     }
     out
+}
+
+/// pid.available as upstream measures it: the smaller of the kernel's `pid_max` and
+/// `threads-max`, less the tasks (threads) that exist now (from `/proc/loadavg`).
+fn pid_observation() -> Option<Observation> {
+    let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let capacity = read("/proc/sys/kernel/pid_max")?.min(read("/proc/sys/kernel/threads-max")?);
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let running: u64 = loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .1
+        .parse()
+        .ok()?;
+    Some(Observation {
+        available: capacity.saturating_sub(running),
+        capacity,
+    })
 }
 
 /// The thresholds crossed now, with what was observed.
@@ -360,7 +388,8 @@ pub fn message(t: &Threshold, o: &Observation, c: &Candidate, resource: &str) ->
         let q = Quantity::new(b as i64, apimachinery::Format::BinarySI);
         q.to_string()
     };
-    let available = if t.signal == Signal::NodefsInodesFree {
+    let counted = matches!(t.signal, Signal::NodefsInodesFree | Signal::PidAvailable);
+    let available = if counted {
         o.available.to_string()
     } else {
         fmt(o.available)
@@ -370,7 +399,14 @@ pub fn message(t: &Threshold, o: &Observation, c: &Candidate, resource: &str) ->
         t.signal.resource(),
         t.display()
     );
-    if let Some(container) = c.pod.spec.as_ref().and_then(|s| s.containers.first()) {
+    // Upstream names the container's use only for memory and disk.
+    let container = c
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .filter(|_| t.signal != Signal::PidAvailable);
+    if let Some(container) = container {
         msg.push_str(&format!(
             "Container {} was using {}, request is {}, has larger consumption of {resource}. ",
             container.name,
@@ -465,6 +501,38 @@ mod tests {
         assert!(parse_thresholds("memory.available>1Gi").is_err());
         assert!(parse_thresholds("cpu.available<1").is_err());
         assert!(parse_thresholds("nodefs.available<120%").is_err());
+    }
+
+    /// pid.available is measured from the kernel's limits and task count, raises
+    /// PIDPressure, and its message counts pids without a container part.
+    #[test]
+    fn pid_available_is_observed_and_reported_as_upstream() {
+        let o = pid_observation().expect("pid.available on Linux");
+        assert!(
+            o.capacity > 0 && o.available > 0 && o.available < o.capacity,
+            "{o:?}"
+        );
+        let t = parse_thresholds("pid.available<1000").unwrap();
+        assert_eq!(t[0].signal.condition(), "PIDPressure");
+        let low = Observation {
+            available: 900,
+            capacity: 4_194_304,
+        };
+        let observed = BTreeMap::from([(Signal::PidAvailable, low)]);
+        let (th, o) = crossed(&t, &observed).remove(0);
+        let victim = Candidate {
+            pod: serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c"}]}
+            }))
+            .unwrap(),
+            usage: 50,
+        };
+        assert_eq!(
+            message(&th, &o, &victim, "pids"),
+            // (Quantities print canonically, as Go's resource.Quantity does.)
+            "The node was low on resource: pids. Threshold quantity: 1k, available: 900."
+        );
     }
 
     #[test]

@@ -295,6 +295,7 @@ async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<Evictio
         };
         let resource = match threshold.signal {
             Signal::MemoryAvailable => "memory",
+            Signal::PidAvailable => "pids",
             _ => "ephemeral-storage",
         };
         let pods: Vec<Pod> = shared.pods.read().values().cloned().collect();
@@ -341,11 +342,14 @@ async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<Evictio
     }
 }
 
-/// A pod's use of what is short: memory working set of its cgroup, or the bytes
-/// its directory and logs take.
+/// A pod's use of what is short: memory working set or process count of its cgroup,
+/// or the bytes its directory and logs take.
 fn pod_usage(shared: &Shared, pod: &Pod, signal: eviction::Signal) -> u64 {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    if signal == eviction::Signal::MemoryAvailable {
+    if matches!(
+        signal,
+        eviction::Signal::MemoryAvailable | eviction::Signal::PidAvailable
+    ) {
         let qos = pod
             .spec
             .as_ref()
@@ -359,7 +363,13 @@ fn pod_usage(shared: &Shared, pod: &Pod, signal: eviction::Signal) -> u64 {
             container_runtime::cgroups::pod_cgroup_path_under(&shared.config.cgroup_root, q, &uid);
         return container_runtime::cgroups::PodCgroup::from_path(path)
             .stats()
-            .map(|s| s.memory_working_set_bytes)
+            .map(|s| {
+                if signal == eviction::Signal::PidAvailable {
+                    s.pids
+                } else {
+                    s.memory_working_set_bytes
+                }
+            })
             .unwrap_or(0);
     }
     fn du(p: &std::path::Path) -> u64 {

@@ -126,14 +126,25 @@ pub(crate) fn desired_status(shared: &Shared, previous: Option<&NodeStatus>) -> 
                 now,
             )
         },
-        condition(
-            "PIDPressure",
-            false,
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-            previous,
-            now,
-        ),
+        if shared.pressure.read().contains("PIDPressure") {
+            condition(
+                "PIDPressure",
+                true,
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available",
+                previous,
+                now,
+            )
+        } else {
+            condition(
+                "PIDPressure",
+                false,
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+                previous,
+                now,
+            )
+        },
         if shared
             .shutting_down
             .load(std::sync::atomic::Ordering::SeqCst)
