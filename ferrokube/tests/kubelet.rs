@@ -879,16 +879,19 @@ fn node_name() -> String {
     format!("kubelet-e2e-{}", std::process::id())
 }
 
-/// Whether the node reports MemoryPressure.
-fn under_memory_pressure(k: &Kubectl, node: &str) -> bool {
+/// The node's condition of type `ty` (null when absent).
+fn node_condition(k: &Kubectl, node: &str, ty: &str) -> serde_json::Value {
     let out = k.run(&["get", "node", node, "-o", "json"]);
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"]
         ["conditions"]
         .as_array()
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "MemoryPressure" && c["status"] == "True")
-        })
+        .and_then(|cs| cs.iter().find(|c| c["type"] == ty).cloned())
+        .unwrap_or_default()
+}
+
+/// Whether the node reports MemoryPressure.
+fn under_memory_pressure(k: &Kubectl, node: &str) -> bool {
+    node_condition(k, node, "MemoryPressure")["status"] == "True"
 }
 
 #[test]
@@ -1002,14 +1005,7 @@ fn pid_pressure_turns_pods_away() {
     let node = node_name();
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    let condition = |ty: &str| {
-        let out = k.run(&["get", "node", &node, "-o", "json"]);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"]
-            ["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == ty).cloned())
-            .unwrap_or_default()
-    };
+    let condition = |ty: &str| node_condition(&k, &node, ty);
     assert!(eventually(Duration::from_secs(30), || condition(
         "PIDPressure"
     )["status"]

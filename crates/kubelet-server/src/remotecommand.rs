@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use container_runtime::{
-    AttachSession, ContainerRuntime, ExecReader, OutputStream, TerminalResizer,
+    AttachSession, ContainerRuntime, ExecReader, ExecWriter, OutputStream, TerminalResizer,
 };
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -286,6 +286,36 @@ async fn pump(reader: Option<ExecReader>, sink: Option<Sink>) {
     }
 }
 
+/// Copies the client's input into `input` until the client ends its input, then ends
+/// it (for a `stdinOnce` attach that closes the container's stdin: the shim handed over
+/// its only copy). Input with nowhere to go, or past a failed write, is read and
+/// dropped, as upstream drops input for a container without stdin.
+fn forward_input(
+    rx: Option<mpsc::Receiver<Bytes>>,
+    input: Option<ExecWriter>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let mut rx = rx?;
+    Some(tokio::spawn(async move {
+        if let Some(mut input) = input {
+            while let Some(b) = rx.recv().await {
+                if input.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            let _ = input.shutdown().await;
+        }
+        while rx.recv().await.is_some() {}
+    }))
+}
+
+/// Applies the client's terminal sizes when both it and a terminal are there.
+fn forward_resizes(
+    rx: Option<mpsc::Receiver<Bytes>>,
+    resizer: Option<TerminalResizer>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    Some(tokio::spawn(resize_loop(rx?, resizer?)))
+}
+
 #[derive(serde::Deserialize)]
 struct TerminalSize {
     #[serde(rename = "Width")]
@@ -346,21 +376,8 @@ async fn exec(
             ))
         }
     };
-    let stdin_task = match (w.stdin.take(), session.take_stdin()) {
-        (Some(mut rx), Some(mut input)) => Some(tokio::spawn(async move {
-            while let Some(b) = rx.recv().await {
-                if input.write_all(&b).await.is_err() {
-                    return;
-                }
-            }
-            let _ = input.shutdown().await;
-        })),
-        _ => None,
-    };
-    let resize_task = match (w.resize.take(), session.resizer()) {
-        (Some(rx), Some(r)) => Some(tokio::spawn(resize_loop(rx, r))),
-        _ => None,
-    };
+    let stdin_task = forward_input(w.stdin.take(), session.take_stdin());
+    let resize_task = forward_resizes(w.resize.take(), session.resizer());
     let mut out_task = tokio::spawn(pump(session.take_stdout(), w.stdout.clone()));
     let mut err_task = tokio::spawn(pump(session.take_stderr(), w.stderr.clone()));
     let mut closed = w.closed.clone();
@@ -421,29 +438,8 @@ async fn attach(
 /// resizes go to the container, output comes as the container writes it.
 async fn attach_live(mut session: AttachSession, w: &mut Wiring) -> Outcome {
     let tty = session.is_tty();
-    let stdin_task = match (w.stdin.take(), session.take_stdin()) {
-        (Some(mut rx), Some(mut input)) => Some(tokio::spawn(async move {
-            while let Some(b) = rx.recv().await {
-                if input.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
-            // The client closed its input: dropping ours ends the container's input if
-            // it is `stdinOnce` (the shim handed over its only copy).
-            drop(input);
-            // Keep the client's channel drained.
-            while rx.recv().await.is_some() {}
-        })),
-        // Input for a container without stdin is dropped, as upstream.
-        (Some(mut rx), None) => Some(tokio::spawn(
-            async move { while rx.recv().await.is_some() {} },
-        )),
-        (None, _) => None,
-    };
-    let resize_task = match (w.resize.take(), session.resizer()) {
-        (Some(rx), Some(r)) => Some(tokio::spawn(resize_loop(rx, r))),
-        _ => None,
-    };
+    let stdin_task = forward_input(w.stdin.take(), session.take_stdin());
+    let resize_task = forward_resizes(w.resize.take(), session.resizer());
     let mut closed = w.closed.clone();
     let mut outcome = Outcome::Success;
     loop {
@@ -486,9 +482,7 @@ async fn attach_log(
     w: &mut Wiring,
 ) -> Outcome {
     // The container has no stdin: input is read and dropped.
-    if let Some(mut rx) = w.stdin.take() {
-        tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    }
+    forward_input(w.stdin.take(), None);
     drop(w.resize.take());
     let (tx, mut rx) = mpsc::channel::<(LogStream, Bytes)>(64);
     let stop = Arc::new(AtomicBool::new(false));

@@ -322,19 +322,9 @@ fn pid_observation() -> Option<Observation> {
     })
 }
 
-/// The thresholds crossed now, with what was observed.
+/// The thresholds crossed now, each with its index in `thresholds` (what [`Tracker`]
+/// keys on) and what was observed.
 pub fn crossed(
-    thresholds: &[Threshold],
-    observed: &BTreeMap<Signal, Observation>,
-) -> Vec<(Threshold, Observation)> {
-    crossed_indexed(thresholds, observed)
-        .into_iter()
-        .map(|(_, t, o)| (t, o))
-        .collect()
-}
-
-/// [`crossed`] with each threshold's index in `thresholds` (what [`Tracker`] keys on).
-pub fn crossed_indexed(
     thresholds: &[Threshold],
     observed: &BTreeMap<Signal, Observation>,
 ) -> Vec<(usize, Threshold, Observation)> {
@@ -440,53 +430,35 @@ mod tests {
                 },
             )])
         };
-        let transition = Duration::from_secs(300);
         let mut tr = Tracker::default();
         let t0 = Instant::now();
+        // One measurement `secs` after the start with `available` bytes free.
+        let mut at = |secs: u64, available: u64| {
+            let now = t0 + Duration::from_secs(secs);
+            tr.step(
+                now,
+                &crossed(&all, &low(available)),
+                Duration::from_secs(300),
+            )
+        };
         // Below the soft threshold only: pressure at once, no eviction yet.
-        let (cond, act) = tr.step(t0, &crossed_indexed(&all, &low(512 << 20)), transition);
+        let (cond, act) = at(0, 512 << 20);
         assert!(cond.contains("MemoryPressure"));
         assert!(act.is_empty());
-        let (_, act) = tr.step(
-            t0 + Duration::from_secs(29),
-            &crossed_indexed(&all, &low(512 << 20)),
-            transition,
-        );
-        assert!(act.is_empty());
-        let (_, act) = tr.step(
-            t0 + Duration::from_secs(30),
-            &crossed_indexed(&all, &low(512 << 20)),
-            transition,
-        );
+        assert!(at(29, 512 << 20).1.is_empty());
+        let (_, act) = at(30, 512 << 20);
         assert_eq!(act.len(), 1);
         assert_eq!(act[0].0.grace_period, Some(Duration::from_secs(30)));
         // Recovering resets the soft threshold's clock; the condition stays for the
         // transition period.
-        let (cond, act) = tr.step(
-            t0 + Duration::from_secs(40),
-            &crossed_indexed(&all, &low(4 << 30)),
-            transition,
-        );
+        let (cond, act) = at(40, 4 << 30);
         assert!(cond.contains("MemoryPressure") && act.is_empty());
-        let (_, act) = tr.step(
-            t0 + Duration::from_secs(50),
-            &crossed_indexed(&all, &low(512 << 20)),
-            transition,
-        );
-        assert!(act.is_empty());
+        assert!(at(50, 512 << 20).1.is_empty());
         // A hard threshold acts at once.
-        let (_, act) = tr.step(
-            t0 + Duration::from_secs(51),
-            &crossed_indexed(&all, &low(50 << 20)),
-            transition,
-        );
+        let (_, act) = at(51, 50 << 20);
         assert!(act.iter().any(|(t, _)| t.grace_period.is_none()));
         // Quiet for the whole transition period: the condition clears.
-        let (cond, _) = tr.step(
-            t0 + Duration::from_secs(51 + 300),
-            &crossed_indexed(&all, &low(4 << 30)),
-            transition,
-        );
+        let (cond, _) = at(51 + 300, 4 << 30);
         assert!(cond.is_empty());
     }
 
@@ -519,7 +491,7 @@ mod tests {
             capacity: 4_194_304,
         };
         let observed = BTreeMap::from([(Signal::PidAvailable, low)]);
-        let (th, o) = crossed(&t, &observed).remove(0);
+        let (_, th, o) = crossed(&t, &observed).remove(0);
         let victim = Candidate {
             pod: serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "p"},
@@ -589,7 +561,7 @@ mod tests {
             .map(|c| c.pod.metadata.name.clone().unwrap())
             .collect();
         assert_eq!(order, ["hog", "small", "important-hog", "guaranteed"]);
-        let (th, o) = crossed(&t, &obs).remove(0);
+        let (_, th, o) = crossed(&t, &obs).remove(0);
         assert_eq!(
             message(&th, &o, &cands[0], "memory"),
             "The node was low on resource: memory. Threshold quantity: 1Gi, available: 512Mi. Container main was using 200Mi, request is 0, has larger consumption of memory."

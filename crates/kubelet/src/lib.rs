@@ -276,7 +276,7 @@ async fn eviction_loop(shared: Arc<Shared>, evict: mpsc::UnboundedSender<Evictio
         else {
             continue;
         };
-        let crossed = eviction::crossed_indexed(&shared.thresholds, &observed);
+        let crossed = eviction::crossed(&shared.thresholds, &observed);
         let (now, crossed) = tracker.step(
             std::time::Instant::now(),
             &crossed,
