@@ -86,6 +86,14 @@ struct Args {
     /// Pods created at once in the pod startup scenario.
     #[arg(long, default_value_t = 100)]
     pod_burst: usize,
+    /// OCI runtimes measured in the pod startup scenario, in this order.
+    #[arg(long, value_delimiter = ',', default_value = "builtin,runc,crun")]
+    pod_runtimes: Vec<String>,
+    /// Where the kubelet keeps its runtime state in the pod startup scenario (a fresh
+    /// directory under this one per run, e.g. on tmpfs as containerd keeps its state
+    /// under /run); by default inside each run's data directory.
+    #[arg(long)]
+    pod_state_dir: Option<PathBuf>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -528,7 +536,14 @@ async fn run(args: Args) -> Result<Value> {
         controlplane::run_all(&args.ferrokube, sizes, &mut results).await?;
     }
     if matches!(args.only.as_str(), "all" | "pods") {
-        podstart::run_all(&args.ferrokube, args.pod_burst, &mut results).await?;
+        podstart::run_all(
+            &args.ferrokube,
+            args.pod_burst,
+            &args.pod_runtimes,
+            args.pod_state_dir.as_deref(),
+            &mut results,
+        )
+        .await?;
     }
     Ok(results)
 }

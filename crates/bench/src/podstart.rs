@@ -133,13 +133,24 @@ fn shims_kib(state_dir: &Path) -> u64 {
     total
 }
 
-async fn run_once(bin: &Path, runtime: &str, burst: usize) -> Result<Outcome> {
+async fn run_once(
+    bin: &Path,
+    runtime: &str,
+    burst: usize,
+    state_parent: Option<&Path>,
+) -> Result<Outcome> {
     let dir = tempfile::tempdir()?;
     let agent = dir.path().join("agent");
     std::fs::create_dir_all(agent.join("images"))?;
     images::testimage::busybox_image(IMAGE)
         .write_oci_archive(&agent.join("images/busybox.tar"))
         .context("writing the busybox image")?;
+    // Declared before the kubelet, so removed after it stops.
+    let state_tmp = state_parent.map(tempfile::tempdir_in).transpose()?;
+    let state = state_tmp
+        .as_ref()
+        .map(|t| t.path().to_path_buf())
+        .unwrap_or_else(|| agent.join("run"));
     let mut server = start_server_with(bin, dir.path(), &[], false)?;
     let kubelet = Proc(
         Command::new(bin)
@@ -149,7 +160,7 @@ async fn run_once(bin: &Path, runtime: &str, burst: usize) -> Result<Outcome> {
             .arg("--root-dir")
             .arg(&agent)
             .arg("--runtime-state-dir")
-            .arg(agent.join("run"))
+            .arg(&state)
             .arg("--pod-logs-dir")
             .arg(agent.join("logs"))
             .args([
@@ -250,7 +261,7 @@ async fn run_once(bin: &Path, runtime: &str, burst: usize) -> Result<Outcome> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let kubelet_busy_kib = crate::rss_kib(kubelet.0.id());
-    let shims = shims_kib(&agent.join("run"));
+    let shims = shims_kib(&state);
     delete_all(&pool).await?;
     watcher.abort();
     drop(kubelet);
@@ -265,9 +276,16 @@ async fn run_once(bin: &Path, runtime: &str, burst: usize) -> Result<Outcome> {
 }
 
 /// Runs the scenario for each runtime, printing table rows and filling `results`.
-pub async fn run_all(bin: &Path, burst: usize, results: &mut Value) -> Result<()> {
-    for runtime in ["builtin", "runc", "crun"] {
-        let mut o = run_once(bin, runtime, burst).await?;
+pub async fn run_all(
+    bin: &Path,
+    burst: usize,
+    runtimes: &[String],
+    state_parent: Option<&Path>,
+    results: &mut Value,
+) -> Result<()> {
+    for runtime in runtimes {
+        let runtime = runtime.as_str();
+        let mut o = run_once(bin, runtime, burst, state_parent).await?;
         o.single.sort();
         o.burst.sort();
         let mb = |kib: u64| kib as f64 / 1024.0;
