@@ -9,6 +9,7 @@
 mod support;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 use support::{eventually, Cluster, Kubectl};
 
@@ -1330,4 +1331,153 @@ fn logs_exec_cp_and_port_forward_with_kubectl_1_27() {
 #[test]
 fn logs_exec_cp_and_port_forward_with_kubectl_1_33() {
     streaming_with("1.33");
+}
+
+/// A network namespace this test makes (loopback up) and enters with its calling
+/// thread, so the server, the kubelet and kubectl started from that thread live in
+/// it; removed on drop, after the cluster it holds has stopped.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn enter(role: &str) -> TestNetns {
+        let name = format!("fke2e-{}-{role}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success()
+            && Command::new("ip")
+                .args(["-n", &name, "link", "set", "lo", "up"])
+                .status()
+                .unwrap()
+                .success();
+        assert!(ok, "making network namespace {name}");
+        let file = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        TestNetns(name)
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+const WEB_AND_CLIENT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sleep", "3600"]
+"#;
+
+/// The pod's address as its status reports it (podIP and podIPs agree, and it is not
+/// the node's).
+fn pod_ip(k: &Kubectl, name: &str) -> String {
+    let p = pod_json(k, name);
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    assert_eq!(p["status"]["podIPs"][0]["ip"], ip.as_str());
+    assert_ne!(p["status"]["hostIP"], ip.as_str());
+    ip
+}
+
+/// `--pod-network=bridge`, with the whole cluster inside a network namespace this
+/// test makes (no pod address exists outside it): pods get distinct addresses from
+/// the node's podCIDR (assigned by the node IPAM controller), reach each other over
+/// the bridge, see the address as their own on eth0, keep it when the kubelet is
+/// killed and adopts them, and a deleted pod's address goes back to the pool.
+#[test]
+fn bridge_network_connects_pods() {
+    let _netns = TestNetns::enter("bridge");
+    let c = start_with("builtin", &["pod-network=bridge"]);
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], WEB_AND_CLIENT);
+    let ready = eventually(Duration::from_secs(60), || {
+        ["web", "client"].iter().all(|n| {
+            pod_json(&k, n)["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+    });
+    assert!(ready, "{:#}", k.json(&["get", "pods"]));
+
+    let node = k.json(&["get", "nodes"])["items"][0].clone();
+    let cidr = node["spec"]["podCIDR"].as_str().unwrap().to_string();
+    assert_eq!(cidr, "10.42.0.0/24");
+    let (web, client) = (pod_ip(&k, "web"), pod_ip(&k, "client"));
+    assert!(web.starts_with("10.42.0.") && client.starts_with("10.42.0."));
+    assert_ne!(web, client);
+
+    // Pod to pod, across the bridge.
+    let url = format!("http://{web}:8080/");
+    assert_eq!(
+        k.ok(&["exec", "client", "--", "wget", "-qO-", &url]),
+        "web\n"
+    );
+    // The pod's own view: eth0 holds its address, the default route goes to the
+    // bridge.
+    let addr = k.ok(&["exec", "web", "--", "ip", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("inet {web}/24")), "{addr}");
+    let route = k.ok(&["exec", "web", "--", "ip", "route"]);
+    assert!(route.contains("default via 10.42.0.1 dev eth0"), "{route}");
+
+    // kill -9 of the server: the restarted kubelet adopts the pods with their
+    // addresses and links as they were.
+    let node = format!("kubelet-e2e-{}", std::process::id());
+    let dir = c.kill9();
+    let c = Cluster::start_agent_in(
+        dir,
+        &[
+            "--node-name",
+            &node,
+            "--kubelet-arg",
+            "oci-runtime=builtin",
+            "--kubelet-arg",
+            "pod-network=bridge",
+        ],
+    );
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(pod_ip(&k, "web"), web);
+    assert_eq!(pod_ip(&k, "client"), client);
+    assert_eq!(
+        k.ok(&["exec", "client", "--", "wget", "-qO-", &url]),
+        "web\n"
+    );
+
+    // A deleted pod's address is released.
+    let record = c.dir.path().join("agent/networks/cni0").join(&web);
+    assert!(record.exists());
+    k.ok(&["delete", "pod", "web", "--wait=true"]);
+    assert!(
+        eventually(Duration::from_secs(20), || !record.exists()),
+        "{} still recorded",
+        record.display()
+    );
 }

@@ -125,6 +125,19 @@ pub struct KubeletConfig {
     /// Pull images from registries over plain HTTP for these hosts (`127.0.0.1:5000`).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// The pod network: `bridge` connects every pod that is not hostNetwork to a
+    /// bridge on the node's podCIDR through a veth pair and reports its address;
+    /// `none` gives pods only their loopback. Off by default for now: a bridge on a
+    /// host gives pods a route to the host's own network.
+    #[arg(long, default_value = "none", value_parser = ["none", "bridge"])]
+    pub pod_network: String,
+    /// The node bridge's name with `--pod-network=bridge`.
+    #[arg(long, default_value = "cni0")]
+    pub pod_bridge_name: String,
+    /// The node's pod CIDR; by default the Node's `spec.podCIDR` (from the node IPAM
+    /// controller).
+    #[arg(long)]
+    pub pod_cidr: Option<ipnet::IpNet>,
 }
 
 impl KubeletConfig {
@@ -168,6 +181,9 @@ impl KubeletConfig {
             image_gc_high_threshold: 85,
             image_gc_low_threshold: 80,
             insecure_registries: Vec::new(),
+            pod_network: "none".into(),
+            pod_bridge_name: "cni0".into(),
+            pod_cidr: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod config;
 pub mod env;
 pub mod eviction;
 pub mod machine;
+mod network;
 mod node;
 pub mod ocispec;
 mod podworker;
@@ -114,6 +115,8 @@ pub(crate) struct Shared {
     pub(crate) thresholds: Vec<eviction::Threshold>,
     /// The node is shutting down (Ready turns False).
     pub(crate) shutting_down: std::sync::atomic::AtomicBool,
+    /// The pod network, set up when the first pod needs it (`--pod-network=bridge`).
+    pub(crate) network: tokio::sync::OnceCell<Arc<network::PodNetwork>>,
 }
 
 impl Shared {
@@ -232,6 +235,7 @@ pub async fn run(
         pressure: Default::default(),
         thresholds,
         shutting_down: Default::default(),
+        network: Default::default(),
     });
     api::start(&shared).await?;
     node::register(&shared).await?;

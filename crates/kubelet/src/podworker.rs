@@ -93,6 +93,8 @@ pub(crate) struct PodWorker {
     waiting: BTreeMap<String, Waiting>,
     backoff: HashMap<String, Backoff>,
     sandbox: Option<Sandbox>,
+    /// The pod's address on the pod network.
+    pod_ip: Option<std::net::IpAddr>,
     first_seen: Timestamp,
     last_status: Option<PodStatus>,
     watched: HashSet<String>,
@@ -160,6 +162,7 @@ impl PodWorker {
             waiting: BTreeMap::new(),
             backoff: HashMap::new(),
             sandbox,
+            pod_ip: None,
             first_seen: Timestamp::now(),
             last_status: None,
             watched: HashSet::new(),
@@ -416,6 +419,16 @@ impl PodWorker {
             let sb = Sandbox::create(&dir.join("sandbox"), &self.uid, &hostname, share)
                 .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
             self.sandbox = Some(sb);
+        }
+        // The pod network (again after a kubelet restart: the same address, and an
+        // existing veth pair is left as it is).
+        if self.pod_ip.is_none() && self.shared.config.pod_network == "bridge" {
+            if let Some(netns) = self.sandbox.as_ref().and_then(|sb| sb.net.clone()) {
+                let ip = crate::network::connect(&self.shared, &self.uid, &netns)
+                    .await
+                    .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
+                self.pod_ip = Some(ip);
+            }
         }
         // Volumes: set up once, then refreshed every resync period (so configMap,
         // secret, downward API and token updates reach running pods), not at every
@@ -1259,7 +1272,7 @@ impl PodWorker {
             sandbox_ready: self.sandbox.is_some()
                 || self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true),
             host_ip: self.shared.node_ip.to_string(),
-            pod_ip: None,
+            pod_ip: self.pod_ip.map(|ip| ip.to_string()),
             start_time: self.first_seen,
             pod_reason: self.pod_failure.clone(),
             last_reported: self.last_status.as_ref(),
@@ -1615,6 +1628,9 @@ impl PodWorker {
             if let Err(e) = sb.remove() {
                 warn!(error = %e, "removing the sandbox failed");
             }
+        }
+        if self.pod_ip.take().is_some() {
+            crate::network::disconnect(&self.shared, &self.uid);
         }
         if let Err(e) = volumes::tear_down(&self.pod_dir()) {
             warn!(error = %e, "removing the pod directory failed");

@@ -1,7 +1,10 @@
-//! The node's pod network. Today: [`ipam::HostLocal`], which hands out pod addresses
-//! from the node's podCIDR and keeps them on disk; the bridge, the veth pair per pod
-//! and the overlay between nodes build on it.
+//! The node's pod network: [`ipam::HostLocal`] hands out pod addresses from the
+//! node's podCIDR and keeps them on disk; [`bridge::Bridge`] connects each pod's
+//! network namespace to the node's bridge through a veth pair. The overlay between
+//! nodes builds on them.
 
+pub mod bridge;
 pub mod ipam;
 
+pub use bridge::{host_ifname, Bridge, NetError, POD_IFNAME};
 pub use ipam::{HostLocal, IpamError};
