@@ -458,6 +458,8 @@ async fn run_server(args: ServerArgs) -> Result<()> {
             format!("--root-dir={}", agent.display()),
             format!("--runtime-state-dir={}", agent.join("run").display()),
             format!("--pod-logs-dir={}", agent.join("logs").display()),
+            // The server's node has a pod network, as a k3s server has flannel's.
+            "--pod-network=bridge".to_string(),
             format!(
                 "--client-ca-file={}",
                 args.api.data_dir.join("pki").join("ca.crt").display()

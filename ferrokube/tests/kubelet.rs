@@ -1447,8 +1447,11 @@ fn bridge_network_connects_pods() {
     assert!(route.contains("default via 10.42.0.1 dev eth0"), "{route}");
 
     // kill -9 of the server: the restarted kubelet adopts the pods with their
-    // addresses and links as they were.
+    // addresses and links as they were, and releases the address of a pod that went
+    // while it was down (recorded here by hand).
     let node = format!("kubelet-e2e-{}", std::process::id());
+    let leaked = c.dir.path().join("agent/networks/cni0/10.42.0.200");
+    std::fs::write(&leaked, "0d7c3a8e-gone\r\neth0").unwrap();
     let dir = c.kill9();
     let c = Cluster::start_agent_in(
         dir,
@@ -1469,6 +1472,10 @@ fn bridge_network_connects_pods() {
     assert_eq!(
         k.ok(&["exec", "client", "--", "wget", "-qO-", &url]),
         "web\n"
+    );
+    assert!(
+        !leaked.exists(),
+        "the address of a pod that is gone stayed taken"
     );
 
     // A deleted pod's address is released.

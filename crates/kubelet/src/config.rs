@@ -127,8 +127,9 @@ pub struct KubeletConfig {
     pub insecure_registries: Vec<String>,
     /// The pod network: `bridge` connects every pod that is not hostNetwork to a
     /// bridge on the node's podCIDR through a veth pair and reports its address;
-    /// `none` gives pods only their loopback. Off by default for now: a bridge on a
-    /// host gives pods a route to the host's own network.
+    /// `none` gives pods only their loopback. A standalone kubelet has none by default
+    /// (as upstream's without a CNI configuration); `ferrokube server` gives its own
+    /// kubelet `bridge`.
     #[arg(long, default_value = "none", value_parser = ["none", "bridge"])]
     pub pod_network: String,
     /// The node bridge's name with `--pod-network=bridge`.

@@ -48,10 +48,19 @@ async fn network(shared: &Shared) -> Result<Arc<PodNetwork>, String> {
                 .root_dir
                 .join("networks")
                 .join(&shared.config.pod_bridge_name);
-            let ipam = tokio::task::spawn_blocking(move || HostLocal::open(&dir, cidr))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("network is not ready: {e}"))?;
+            // Addresses of pods whose directory is gone were left behind by pods
+            // removed while no kubelet ran: released here.
+            let pods = shared.config.pods_dir();
+            let ipam = tokio::task::spawn_blocking(move || {
+                let ipam = HostLocal::open(&dir, cidr)?;
+                for (ip, owner) in ipam.release_unless(|owner| pods.join(owner).exists())? {
+                    tracing::info!(%ip, pod = owner, "released the address of a pod that is gone");
+                }
+                Ok::<_, pod_network::IpamError>(ipam)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("network is not ready: {e}"))?;
             Ok(Arc::new(PodNetwork { ipam, bridge }))
         })
         .await
@@ -75,7 +84,9 @@ pub(crate) async fn connect(shared: &Shared, uid: &str, netns: &Path) -> Result<
     Ok(ip)
 }
 
-/// Releases the pod's address (its veth pair goes with its network namespace).
+/// Releases the pod's address (its veth pair goes with its network namespace). Before
+/// the network is set up in this process there is nothing in memory to release: the
+/// setup releases the addresses of pods whose directory is gone.
 pub(crate) fn disconnect(shared: &Shared, uid: &str) {
     if let Some(net) = shared.network.get() {
         if let Err(e) = net.ipam.release(uid) {

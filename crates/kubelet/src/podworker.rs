@@ -1629,9 +1629,8 @@ impl PodWorker {
                 warn!(error = %e, "removing the sandbox failed");
             }
         }
-        if self.pod_ip.take().is_some() {
-            crate::network::disconnect(&self.shared, &self.uid);
-        }
+        self.pod_ip = None;
+        crate::network::disconnect(&self.shared, &self.uid);
         if let Err(e) = volumes::tear_down(&self.pod_dir()) {
             warn!(error = %e, "removing the pod directory failed");
         }

@@ -57,7 +57,10 @@ impl Cluster {
     /// `dir`, with extra arguments.
     /// The kubelet serves its API on a free loopback port and reports 127.0.0.1 as
     /// the node's address, so tests running side by side never collide and nothing
-    /// leaves the loopback; eviction only reacts to a nearly exhausted memory.
+    /// leaves the loopback; eviction only reacts to a nearly exhausted memory. Pods get
+    /// no network (a bridge in the host's namespace would give them a route to the
+    /// host's network): a test that wants one runs the cluster in a network namespace
+    /// of its own and passes `--kubelet-arg pod-network=bridge`.
     pub fn start_agent_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         let port = format!("port={}", free_port());
         let mut args = vec![
@@ -73,6 +76,8 @@ impl Cluster {
             // default evicts below 10% free); tests that want pressure set their own.
             "--kubelet-arg",
             "eviction-hard=memory.available<1Mi",
+            "--kubelet-arg",
+            "pod-network=none",
         ];
         args.extend_from_slice(extra);
         Self::launch(dir, &args)
