@@ -1466,7 +1466,26 @@ fn bridge_network_connects_pods() {
     );
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    // Every version of the pod the restarted kubelet posts keeps the address.
+    let mut watch = k
+        .cmd(&[
+            "get",
+            "pod",
+            "web",
+            "--watch",
+            "-o",
+            "jsonpath={.metadata.resourceVersion} {.status.podIP}{\"\\n\"}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
+    let _ = watch.kill();
+    let seen = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
+    assert!(seen.lines().count() >= 1, "{seen}");
+    for line in seen.lines() {
+        assert!(line.ends_with(&format!(" {web}")), "{seen}");
+    }
     assert_eq!(pod_ip(&k, "web"), web);
     assert_eq!(pod_ip(&k, "client"), client);
     assert_eq!(
