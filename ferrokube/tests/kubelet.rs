@@ -914,15 +914,9 @@ fn memory_pressure_evicts_pods_and_admission_turns_pods_away() {
     // Pods placed by name, past the scheduler. Under MemoryPressure alone the kubelet
     // admits pods that are not BestEffort and turns BestEffort ones away; requests the
     // node cannot hold are turned away whatever the pressure.
-    let pod = |name: &str, requests: &str| {
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n{requests}"
-        )
-    };
-    let requests = |cpu: &str| format!("    resources:\n      requests:\n        cpu: {cpu}\n");
-    k.apply(&[], &pod("turned-away", ""));
-    k.apply(&[], &pod("too-big", &requests("1000")));
-    k.apply(&[], &pod("victim", &requests("10m")));
+    k.apply(&[], &pinned_pod("turned-away", &node, None));
+    k.apply(&[], &pinned_pod("too-big", &node, Some("1000")));
+    k.apply(&[], &pinned_pod("victim", &node, Some("10m")));
     for (name, reason, message) in [
         (
             "turned-away",
@@ -1016,12 +1010,7 @@ fn pid_pressure_turns_pods_away() {
         "KubeletHasInsufficientPID"
     );
     assert_eq!(condition("MemoryPressure")["status"], "False");
-    k.apply(
-        &[],
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: late\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n    resources:\n      requests:\n        cpu: 10m\n"
-        ),
-    );
+    k.apply(&[], &pinned_pod("late", &node, Some("10m")));
     assert!(
         eventually(Duration::from_secs(30), || pod_json(&k, "late")["status"]
             ["phase"]
@@ -1035,6 +1024,17 @@ fn pid_pressure_turns_pods_away() {
         p["status"]["message"],
         "Pod was rejected: The node had condition: [PIDPressure]. "
     );
+}
+
+/// A busybox pod sleeping on `node`, placed by name past the scheduler, with a cpu
+/// request if given (BestEffort without).
+fn pinned_pod(name: &str, node: &str, cpu_request: Option<&str>) -> String {
+    let requests = cpu_request
+        .map(|cpu| format!("    resources:\n      requests:\n        cpu: {cpu}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n{requests}"
+    )
 }
 
 /// A soft threshold raises pressure at once but evicts only after its grace period:
@@ -1056,12 +1056,7 @@ fn soft_eviction_waits_for_the_grace_period() {
     assert!(eventually(Duration::from_secs(30), || {
         under_memory_pressure(&k, &node)
     }));
-    k.apply(
-        &[],
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: soft\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: ferrokube.test/busybox:1\n    command: [\"sleep\", \"3600\"]\n    resources:\n      requests:\n        cpu: 10m\n"
-        ),
-    );
+    k.apply(&[], &pinned_pod("soft", &node, Some("10m")));
     // Under the grace period the pod starts and runs.
     assert!(
         eventually(Duration::from_secs(30), || pod_json(&k, "soft")["status"]

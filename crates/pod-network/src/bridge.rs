@@ -15,6 +15,7 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
+use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -76,47 +77,50 @@ fn connect_here() -> Result<Handle, NetError> {
     Ok(handle)
 }
 
-/// A netlink connection whose socket lives in the network namespace at `netns`. The
-/// calling thread enters that namespace only while the socket is made.
+/// A netlink connection whose socket lives in the network namespace at `netns`. A
+/// thread of its own enters that namespace to make the socket, so no other task ever
+/// runs there.
 fn connect_in(netns: &Path) -> Result<Handle, NetError> {
     let target = File::open(netns).map_err(io(format!("opening {}", netns.display())))?;
-    let (tx, rx) = std::sync::mpsc::channel();
     // The socket registers with this runtime's reactor when it is made.
     let runtime = tokio::runtime::Handle::current();
-    // A thread of its own, so no other task ever runs in the pod's namespace.
-    std::thread::scope(|s| {
+    let (conn, handle, _) = std::thread::scope(|s| {
         s.spawn(|| {
             let _entered = runtime.enter();
-            let made = setns(&target, CloneFlags::CLONE_NEWNET)
+            setns(&target, CloneFlags::CLONE_NEWNET)
                 .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
-                .map_err(io(format!("entering {}", netns.display())))
-                .and_then(|()| rtnetlink::new_connection().map_err(io("opening a netlink socket")));
-            let _ = tx.send(made);
-        });
-    });
-    let (conn, handle, _) = rx
-        .recv()
-        .map_err(|_| NetError::NoSuchLink("netlink socket thread".into()))??;
+                .map_err(io(format!("entering {}", netns.display())))?;
+            rtnetlink::new_connection().map_err(io("opening a netlink socket"))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(io("opening a netlink socket")(std::io::Error::other(
+                "thread panicked",
+            )))
+        })
+    })?;
     tokio::spawn(conn);
     Ok(handle)
 }
 
-async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
-    let mut links = handle.link().get().match_name(name.to_string()).execute();
-    match links.try_next().await {
-        Ok(l) => Ok(l),
-        // ENODEV: no such link.
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
-        Err(e) => Err(nl(format!("looking up {name}"))(e)),
+/// A netlink request's result with the answer `errno` (EEXIST for "there already",
+/// ENODEV for "gone already") taken as success: `None` then.
+fn unless_errno<T>(
+    result: Result<T, rtnetlink::Error>,
+    errno: nix::errno::Errno,
+) -> Result<Option<T>, rtnetlink::Error> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -(errno as i32) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-const fn libc_enodev() -> i32 {
-    nix::errno::Errno::ENODEV as i32
-}
-
-const fn libc_eexist() -> i32 {
-    nix::errno::Errno::EEXIST as i32
+async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    unless_errno(links.try_next().await, Errno::ENODEV)
+        .map(Option::flatten)
+        .map_err(nl(format!("looking up {name}")))
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
@@ -128,11 +132,10 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
 
 /// Adds an address unless the interface has it (EEXIST).
 async fn add_address(handle: &Handle, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NetError> {
-    match handle.address().add(index, ip, prefix).execute().await {
-        Ok(()) => Ok(()),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => Ok(()),
-        Err(e) => Err(nl(format!("adding {ip}/{prefix}"))(e)),
-    }
+    let added = handle.address().add(index, ip, prefix).execute().await;
+    unless_errno(added, Errno::EEXIST)
+        .map(drop)
+        .map_err(nl(format!("adding {ip}/{prefix}")))
 }
 
 impl Bridge {
@@ -140,14 +143,10 @@ impl Bridge {
     /// gateway.
     pub fn new(name: &str, subnet: IpNet) -> Bridge {
         let subnet = subnet.trunc();
-        let gateway = match subnet {
-            IpNet::V4(n) => IpAddr::V4((u32::from(n.network()) + 1).into()),
-            IpNet::V6(n) => IpAddr::V6((u128::from(n.network()) + 1).into()),
-        };
         Bridge {
             name: name.to_string(),
             subnet,
-            gateway,
+            gateway: crate::ipam::gateway_of(subnet),
         }
     }
 
@@ -162,17 +161,14 @@ impl Bridge {
         let index = match link_by_name(handle, &self.name).await? {
             Some(l) => l.header.index,
             None => {
-                match handle
+                // EEXIST: made meanwhile by someone else.
+                let added = handle
                     .link()
                     .add(LinkBridge::new(&self.name).build())
                     .execute()
-                    .await
-                {
-                    Ok(()) => {}
-                    // Made meanwhile by someone else.
-                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => {}
-                    Err(e) => return Err(nl(format!("creating bridge {}", self.name))(e)),
-                }
+                    .await;
+                unless_errno(added, Errno::EEXIST)
+                    .map_err(nl(format!("creating bridge {}", self.name)))?;
                 index_of(handle, &self.name).await?
             }
         };
@@ -290,11 +286,10 @@ impl Bridge {
                 .output_interface(inner)
                 .build(),
         };
-        match pod.route().add(route).execute().await {
-            Ok(()) => Ok(()),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => Ok(()),
-            Err(e) => Err(nl("adding the default route")(e)),
-        }
+        let added = pod.route().add(route).execute().await;
+        unless_errno(added, Errno::EEXIST)
+            .map(drop)
+            .map_err(nl("adding the default route"))
     }
 
     /// Disconnects a pod: deletes its veth pair (by the host-side name). Nothing to do
@@ -304,11 +299,10 @@ impl Bridge {
         let Some(link) = link_by_name(&node, host_ifname).await? else {
             return Ok(());
         };
-        match node.link().del(link.header.index).execute().await {
-            Ok(()) => Ok(()),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(()),
-            Err(e) => Err(nl(format!("deleting {host_ifname}"))(e)),
-        }
+        let deleted = node.link().del(link.header.index).execute().await;
+        unless_errno(deleted, Errno::ENODEV)
+            .map(drop)
+            .map_err(nl(format!("deleting {host_ifname}")))
     }
 }
 

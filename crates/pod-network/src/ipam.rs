@@ -100,7 +100,7 @@ impl HostLocal {
 
     /// The gateway: the subnet's first host address (the bridge's own address).
     pub fn gateway(&self) -> IpAddr {
-        nth(self.subnet, 1)
+        gateway_of(self.subnet)
     }
 
     /// An address for `owner`: the one it already holds, or a new one, recorded on
@@ -251,6 +251,11 @@ fn host_count(net: IpNet) -> u128 {
         IpNet::V4(_) => size.saturating_sub(2),
         IpNet::V6(_) => size.saturating_sub(1),
     }
+}
+
+/// A subnet's gateway: its first host address.
+pub(crate) fn gateway_of(net: IpNet) -> IpAddr {
+    nth(net, 1)
 }
 
 /// The address `n` after the subnet's network address.
