@@ -2,11 +2,13 @@
 //!
 //! Subcommands name the components (`server` runs the all-in-one cluster,
 //! `apiserver` the API server alone, `scheduler` and `controller-manager` those
-//! components against any apiserver, `kubelet` the node agent, `images` the node's
+//! components against any apiserver, `kubelet` the node agent, `kube-proxy` the
+//! node's Service data path, `images` the node's
 //! image store, `sim-nodes` simulated nodes for tests and benchmarks). Like
 //! hyperkube, the binary also dispatches on the name it was started as: a symlink
 //! called `kube-apiserver` runs the apiserver, `kube-scheduler` the scheduler,
-//! `kube-controller-manager` the controller manager, `kubelet` the kubelet. The
+//! `kube-controller-manager` the controller manager, `kubelet` the kubelet,
+//! `kube-proxy` kube-proxy. The
 //! hidden `container-shim` subcommand is the per-container shim the kubelet's
 //! runtime starts.
 
@@ -49,6 +51,26 @@ enum Command {
     Kubelet(Box<KubeletCmd>),
     /// Manage the node's images: import archives, list, remove.
     Images(ImagesCmd),
+    /// Run kube-proxy: program this node's data path for Services.
+    #[command(name = "kube-proxy", alias = "proxy")]
+    KubeProxy(Box<KubeProxyCmd>),
+}
+
+#[derive(Args, Clone)]
+struct KubeProxyCmd {
+    /// Kubeconfig with the API server's address and credentials.
+    #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    config: service_proxy::ProxyConfig,
+}
+
+/// kube-proxy's flags alone, to parse `--kube-proxy-arg`s.
+#[derive(clap::Parser)]
+#[command(args_override_self = true)]
+struct KubeProxyFlags {
+    #[command(flatten)]
+    config: service_proxy::ProxyConfig,
 }
 
 #[derive(Args, Clone)]
@@ -144,6 +166,14 @@ struct ServerArgs {
     /// `oci-runtime=runc`).
     #[arg(long = "kubelet-arg", value_name = "NAME=VALUE")]
     kubelet_args: Vec<String>,
+    /// Do not run kube-proxy for this machine in-process (it runs only with the
+    /// agent).
+    #[arg(long)]
+    disable_kube_proxy: bool,
+    /// An extra flag for the in-process kube-proxy, as `name=value` (repeatable;
+    /// e.g. `min-sync-period=100ms`).
+    #[arg(long = "kube-proxy-arg", value_name = "NAME=VALUE")]
+    kube_proxy_args: Vec<String>,
 }
 
 /// The controller manager's flags alone, to parse `--kube-controller-manager-arg`s.
@@ -333,6 +363,7 @@ struct InProcess {
     scheduler: Option<scheduler::SchedulerArgs>,
     controller_manager: Option<Box<controller_manager::ControllerManagerConfig>>,
     kubelet: Option<Box<kubelet::KubeletConfig>>,
+    kube_proxy: Option<Box<service_proxy::ProxyConfig>>,
 }
 
 /// How the kubelet's runtime starts container shims: this binary, `container-shim`.
@@ -355,6 +386,19 @@ async fn run_kubelet(mut cmd: KubeletCmd) -> Result<()> {
     kubelet::run(client, cmd.config, shim, shutdown_signal())
         .await
         .context("kubelet")
+}
+
+async fn run_kube_proxy(cmd: KubeProxyCmd) -> Result<()> {
+    if cmd.config.cleanup {
+        // Removing the rules needs no API server.
+        return service_proxy::cleanup(&cmd.config)
+            .await
+            .context("kube-proxy --cleanup");
+    }
+    let client = client_from(&cmd.kubeconfig, "kube-proxy").await?;
+    service_proxy::run(client, cmd.config, shutdown_signal())
+        .await
+        .context("kube-proxy")
 }
 
 fn run_images(cmd: ImagesCmd) -> Result<()> {
@@ -470,6 +514,21 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         }
         let argv = as_flags("kubelet", defaults, &args.kubelet_args);
         let flags = KubeletFlags::try_parse_from(argv).context("--kubelet-arg")?;
+        if !args.disable_kube_proxy {
+            // The node's proxy, for the node the kubelet registers.
+            let mut defaults = vec![format!("--cluster-cidr={}", args.cluster_cidr)];
+            if let Some(n) = flags
+                .config
+                .hostname_override
+                .as_ref()
+                .filter(|n| !n.is_empty())
+            {
+                defaults.push(format!("--hostname-override={n}"));
+            }
+            let argv = as_flags("kube-proxy", defaults, &args.kube_proxy_args);
+            let proxy = KubeProxyFlags::try_parse_from(argv).context("--kube-proxy-arg")?;
+            components.kube_proxy = Some(Box::new(proxy.config));
+        }
         components.kubelet = Some(Box::new(flags.config));
     }
     run_apiserver(args.api, components).await
@@ -517,6 +576,15 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
         components.push(tokio::spawn(async move {
             if let Err(e) = controller_manager::run(client, *config).await {
                 tracing::error!(error = %e, "controller manager stopped");
+            }
+        }));
+    }
+    if let Some(config) = in_process.kube_proxy {
+        let client = client_from(&running.kubeconfig, "kube-proxy").await?;
+        components.push(tokio::spawn(async move {
+            let forever = std::future::pending::<()>();
+            if let Err(e) = service_proxy::run(client, *config, forever).await {
+                tracing::error!(error = %e, "kube-proxy stopped");
             }
         }));
     }
@@ -597,6 +665,7 @@ fn main() -> Result<()> {
             argv.insert(1, "controller-manager".into())
         }
         "kubelet" => argv.insert(1, "kubelet".into()),
+        "kube-proxy" => argv.insert(1, "kube-proxy".into()),
         _ => {}
     }
     let cli = Cli::parse_from(argv);
@@ -615,6 +684,7 @@ fn main() -> Result<()> {
             Command::ControllerManager(cmd) => run_controller_manager(*cmd).await,
             Command::SimNodes(cmd) => run_sim_nodes(cmd).await,
             Command::Kubelet(cmd) => run_kubelet(*cmd).await,
+            Command::KubeProxy(cmd) => run_kube_proxy(*cmd).await,
             Command::Images(_) => Ok(()),
         }
     })

@@ -1335,6 +1335,14 @@ struct TestNetns(String);
 
 impl TestNetns {
     fn enter(role: &str) -> TestNetns {
+        let ns = TestNetns::make(role);
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        ns
+    }
+
+    /// Makes the namespace without entering it.
+    fn make(role: &str) -> TestNetns {
         let name = format!("fke2e-{}-{role}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
         let ok = Command::new("ip")
@@ -1348,10 +1356,30 @@ impl TestNetns {
                 .unwrap()
                 .success();
         assert!(ok, "making network namespace {name}");
-        let file = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         TestNetns(name)
     }
+
+    /// Runs `argv` inside the namespace (its network only: mounts stay the
+    /// caller's).
+    fn exec(&self, argv: &[&str]) -> std::process::Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.0))
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Runs `ip` with these arguments, which must succeed.
+fn ip(args: &str) {
+    let args: Vec<&str> = args.split(' ').collect();
+    let out = Command::new("ip").args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for TestNetns {
@@ -1360,21 +1388,7 @@ impl Drop for TestNetns {
     }
 }
 
-const WEB_AND_CLIENT: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: ferrokube.test/busybox:1
-    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    readinessProbe:
-      tcpSocket: {port: 8080}
-      periodSeconds: 1
----
+const CLIENT_POD: &str = r#"
 apiVersion: v1
 kind: Pod
 metadata:
@@ -1386,6 +1400,21 @@ spec:
     image: ferrokube.test/busybox:1
     command: ["sleep", "3600"]
 "#;
+
+/// Waits until these pods are Ready.
+fn wait_ready(k: &Kubectl, names: &[&str]) {
+    let ready = eventually(Duration::from_secs(60), || {
+        names.iter().all(|n| {
+            pod_json(k, n)["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+    });
+    assert!(ready, "{:#}", k.json(&["get", "pods"]));
+}
 
 /// The pod's address as its status reports it (podIP and podIPs agree, and it is not
 /// the node's).
@@ -1408,18 +1437,9 @@ fn bridge_network_connects_pods() {
     let c = start_with("builtin", &["pod-network=bridge"]);
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    k.apply(&[], WEB_AND_CLIENT);
-    let ready = eventually(Duration::from_secs(60), || {
-        ["web", "client"].iter().all(|n| {
-            pod_json(&k, n)["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
-        })
-    });
-    assert!(ready, "{:#}", k.json(&["get", "pods"]));
+    k.apply(&[], &web_pod("web"));
+    k.apply(&[], CLIENT_POD);
+    wait_ready(&k, &["web", "client"]);
 
     let node = k.json(&["get", "nodes"])["items"][0].clone();
     let cidr = node["spec"]["podCIDR"].as_str().unwrap().to_string();
@@ -1501,4 +1521,176 @@ fn bridge_network_connects_pods() {
         "{} still recorded",
         record.display()
     );
+}
+
+const WEB_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nobody
+spec:
+  selector: {app: nobody}
+  ports:
+  - {port: 80}
+"#;
+
+/// A pod (of the `web` Service) answering HTTP on 8080 with its name, ready while
+/// /tmp/ready exists.
+fn web_pod(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "touch /tmp/ready && mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec: {{command: ["test", "-f", "/tmp/ready"]}}
+      periodSeconds: 1
+"#
+    )
+}
+
+/// The distinct answers of 30 requests to `url`, made from the client pod.
+fn answers_from_pod(k: &Kubectl, url: &str) -> std::collections::BTreeSet<String> {
+    // (busybox 1.35's wget crashes on -T: timeouts come from `timeout`.)
+    let script = format!("for i in $(seq 30); do timeout 2 wget -qO- {url}; done");
+    k.ok(&["exec", "client", "--", "sh", "-c", &script])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// kube-proxy (nftables) in a cluster inside a network namespace this test makes,
+/// with a second namespace as a client outside the cluster: a Service's cluster IP
+/// balances over its ready endpoints from a pod and from the node itself, its node
+/// port does the same for the outside client, an endpoint that stops being ready
+/// leaves the rotation, and a Service without endpoints refuses connections.
+#[test]
+fn services_reach_ready_endpoints() {
+    let _netns = TestNetns::enter("svc");
+    // The outside client, on a link of its own: 192.0.2.1 is the node, .2 the
+    // client; the node's default route leads there and nowhere else.
+    let outside = TestNetns::make("out");
+    ip("link add fkout0 type veth peer name fkout1");
+    ip(&format!("link set fkout1 netns {}", outside.0));
+    ip("addr add 192.0.2.1/24 dev fkout0");
+    ip("link set fkout0 up");
+    ip("route add default via 192.0.2.2");
+    ip(&format!(
+        "-n {} addr add 192.0.2.2/24 dev fkout1",
+        outside.0
+    ));
+    ip(&format!("-n {} link set fkout1 up", outside.0));
+
+    let c = start_with("builtin", &["pod-network=bridge"]);
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], WEB_SERVICE);
+    k.apply(&[], &web_pod("web-a"));
+    k.apply(&[], &web_pod("web-b"));
+    k.apply(&[], CLIENT_POD);
+    wait_ready(&k, &["web-a", "web-b", "client"]);
+    let svc = k.json(&["get", "service", "web"]);
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    let nobody = k.ok(&[
+        "get",
+        "service",
+        "nobody",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+
+    // From a pod, by cluster IP: both endpoints answer.
+    let both = set(&["web-a", "web-b"]);
+    let url = format!("http://{cluster_ip}/");
+    assert!(
+        eventually(Duration::from_secs(30), || answers_from_pod(&k, &url)
+            == both),
+        "{:?}",
+        answers_from_pod(&k, &url)
+    );
+    // From the node itself (its own packets, through the output hook).
+    let from_node = || -> std::collections::BTreeSet<String> {
+        (0..30)
+            .filter_map(|_| {
+                let out = Command::new("timeout")
+                    .args(["2", "busybox", "wget", "-qO-", &url])
+                    .output()
+                    .unwrap();
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            })
+            .collect()
+    };
+    assert_eq!(from_node(), both);
+    // From outside the cluster, by node port.
+    let node_url = format!("http://192.0.2.1:{node_port}/");
+    let from_outside = || -> std::collections::BTreeSet<String> {
+        (0..30)
+            .filter_map(|_| {
+                let out = outside.exec(&["timeout", "2", "busybox", "wget", "-qO-", &node_url]);
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            })
+            .collect()
+    };
+    assert_eq!(from_outside(), both);
+
+    // A Service without endpoints refuses at once rather than timing out.
+    let out = k.run(&[
+        "exec",
+        "client",
+        "--",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        &format!("http://{nobody}/"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("refused"), "{err}");
+
+    // web-b stops being ready: it leaves the rotation everywhere.
+    k.ok(&["exec", "web-b", "--", "rm", "/tmp/ready"]);
+    let only_a = set(&["web-a"]);
+    assert!(
+        eventually(Duration::from_secs(30), || answers_from_pod(&k, &url)
+            == only_a),
+        "{:?}",
+        answers_from_pod(&k, &url)
+    );
+    assert_eq!(from_outside(), only_a);
+
+    // The rules are the upstream layout, in this namespace only.
+    let table = Command::new("nft")
+        .args(["list", "table", "ip", "kube-proxy"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("chain services"), "{table}");
+    assert!(table.contains("default/web/tcp/http"), "{table}");
 }

@@ -43,6 +43,9 @@ async fn network(shared: &Shared) -> Result<Arc<PodNetwork>, String> {
                 }
             };
             let bridge = Bridge::new(&shared.config.pod_bridge_name, cidr);
+            bridge
+                .enable_forwarding()
+                .map_err(|e| format!("network is not ready: {e}"))?;
             let dir = shared
                 .config
                 .root_dir

@@ -150,7 +150,34 @@ impl Bridge {
         }
     }
 
-    /// Makes the bridge in the calling thread's namespace if it is missing, gives it the
+    /// Lets the node route pod traffic (IP forwarding on) and pass bridged IPv4
+    /// packets through netfilter (`bridge-nf-call-iptables`), so that a Service's
+    /// DNAT also applies between pods on this bridge and replies are translated
+    /// back, as kube-proxy needs. Both settings belong to the calling thread's
+    /// network namespace. Without the bridge netfilter module only the second is
+    /// skipped, with a warning.
+    pub fn enable_forwarding(&self) -> Result<(), NetError> {
+        let forward = if self.subnet.addr().is_ipv4() {
+            "/proc/sys/net/ipv4/ip_forward"
+        } else {
+            "/proc/sys/net/ipv6/conf/all/forwarding"
+        };
+        write_sysctl(forward)?;
+        let bridged = if self.subnet.addr().is_ipv4() {
+            "/proc/sys/net/bridge/bridge-nf-call-iptables"
+        } else {
+            "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+        };
+        if std::path::Path::new(bridged).exists() {
+            write_sysctl(bridged)?;
+        } else {
+            tracing::warn!(
+                "{bridged} is missing (br_netfilter not loaded): Services between pods on one bridge will not work"
+            );
+        }
+        Ok(())
+    }
+
     /// gateway address and brings it up. Returns its index.
     pub async fn ensure(&self) -> Result<u32, NetError> {
         let handle = connect_here()?;
@@ -316,6 +343,14 @@ pub fn host_ifname(sandbox_id: &str) -> String {
         h = h.wrapping_mul(0x0100_0193);
     }
     format!("veth{h:08x}")
+}
+
+/// Sets a boolean sysctl to 1.
+fn write_sysctl(path: &str) -> Result<(), NetError> {
+    std::fs::write(path, b"1").map_err(|source| NetError::Io {
+        context: format!("writing {path}"),
+        source,
+    })
 }
 
 #[cfg(test)]

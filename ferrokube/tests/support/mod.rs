@@ -60,7 +60,8 @@ impl Cluster {
     /// leaves the loopback; eviction only reacts to a nearly exhausted memory. Pods get
     /// no network (a bridge in the host's namespace would give them a route to the
     /// host's network): a test that wants one runs the cluster in a network namespace
-    /// of its own and passes `--kubelet-arg pod-network=bridge`.
+    /// of its own and passes `--kubelet-arg pod-network=bridge`; only such a cluster
+    /// runs kube-proxy (its rules belong in that namespace, not the host's).
     pub fn start_agent_in(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         let port = format!("port={}", free_port());
         let mut args = vec![
@@ -79,6 +80,9 @@ impl Cluster {
             "--kubelet-arg",
             "pod-network=none",
         ];
+        if !extra.contains(&"pod-network=bridge") {
+            args.push("--disable-kube-proxy");
+        }
         args.extend_from_slice(extra);
         Self::launch(dir, &args)
     }

@@ -1,0 +1,222 @@
+//! kube-proxy: watches Services and EndpointSlices and programs the node's data path
+//! so that cluster IPs, external IPs, load-balancer IPs and node ports reach the
+//! ready endpoints behind them. [`model`] says what to program, [`nftables`] how;
+//! [`run`] keeps the two in step with the API, at most once per
+//! `--min-sync-period`, and writes only what changed.
+
+pub mod model;
+pub mod nftables;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ipnet::Ipv4Net;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use tracing::{info, warn};
+
+use crate::nftables::{Masquerade, Nftables, Ruleset, SyncKind};
+
+/// Services carrying either label are not this proxy's: one names another proxy,
+/// the other marks a headless Service. Slices carry their Service's labels.
+const PROXIED: &str = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless";
+
+/// How the data path is built.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// nftables, one `ip kube-proxy` table, changed incrementally.
+    Nftables,
+}
+
+/// kube-proxy's flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ProxyConfig {
+    /// The name of this node (for endpoints of Local traffic policies); the host
+    /// name when empty.
+    #[arg(long = "hostname-override", default_value = "")]
+    pub hostname_override: String,
+    /// The pods' address range: traffic to a cluster IP from outside it is
+    /// masqueraded.
+    #[arg(long = "cluster-cidr")]
+    pub cluster_cidr: Option<Ipv4Net>,
+    /// Masquerade all traffic to cluster IPs.
+    #[arg(long = "masquerade-all", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub masquerade_all: bool,
+    /// How the data path is built.
+    #[arg(long = "proxy-mode", value_enum, default_value = "nftables")]
+    pub proxy_mode: ProxyMode,
+    /// The shortest time between two syncs of the data path (a Go duration).
+    #[arg(long = "min-sync-period", default_value = "1s", value_parser = parse_duration)]
+    pub min_sync_period: Duration,
+    /// The `nft` command.
+    #[arg(long = "nft-path", default_value = "nft")]
+    pub nft_path: String,
+    /// Remove the rules this proxy made and exit.
+    #[arg(long = "cleanup", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub cleanup: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    controllers::config::parse_go_duration(s).ok_or_else(|| format!("invalid duration {s:?}"))
+}
+
+/// Why the proxy stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Nft(#[from] nftables::NftError),
+    #[error("the {0} watch ended")]
+    WatchEnded(&'static str),
+}
+
+/// The node's name: `--hostname-override`, else the host name, lower-cased as the
+/// kubelet registers it.
+pub fn node_name(config: &ProxyConfig) -> String {
+    if !config.hostname_override.is_empty() {
+        return config.hostname_override.to_lowercase();
+    }
+    nix_hostname().to_lowercase()
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Removes the rules a proxy made (`--cleanup`).
+pub async fn cleanup(config: &ProxyConfig) -> Result<(), ProxyError> {
+    Nftables::new(&config.nft_path).cleanup().await?;
+    Ok(())
+}
+
+/// Runs the proxy until `shutdown` completes. The rules stay in place when it
+/// stops, so traffic keeps flowing while it restarts.
+pub async fn run(
+    client: Client,
+    config: ProxyConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ProxyError> {
+    if config.cleanup {
+        return cleanup(&config).await;
+    }
+    let mut nft = Nftables::new(&config.nft_path);
+    let node = node_name(&config);
+    let masq = Masquerade {
+        cluster_cidr: config.cluster_cidr,
+        all: config.masquerade_all,
+    };
+    let cfg = watcher::Config::default().labels(PROXIED);
+    let (services, svc_writer) = reflector::store::<Service>();
+    let (slices, slice_writer) = reflector::store::<EndpointSlice>();
+    let svc_stream = reflector::reflector(
+        svc_writer,
+        watcher::watcher(Api::<Service>::all(client.clone()), cfg.clone()),
+    )
+    .default_backoff()
+    .boxed();
+    let slice_stream = reflector::reflector(
+        slice_writer,
+        watcher::watcher(Api::<EndpointSlice>::all(client), cfg),
+    )
+    .default_backoff()
+    .boxed();
+    info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
+    tokio::pin!(shutdown);
+    let mut streams = futures::stream::select(
+        svc_stream.map(|e| ("services", e.is_ok())),
+        slice_stream.map(|e| ("endpointslices", e.is_ok())),
+    );
+    let mut dirty = true;
+    let mut last_sync: Option<Instant> = None;
+    let mut retry = Duration::from_secs(1);
+    loop {
+        // Sync when something changed, both caches are filled, and the last sync
+        // is at least min-sync-period ago.
+        let ready = services.is_ready_now() && slices.is_ready_now();
+        let wait = match (dirty && ready, last_sync) {
+            (false, _) => None,
+            (true, None) => Some(Duration::ZERO),
+            (true, Some(t)) => Some(config.min_sync_period.saturating_sub(t.elapsed())),
+        };
+        tokio::select! {
+            ev = streams.next() => {
+                match ev {
+                    Some((_, true)) => dirty = true,
+                    Some((what, false)) => warn!(what, "watch failed; retrying"),
+                    None => return Err(ProxyError::WatchEnded("service")),
+                }
+            }
+            _ = sleep_opt(wait) => {
+                last_sync = Some(Instant::now());
+                match sync(&mut nft, &services, &slices, &node, &masq).await {
+                    Ok(()) => {
+                        dirty = false;
+                        retry = Duration::from_secs(1);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "syncing the data path failed; retrying");
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a store has had its first full list.
+trait ReadyNow {
+    fn is_ready_now(&self) -> bool;
+}
+
+impl<K> ReadyNow for Store<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    fn is_ready_now(&self) -> bool {
+        self.wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok())
+    }
+}
+
+use futures::FutureExt;
+
+async fn sync(
+    nft: &mut Nftables,
+    services: &Store<Service>,
+    slices: &Store<EndpointSlice>,
+    node: &str,
+    masq: &Masquerade,
+) -> Result<(), nftables::NftError> {
+    let started = Instant::now();
+    let svcs: Vec<Arc<Service>> = services.state();
+    let eps: Vec<Arc<EndpointSlice>> = slices.state();
+    let ports = model::service_ports(&svcs, &eps, node);
+    let rs = Ruleset::build(&ports, masq);
+    let kind = nft.sync(rs).await?;
+    if kind != SyncKind::Unchanged {
+        info!(
+            ?kind,
+            service_ports = ports.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "synced the data path"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,471 @@
+//! What the proxy programs, independent of how: each port of each proxied Service with
+//! its virtual addresses (cluster IPs, external IPs, load-balancer IPs, node port),
+//! its policies, and the endpoints its EndpointSlices list for that port. Endpoints
+//! are then sorted into the ones cluster-wide and node-local traffic may use, by
+//! upstream's rules (ready first; serving-but-terminating ones only when no ready
+//! one is left).
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// The EndpointSlice label naming the Service a slice belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A transport protocol a Service port may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    fn parse(s: Option<&str>) -> Option<Protocol> {
+        match s.unwrap_or("TCP") {
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            "SCTP" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name (`tcp`), as nftables and chain names spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// One port of one Service: `namespace/name:port-name` and its protocol.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServicePortName {
+    pub namespace: String,
+    pub name: String,
+    pub port: String,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for ServicePortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.namespace,
+            self.name,
+            self.protocol.as_str(),
+            self.port
+        )
+    }
+}
+
+/// One endpoint of a Service port, with its EndpointSlice conditions.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    /// On this proxy's node.
+    pub local: bool,
+}
+
+/// A Service port as the proxy programs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub id: ServicePortName,
+    pub cluster_ips: Vec<Ipv4Addr>,
+    pub port: u16,
+    pub node_port: Option<u16>,
+    /// `spec.externalIPs` and load-balancer ingress addresses: reached from outside,
+    /// so they follow the external traffic policy, like the node port.
+    pub external_ips: Vec<Ipv4Addr>,
+    /// `sessionAffinity: ClientIP`, with its timeout in seconds.
+    pub affinity_timeout: Option<u32>,
+    /// `externalTrafficPolicy: Local` on a Service reachable from outside.
+    pub external_local: bool,
+    /// `internalTrafficPolicy: Local`.
+    pub internal_local: bool,
+    /// Every endpoint the slices list for this port, sorted, without duplicates.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Which endpoints each kind of traffic goes to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Categorized<'a> {
+    /// For traffic under the Cluster policy (empty when no traffic uses it).
+    pub cluster: Vec<&'a Endpoint>,
+    /// For traffic under the Local policy (empty when no traffic uses it).
+    pub local: Vec<&'a Endpoint>,
+    /// Whether any endpoint anywhere could serve the port: with none, traffic is
+    /// rejected; with some but none usable here, dropped.
+    pub any: bool,
+}
+
+impl ServicePort {
+    /// Reachable from outside the cluster: a node port or an external address.
+    pub fn externally_accessible(&self) -> bool {
+        self.node_port.is_some() || !self.external_ips.is_empty()
+    }
+
+    /// Some traffic (internal, or external under the Cluster policy) may go to
+    /// endpoints anywhere.
+    pub fn uses_cluster_endpoints(&self) -> bool {
+        !self.internal_local || (self.externally_accessible() && !self.external_local)
+    }
+
+    /// Some traffic goes only to endpoints on this node.
+    pub fn uses_local_endpoints(&self) -> bool {
+        self.internal_local || self.external_local
+    }
+
+    /// Sorts the endpoints by the traffic that may use them: ready endpoints, or,
+    /// when there is no ready one, the ones still serving while they terminate.
+    pub fn categorize(&self) -> Categorized<'_> {
+        let mut out = Categorized::default();
+        if self.uses_cluster_endpoints() {
+            out.cluster = self.endpoints.iter().filter(|e| e.ready).collect();
+            if out.cluster.is_empty() {
+                out.cluster = self
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.serving && e.terminating)
+                    .collect();
+            }
+            out.any = !out.cluster.is_empty();
+        }
+        if !self.uses_local_endpoints() {
+            return out;
+        }
+        let usable = |e: &&Endpoint| e.ready || (e.serving && e.terminating);
+        out.any |= self.endpoints.iter().any(|e| usable(&e));
+        out.local = self
+            .endpoints
+            .iter()
+            .filter(|e| e.local && e.ready)
+            .collect();
+        if out.local.is_empty() {
+            out.local = self
+                .endpoints
+                .iter()
+                .filter(|e| e.local && e.serving && e.terminating)
+                .collect();
+        }
+        out
+    }
+}
+
+/// The Service ports to program from the Services and EndpointSlices the proxy
+/// sees, for the node `node_name`. Headless and ExternalName Services have no
+/// virtual address and are left out, as are IPv6 addresses (this proxy programs
+/// IPv4).
+pub fn service_ports(
+    services: &[impl Borrow<Service>],
+    slices: &[impl Borrow<EndpointSlice>],
+    node_name: &str,
+) -> Vec<ServicePort> {
+    // Slices by the namespace/name of their Service.
+    let mut by_service: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in slices {
+        let slice: &EndpointSlice = slice.borrow();
+        if slice.address_type != "IPv4" {
+            continue;
+        }
+        let (Some(ns), Some(svc)) = (
+            slice.metadata.namespace.as_deref(),
+            slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL)),
+        ) else {
+            continue;
+        };
+        by_service.entry((ns, svc)).or_default().push(slice);
+    }
+    let mut out = Vec::new();
+    for svc in services {
+        let svc: &Service = svc.borrow();
+        let (Some(ns), Some(name), Some(spec)) = (
+            svc.metadata.namespace.as_deref(),
+            svc.metadata.name.as_deref(),
+            svc.spec.as_ref(),
+        ) else {
+            continue;
+        };
+        if spec.type_.as_deref() == Some("ExternalName") {
+            continue;
+        }
+        let cluster_ips: Vec<Ipv4Addr> = spec
+            .cluster_ips
+            .iter()
+            .flatten()
+            .chain(spec.cluster_ip.iter())
+            .filter_map(|ip| ip.parse().ok())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if cluster_ips.is_empty() {
+            continue; // headless, or no IPv4 address
+        }
+        let mut external_ips: BTreeSet<Ipv4Addr> = spec
+            .external_ips
+            .iter()
+            .flatten()
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        if spec.type_.as_deref() == Some("LoadBalancer") {
+            // An ingress in "Proxy" mode is reached through its load balancer,
+            // which sends to the node port: not programmed here.
+            let ingress = svc
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref());
+            for i in ingress.into_iter().flatten() {
+                if i.ip_mode.as_deref() == Some("Proxy") {
+                    continue;
+                }
+                if let Some(ip) = i.ip.as_deref().and_then(|ip| ip.parse().ok()) {
+                    external_ips.insert(ip);
+                }
+            }
+        }
+        let affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .and_then(|t| u32::try_from(t).ok())
+                .filter(|t| *t > 0)
+                .unwrap_or(10800)
+        });
+        let node_port_type = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+        let svc_slices = by_service.get(&(ns, name));
+        for sp in spec.ports.iter().flatten() {
+            let Some(protocol) = Protocol::parse(sp.protocol.as_deref()) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(sp.port) else {
+                continue;
+            };
+            let port_name = sp.name.clone().unwrap_or_default();
+            let node_port = sp
+                .node_port
+                .filter(|_| node_port_type)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0);
+            let mut endpoints = BTreeMap::new();
+            for slice in svc_slices.into_iter().flatten() {
+                let Some(slice_port) = slice.ports.iter().flatten().find(|p| {
+                    p.name.as_deref().unwrap_or("") == port_name
+                        && Protocol::parse(p.protocol.as_deref()) == Some(protocol)
+                }) else {
+                    continue;
+                };
+                let Some(ep_port) = slice_port.port.and_then(|p| u16::try_from(p).ok()) else {
+                    continue;
+                };
+                for ep in &slice.endpoints {
+                    let Some(ip) = ep.addresses.first().and_then(|a| a.parse().ok()) else {
+                        continue;
+                    };
+                    let c = ep.conditions.as_ref();
+                    // Unset conditions mean ready and serving, as upstream reads them.
+                    let ready = c.and_then(|c| c.ready).unwrap_or(true);
+                    let serving = c.and_then(|c| c.serving).unwrap_or(ready);
+                    let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
+                    let local = ep.node_name.as_deref() == Some(node_name);
+                    endpoints.entry((ip, ep_port)).or_insert(Endpoint {
+                        ip,
+                        port: ep_port,
+                        ready,
+                        serving,
+                        terminating,
+                        local,
+                    });
+                }
+            }
+            let mut sp = ServicePort {
+                id: ServicePortName {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    port: port_name,
+                    protocol,
+                },
+                cluster_ips: cluster_ips.clone(),
+                port,
+                node_port,
+                external_ips: external_ips.iter().copied().collect(),
+                affinity_timeout,
+                external_local: false,
+                internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
+                endpoints: endpoints.into_values().collect(),
+            };
+            sp.external_local = sp.externally_accessible()
+                && spec.external_traffic_policy.as_deref() == Some("Local");
+            out.push(sp);
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn svc(v: serde_json::Value) -> Service {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn slice(v: serde_json::Value) -> EndpointSlice {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn web() -> Service {
+        svc(json!({
+            "metadata": {"namespace": "default", "name": "web"},
+            "spec": {"type": "NodePort", "clusterIP": "10.43.0.10", "clusterIPs": ["10.43.0.10"],
+                     "ports": [{"name": "http", "port": 80, "nodePort": 30080},
+                               {"name": "dns", "port": 53, "protocol": "UDP"}]}
+        }))
+    }
+
+    fn web_slice() -> EndpointSlice {
+        slice(json!({
+            "metadata": {"namespace": "default", "name": "web-abc",
+                         "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.42.0.5"], "nodeName": "n1", "conditions": {"ready": true}},
+                {"addresses": ["10.42.1.5"], "nodeName": "n2",
+                 "conditions": {"ready": false, "serving": true, "terminating": true}},
+                {"addresses": ["10.42.0.6"], "nodeName": "n1",
+                 "conditions": {"ready": false, "serving": false}}
+            ]
+        }))
+    }
+
+    #[test]
+    fn ports_take_endpoints_of_their_name_and_protocol() {
+        let ports = service_ports(&[web()], &[web_slice()], "n1");
+        assert_eq!(ports.len(), 2);
+        let dns = ports.iter().find(|p| p.id.port == "dns").unwrap();
+        assert_eq!(dns.id.protocol, Protocol::Udp);
+        assert!(dns.endpoints.is_empty());
+        assert_eq!(dns.node_port, None);
+        let http = ports.iter().find(|p| p.id.port == "http").unwrap();
+        assert_eq!(http.id.to_string(), "default/web/tcp/http");
+        assert_eq!(http.cluster_ips, vec![Ipv4Addr::new(10, 43, 0, 10)]);
+        assert_eq!(http.node_port, Some(30080));
+        assert_eq!(http.endpoints.len(), 3);
+        assert!(http.endpoints.iter().all(|e| e.port == 8080));
+        let local: Vec<_> = http.endpoints.iter().filter(|e| e.local).collect();
+        assert_eq!(local.len(), 2);
+        let c = http.categorize();
+        assert_eq!(c.cluster.len(), 1);
+        assert_eq!(c.cluster[0].ip, Ipv4Addr::new(10, 42, 0, 5));
+        assert!(c.local.is_empty(), "no traffic uses local endpoints");
+        assert!(c.any);
+    }
+
+    #[test]
+    fn headless_external_name_and_ipv6_are_left_out() {
+        let headless = svc(json!({
+            "metadata": {"namespace": "default", "name": "h"},
+            "spec": {"clusterIP": "None", "ports": [{"port": 80}]}
+        }));
+        let ext = svc(json!({
+            "metadata": {"namespace": "default", "name": "e"},
+            "spec": {"type": "ExternalName", "externalName": "example.org"}
+        }));
+        let v6 = svc(json!({
+            "metadata": {"namespace": "default", "name": "v6"},
+            "spec": {"clusterIP": "fd00::10", "ports": [{"port": 80}]}
+        }));
+        let none: &[EndpointSlice] = &[];
+        assert!(service_ports(&[headless, ext, v6], none, "n1").is_empty());
+    }
+
+    #[test]
+    fn terminating_endpoints_serve_only_when_none_is_ready() {
+        let mut s = web_slice();
+        s.endpoints.remove(0);
+        let ports = service_ports(&[web()], &[s], "n1");
+        let http = ports.iter().find(|p| p.id.port == "http").unwrap();
+        let c = http.categorize();
+        assert_eq!(c.cluster.len(), 1);
+        assert_eq!(c.cluster[0].ip, Ipv4Addr::new(10, 42, 1, 5));
+        assert!(c.any);
+    }
+
+    #[test]
+    fn local_policies_pick_this_nodes_endpoints() {
+        let mut s = web();
+        let spec = s.spec.as_mut().unwrap();
+        spec.external_traffic_policy = Some("Local".into());
+        spec.session_affinity = Some("ClientIP".into());
+        let ports = service_ports(&[s.clone()], &[web_slice()], "n1");
+        let http = ports.iter().find(|p| p.id.port == "http").unwrap();
+        assert!(http.external_local && !http.internal_local);
+        assert_eq!(http.affinity_timeout, Some(10800));
+        let c = http.categorize();
+        assert_eq!(
+            c.cluster.len(),
+            1,
+            "cluster IP traffic still uses all nodes"
+        );
+        assert_eq!(c.local.len(), 1);
+        assert_eq!(c.local[0].ip, Ipv4Addr::new(10, 42, 0, 5));
+
+        // On a node with no usable endpoint of its own: nothing local, but endpoints
+        // exist elsewhere.
+        let ports = service_ports(&[s.clone()], &[web_slice()], "n3");
+        let http = ports.iter().find(|p| p.id.port == "http").unwrap();
+        let c = http.categorize();
+        assert!(c.local.is_empty() && c.any);
+
+        // internalTrafficPolicy Local alone, on a ClusterIP service: no cluster-wide
+        // traffic at all.
+        let mut s = web();
+        let spec = s.spec.as_mut().unwrap();
+        spec.type_ = Some("ClusterIP".into());
+        spec.internal_traffic_policy = Some("Local".into());
+        let ports = service_ports(&[s], &[web_slice()], "n2");
+        let http = ports.iter().find(|p| p.id.port == "http").unwrap();
+        assert_eq!(http.node_port, None, "a ClusterIP service has no node port");
+        let c = http.categorize();
+        assert!(c.cluster.is_empty());
+        assert_eq!(c.local.len(), 1, "the serving, terminating one on n2");
+        assert!(c.any);
+    }
+
+    #[test]
+    fn load_balancer_ingress_counts_as_external_unless_proxied() {
+        let mut s = web();
+        s.spec.as_mut().unwrap().type_ = Some("LoadBalancer".into());
+        s.spec.as_mut().unwrap().external_ips = Some(vec!["192.0.2.9".into()]);
+        s.status = Some(
+            serde_json::from_value(json!({"loadBalancer": {"ingress": [
+                {"ip": "192.0.2.1", "ipMode": "VIP"}, {"ip": "192.0.2.2", "ipMode": "Proxy"},
+                {"hostname": "lb.example"}]}}))
+            .unwrap(),
+        );
+        let ports = service_ports(&[s], &[web_slice()], "n1");
+        let http = ports.iter().find(|p| p.id.port == "http").unwrap();
+        let ips: Vec<String> = http.external_ips.iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, ["192.0.2.1", "192.0.2.9"]);
+        assert_eq!(http.node_port, Some(30080));
+    }
+}

@@ -1,0 +1,183 @@
+//! The nftables data path on the real kernel, inside a network namespace this test
+//! makes: endpoints are TCP listeners on addresses of a veth pair whose both ends
+//! live in that namespace, and connections to cluster IPs and node ports must reach
+//! them, follow endpoint changes applied as partial transactions, and be refused
+//! when a Service has no endpoint or a cluster IP lacks the port.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use service_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName};
+use service_proxy::nftables::{Masquerade, Nftables, Ruleset, SyncKind, TABLE};
+
+/// A namespace entered by the calling thread; removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn enter(role: &str) -> Netns {
+        let name = format!("fkproxy-{}-{role}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success());
+        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let ns = Netns(name);
+        for cmd in [
+            "link set lo up",
+            "link add vA type veth peer name vB",
+            "link set vA up",
+            "link set vB up",
+            "addr add 10.42.0.5/32 dev vA",
+            "addr add 10.42.0.6/32 dev vB",
+            "route add 10.43.0.0/16 dev vA",
+        ] {
+            let args: Vec<&str> = cmd.split(' ').collect();
+            assert!(
+                Command::new("ip").args(&args).status().unwrap().success(),
+                "{cmd}"
+            );
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A listener answering each connection with its name.
+fn serve(ip: Ipv4Addr, name: &'static str) {
+    let l = TcpListener::bind((ip, 8080)).unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(name.as_bytes());
+        }
+    });
+}
+
+/// Who answers at `addr`, or the connection's error kind.
+fn ask(addr: &str) -> Result<String, std::io::ErrorKind> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.kind())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.kind())?;
+    Ok(out)
+}
+
+fn ep(last: u8) -> Endpoint {
+    Endpoint {
+        ip: Ipv4Addr::new(10, 42, 0, last),
+        port: 8080,
+        ready: true,
+        serving: true,
+        terminating: false,
+        local: true,
+    }
+}
+
+fn web(endpoints: Vec<Endpoint>) -> ServicePort {
+    ServicePort {
+        id: ServicePortName {
+            namespace: "default".into(),
+            name: "web".into(),
+            port: "http".into(),
+            protocol: Protocol::Tcp,
+        },
+        cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
+        port: 80,
+        node_port: Some(30080),
+        external_ips: vec![],
+        affinity_timeout: None,
+        external_local: false,
+        internal_local: false,
+        endpoints,
+    }
+}
+
+fn answers(addr: &str, tries: usize) -> std::collections::BTreeSet<String> {
+    (0..tries).map(|_| ask(addr).unwrap()).collect()
+}
+
+#[test]
+fn cluster_ips_and_node_ports_reach_endpoints() {
+    let _ns = Netns::enter("dp");
+    serve(Ipv4Addr::new(10, 42, 0, 5), "five");
+    serve(Ipv4Addr::new(10, 42, 0, 6), "six");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let masq = Masquerade {
+        cluster_cidr: Some("10.42.0.0/16".parse().unwrap()),
+        all: false,
+    };
+    let mut nft = Nftables::new("nft");
+    let sync = |nft: &mut Nftables, ports: &[ServicePort]| {
+        rt.block_on(nft.sync(Ruleset::build(ports, &masq))).unwrap()
+    };
+
+    // Both endpoints answer, through the cluster IP and through the node port.
+    assert_eq!(sync(&mut nft, &[web(vec![ep(5), ep(6)])]), SyncKind::Full);
+    let both: std::collections::BTreeSet<String> = ["five".to_string(), "six".to_string()].into();
+    assert_eq!(answers("10.43.0.10:80", 40), both);
+    assert_eq!(answers("10.42.0.5:30080", 40), both);
+    // A port the cluster IP does not serve is refused, not sent on.
+    assert_eq!(
+        ask("10.43.0.10:81"),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+
+    // One endpoint goes: a partial transaction, and only the other answers.
+    assert_eq!(sync(&mut nft, &[web(vec![ep(6)])]), SyncKind::Partial);
+    assert_eq!(answers("10.43.0.10:80", 20), ["six".to_string()].into());
+    assert_eq!(sync(&mut nft, &[web(vec![ep(6)])]), SyncKind::Unchanged);
+
+    // Session affinity pins this client to one endpoint.
+    let mut pinned = web(vec![ep(5), ep(6)]);
+    pinned.affinity_timeout = Some(30);
+    assert_eq!(sync(&mut nft, &[pinned]), SyncKind::Partial);
+    assert_eq!(answers("10.43.0.10:80", 20).len(), 1);
+
+    // No endpoint: refused at once, on both addresses.
+    assert_eq!(sync(&mut nft, &[web(vec![])]), SyncKind::Partial);
+    assert_eq!(
+        ask("10.43.0.10:80"),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+    assert_eq!(
+        ask("10.42.0.5:30080"),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+
+    // Endpoints back, after the table was changed behind the proxy's back: a
+    // failed partial transaction makes the next sync rewrite the whole table.
+    assert!(Command::new("nft")
+        .args(["delete", "table", "ip", TABLE])
+        .status()
+        .unwrap()
+        .success());
+    let ports = [web(vec![ep(5)])];
+    assert!(rt
+        .block_on(nft.sync(Ruleset::build(&ports, &masq)))
+        .is_err());
+    assert_eq!(sync(&mut nft, &ports), SyncKind::Full);
+    assert_eq!(answers("10.43.0.10:80", 10), ["five".to_string()].into());
+
+    // The service goes: its chains and elements go with it.
+    assert_eq!(sync(&mut nft, &[]), SyncKind::Partial);
+    let listing = Command::new("nft")
+        .args(["list", "table", "ip", TABLE])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(!listing.contains("default/web"), "{listing}");
+    assert!(!listing.contains("10.43.0.10"), "{listing}");
+    rt.block_on(nft.cleanup()).unwrap();
+}
