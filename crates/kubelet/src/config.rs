@@ -139,6 +139,16 @@ pub struct KubeletConfig {
     /// controller).
     #[arg(long)]
     pub pod_cidr: Option<ipnet::IpNet>,
+    /// The cluster DNS servers pods with `dnsPolicy: ClusterFirst` use (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster's DNS domain, searched by pods after their namespace's.
+    #[arg(long, default_value = "")]
+    pub cluster_domain: String,
+    /// The node's resolver configuration, for `dnsPolicy: Default` and as the
+    /// base of the others' search path.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
 }
 
 impl KubeletConfig {
@@ -185,6 +195,9 @@ impl KubeletConfig {
             pod_network: "none".into(),
             pod_bridge_name: "cni0".into(),
             pod_cidr: None,
+            cluster_dns: Vec::new(),
+            cluster_domain: String::new(),
+            resolv_conf: "/etc/resolv.conf".into(),
         }
     }
 

@@ -393,8 +393,21 @@ impl PodWorker {
             std::fs::write(dir.join("etc/hosts"), hosts).map_err(|e| e.to_string())?;
             std::fs::write(dir.join("etc/hostname"), format!("{hostname}\n"))
                 .map_err(|e| e.to_string())?;
-            let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            std::fs::write(dir.join("etc/resolv.conf"), resolv).map_err(|e| e.to_string())?;
+            let config = &self.shared.config;
+            let host = std::fs::read_to_string(&config.resolv_conf).unwrap_or_default();
+            let host = crate::dns::ResolvConf::parse(&host);
+            let dns = crate::dns::ClusterDns {
+                servers: &config.cluster_dns,
+                domain: &config.cluster_domain,
+                host: &host,
+            };
+            let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+            let (resolv, warnings) = crate::dns::pod_resolv_conf(&spec, ns, &dns);
+            for (reason, message) in warnings {
+                self.event(None, EventType::Warning, reason, message);
+            }
+            std::fs::write(dir.join("etc/resolv.conf"), resolv.render())
+                .map_err(|e| e.to_string())?;
         }
         // Cgroup for the pod, by QoS, written when its limits change.
         let qos = podspec::pod_qos_class(&spec);
