@@ -3,14 +3,13 @@
 //! Subcommands name the components (`server` runs the all-in-one cluster,
 //! `apiserver` the API server alone, `scheduler` and `controller-manager` those
 //! components against any apiserver, `kubelet` the node agent, `kube-proxy` the
-//! node's Service data path, `images` the node's
-//! image store, `sim-nodes` simulated nodes for tests and benchmarks). Like
+//! node's Service data path, `cluster-dns` the cluster's DNS server, `images` the
+//! node's image store, `sim-nodes` simulated nodes for tests and benchmarks). Like
 //! hyperkube, the binary also dispatches on the name it was started as: a symlink
 //! called `kube-apiserver` runs the apiserver, `kube-scheduler` the scheduler,
 //! `kube-controller-manager` the controller manager, `kubelet` the kubelet,
-//! `kube-proxy` kube-proxy. The
-//! hidden `container-shim` subcommand is the per-container shim the kubelet's
-//! runtime starts.
+//! `kube-proxy` kube-proxy. The hidden `container-shim` subcommand is the
+//! per-container shim the kubelet's runtime starts.
 
 use anyhow::{Context, Result};
 
@@ -54,6 +53,17 @@ enum Command {
     /// Run kube-proxy: program this node's data path for Services.
     #[command(name = "kube-proxy", alias = "proxy")]
     KubeProxy(Box<KubeProxyCmd>),
+    /// Serve cluster DNS (Services, endpoints and pods under the cluster domain).
+    ClusterDns(Box<ClusterDnsCmd>),
+}
+
+#[derive(Args, Clone)]
+struct ClusterDnsCmd {
+    /// Kubeconfig with the API server's address and credentials.
+    #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    config: cluster_dns::DnsConfig,
 }
 
 #[derive(Args, Clone)]
@@ -174,6 +184,15 @@ struct ServerArgs {
     /// e.g. `min-sync-period=100ms`).
     #[arg(long = "kube-proxy-arg", value_name = "NAME=VALUE")]
     kube_proxy_args: Vec<String>,
+    /// Do not serve cluster DNS (it runs only with the agent and kube-proxy).
+    #[arg(long)]
+    disable_cluster_dns: bool,
+    /// The cluster DNS Service's address, which pods use as their nameserver.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: IpAddr,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
 }
 
 /// The controller manager's flags alone, to parse `--kube-controller-manager-arg`s.
@@ -364,6 +383,8 @@ struct InProcess {
     controller_manager: Option<Box<controller_manager::ControllerManagerConfig>>,
     kubelet: Option<Box<kubelet::KubeletConfig>>,
     kube_proxy: Option<Box<service_proxy::ProxyConfig>>,
+    /// Cluster DNS for this node: its name, the Service address, the server's flags.
+    cluster_dns: Option<(String, IpAddr, cluster_dns::DnsConfig)>,
 }
 
 /// How the kubelet's runtime starts container shims: this binary, `container-shim`.
@@ -399,6 +420,13 @@ async fn run_kube_proxy(cmd: KubeProxyCmd) -> Result<()> {
     service_proxy::run(client, cmd.config, shutdown_signal())
         .await
         .context("kube-proxy")
+}
+
+async fn run_cluster_dns(cmd: ClusterDnsCmd) -> Result<()> {
+    let client = client_from(&cmd.kubeconfig, "cluster-dns").await?;
+    cluster_dns::run(client, cmd.config, shutdown_signal())
+        .await
+        .context("cluster DNS")
 }
 
 fn run_images(cmd: ImagesCmd) -> Result<()> {
@@ -512,8 +540,28 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         if let Some(n) = &args.node_name {
             defaults.push(format!("--hostname-override={n}"));
         }
+        let dns = !args.disable_kube_proxy && !args.disable_cluster_dns;
+        if dns {
+            defaults.push(format!("--cluster-dns={}", args.cluster_dns));
+            defaults.push(format!("--cluster-domain={}", args.cluster_domain));
+        }
         let argv = as_flags("kubelet", defaults, &args.kubelet_args);
         let flags = KubeletFlags::try_parse_from(argv).context("--kubelet-arg")?;
+        if dns {
+            let node = flags
+                .config
+                .hostname_override
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(kubelet::machine::hostname);
+            let config = cluster_dns::DnsConfig {
+                cluster_domain: args.cluster_domain.clone(),
+                // Replaced by the node's pod gateway.
+                dns_bind_address: std::net::SocketAddr::new(args.cluster_dns, 53),
+                upstream_resolv_conf: flags.config.resolv_conf.clone(),
+            };
+            components.cluster_dns = Some((node, args.cluster_dns, config));
+        }
         if !args.disable_kube_proxy {
             // The node's proxy, for the node the kubelet registers.
             let mut defaults = vec![format!("--cluster-cidr={}", args.cluster_cidr)];
@@ -585,6 +633,15 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
             let forever = std::future::pending::<()>();
             if let Err(e) = service_proxy::run(client, *config, forever).await {
                 tracing::error!(error = %e, "kube-proxy stopped");
+            }
+        }));
+    }
+    if let Some((node, ip, config)) = in_process.cluster_dns {
+        let client = client_from(&running.kubeconfig, "cluster-dns").await?;
+        components.push(tokio::spawn(async move {
+            let forever = std::future::pending::<()>();
+            if let Err(e) = cluster_dns::run_for_node(client, &node, ip, config, forever).await {
+                tracing::error!(error = %e, "cluster DNS stopped");
             }
         }));
     }
@@ -685,6 +742,7 @@ fn main() -> Result<()> {
             Command::SimNodes(cmd) => run_sim_nodes(cmd).await,
             Command::Kubelet(cmd) => run_kubelet(*cmd).await,
             Command::KubeProxy(cmd) => run_kube_proxy(*cmd).await,
+            Command::ClusterDns(cmd) => run_cluster_dns(*cmd).await,
             Command::Images(_) => Ok(()),
         }
     })

@@ -1581,11 +1581,13 @@ fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// kube-proxy (nftables) in a cluster inside a network namespace this test makes,
-/// with a second namespace as a client outside the cluster: a Service's cluster IP
-/// balances over its ready endpoints from a pod and from the node itself, its node
-/// port does the same for the outside client, an endpoint that stops being ready
-/// leaves the rotation, and a Service without endpoints refuses connections.
+/// kube-proxy (nftables) and cluster DNS in a cluster inside a network namespace
+/// this test makes, with a second namespace as a client outside the cluster: a
+/// Service's cluster IP balances over its ready endpoints from a pod and from the
+/// node itself, its node port does the same for the outside client, pods resolve
+/// it by name (dig checks A, SRV, PTR, pod and missing names), an endpoint that
+/// stops being ready leaves the rotation, and a Service without endpoints refuses
+/// connections.
 #[test]
 fn services_reach_ready_endpoints() {
     let _netns = TestNetns::enter("svc");
@@ -1659,6 +1661,67 @@ fn services_reach_ready_endpoints() {
             .collect()
     };
     assert_eq!(from_outside(), both);
+
+    // Cluster DNS: the pod's resolver points at it, and it answers for Services by
+    // full name and, through the search path, by short name.
+    let resolv = k.ok(&["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.contains("nameserver 10.43.0.10\n")
+            && resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local")
+            && resolv.contains("options ndots:5"),
+        "{resolv}"
+    );
+    let looked_up = || {
+        k.run(&[
+            "exec",
+            "client",
+            "--",
+            "nslookup",
+            "web.default.svc.cluster.local",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || String::from_utf8_lossy(
+            &looked_up().stdout
+        )
+        .contains(&cluster_ip)),
+        "{:?}",
+        looked_up()
+    );
+    let by_name = k.ok(&["exec", "client", "--", "wget", "-qO-", "http://web/"]);
+    assert!(both.contains(by_name.trim()), "{by_name}");
+    // The records, as dig sees them from the node.
+    let dig = |args: &[&str]| -> String {
+        let out = Command::new("dig")
+            .args(["@10.43.0.10", "+time=2", "+tries=1"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(
+        dig(&["+short", "web.default.svc.cluster.local"]).trim(),
+        cluster_ip
+    );
+    assert_eq!(
+        dig(&["+short", "SRV", "_http._tcp.web.default.svc.cluster.local"]).trim(),
+        "0 100 80 web.default.svc.cluster.local."
+    );
+    assert_eq!(
+        dig(&["+short", "-x", &cluster_ip]).trim(),
+        "web.default.svc.cluster.local."
+    );
+    let web_a = pod_ip(&k, "web-a");
+    assert_eq!(
+        dig(&[
+            "+short",
+            &format!("{}.default.pod.cluster.local", web_a.replace('.', "-"))
+        ])
+        .trim(),
+        web_a
+    );
+    let missing = dig(&["nobody-here.default.svc.cluster.local"]);
+    assert!(missing.contains("status: NXDOMAIN"), "{missing}");
 
     // A Service without endpoints refuses at once rather than timing out.
     let out = k.run(&[

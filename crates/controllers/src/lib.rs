@@ -11,6 +11,8 @@
 //! - [`podcontrol`], [`ranking`], [`util`]: pod creation/deletion with events, the
 //!   scale-down order, and pod/selector helpers; [`claim`]: adopting and releasing
 //!   dependents.
+//! - [`servicecache`]: Services and EndpointSlices for node components that rebuild
+//!   a whole model after changes (kube-proxy, cluster DNS).
 //!
 //! Controllers reach the API server only through a `kube::Client`.
 //!
@@ -43,6 +45,7 @@ pub mod expectations;
 pub mod informer;
 pub mod podcontrol;
 pub mod ranking;
+pub mod servicecache;
 pub mod util;
 pub mod workqueue;
 

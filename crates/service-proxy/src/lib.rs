@@ -10,15 +10,12 @@ pub mod nftables;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use controllers::servicecache::ServiceCache;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
-use kube::runtime::WatchStreamExt;
-use kube::{Api, Client};
-use tracing::{info, warn};
+use kube::Client;
+use tracing::{debug, info, warn};
 
 use crate::nftables::{Masquerade, Nftables, Ruleset, SyncKind};
 
@@ -111,112 +108,43 @@ pub async fn run(
         cluster_cidr: config.cluster_cidr,
         all: config.masquerade_all,
     };
-    let cfg = watcher::Config::default().labels(PROXIED);
-    let (services, svc_writer) = reflector::store::<Service>();
-    let (slices, slice_writer) = reflector::store::<EndpointSlice>();
-    let svc_stream = reflector::reflector(
-        svc_writer,
-        watcher::watcher(Api::<Service>::all(client.clone()), cfg.clone()),
-    )
-    .default_backoff()
-    .boxed();
-    let slice_stream = reflector::reflector(
-        slice_writer,
-        watcher::watcher(Api::<EndpointSlice>::all(client), cfg),
-    )
-    .default_backoff()
-    .boxed();
     info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
+    let mut cache = ServiceCache::watch(client, Some(PROXIED));
     tokio::pin!(shutdown);
-    let mut streams = futures::stream::select(
-        svc_stream.map(|e| ("services", e.is_ok())),
-        slice_stream.map(|e| ("endpointslices", e.is_ok())),
-    );
-    let mut dirty = true;
-    let mut last_sync: Option<Instant> = None;
-    let mut retry = Duration::from_secs(1);
     loop {
-        // Sync when something changed, both caches are filled, and the last sync
-        // is at least min-sync-period ago.
-        let ready = services.is_ready_now() && slices.is_ready_now();
-        let wait = match (dirty && ready, last_sync) {
-            (false, _) => None,
-            (true, None) => Some(Duration::ZERO),
-            (true, Some(t)) => Some(config.min_sync_period.saturating_sub(t.elapsed())),
-        };
-        tokio::select! {
-            ev = streams.next() => {
-                match ev {
-                    Some((_, true)) => dirty = true,
-                    Some((what, false)) => warn!(what, "watch failed; retrying"),
-                    None => return Err(ProxyError::WatchEnded("service")),
-                }
-            }
-            _ = sleep_opt(wait) => {
-                last_sync = Some(Instant::now());
-                match sync(&mut nft, &services, &slices, &node, &masq).await {
-                    Ok(()) => {
-                        dirty = false;
-                        retry = Duration::from_secs(1);
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "syncing the data path failed; retrying");
-                        tokio::time::sleep(retry).await;
-                        retry = (retry * 2).min(Duration::from_secs(30));
-                    }
-                }
-            }
+        let (svcs, eps) = tokio::select! {
+            s = cache.changed(config.min_sync_period) => match s {
+                Some(s) => s,
+                None => return Err(ProxyError::WatchEnded("service")),
+            },
             _ = &mut shutdown => return Ok(()),
+        };
+        match sync(&mut nft, &svcs, &eps, &node, &masq).await {
+            Ok(()) => cache.succeeded(),
+            Err(e) => {
+                warn!(error = %e, "syncing the data path failed; retrying");
+                cache.failed();
+            }
         }
     }
 }
 
-async fn sleep_opt(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Whether a store has had its first full list.
-trait ReadyNow {
-    fn is_ready_now(&self) -> bool;
-}
-
-impl<K> ReadyNow for Store<K>
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
-{
-    fn is_ready_now(&self) -> bool {
-        self.wait_until_ready()
-            .now_or_never()
-            .is_some_and(|r| r.is_ok())
-    }
-}
-
-use futures::FutureExt;
-
 async fn sync(
     nft: &mut Nftables,
-    services: &Store<Service>,
-    slices: &Store<EndpointSlice>,
+    svcs: &[Arc<Service>],
+    eps: &[Arc<EndpointSlice>],
     node: &str,
     masq: &Masquerade,
 ) -> Result<(), nftables::NftError> {
     let started = Instant::now();
-    let svcs: Vec<Arc<Service>> = services.state();
-    let eps: Vec<Arc<EndpointSlice>> = slices.state();
-    let ports = model::service_ports(&svcs, &eps, node);
+    let ports = model::service_ports(svcs, eps, node);
     let rs = Ruleset::build(&ports, masq);
     let kind = nft.sync(rs).await?;
-    if kind != SyncKind::Unchanged {
-        info!(
-            ?kind,
-            service_ports = ports.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "synced the data path"
-        );
+    let ms = started.elapsed().as_millis() as u64;
+    match kind {
+        SyncKind::Full => info!(service_ports = ports.len(), ms, "wrote the whole data path"),
+        SyncKind::Partial => debug!(service_ports = ports.len(), ms, "updated the data path"),
+        SyncKind::Unchanged => {}
     }
     Ok(())
 }
