@@ -5,14 +5,16 @@
 //! start to ready and idle RSS; pod creates (realistic ~2.5 KB pods) with concurrent
 //! clients, throughput and p50/p99; list of 10,000 pods p50/p99; 100 watchers receiving
 //! 10,000 events; RSS holding 10,000 pods. Also the scheduler scenarios
-//! ([`scheduling`]), the control-plane one ([`controlplane`]) and pod startup on a
-//! real kubelet ([`podstart`]). Prints a Markdown
+//! ([`scheduling`]), the control-plane one ([`controlplane`]), pod startup on a
+//! real kubelet ([`podstart`]) and Service programming by kube-proxy
+//! ([`servicesync`]). Prints a Markdown
 //! table and writes JSON.
 
 mod client;
 mod controlplane;
 mod podstart;
 mod scheduling;
+mod servicesync;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -61,7 +63,8 @@ struct Args {
     against: Option<PathBuf>,
     /// Which benchmarks to run: `api` (apiserver and store), `scheduler`,
     /// `controlplane` (a big Deployment on simulated nodes), `pods` (pod startup
-    /// latency on a real kubelet, each OCI runtime), or `all`.
+    /// latency on a real kubelet, each OCI runtime), `services` (kube-proxy: endpoint
+    /// change to data path), or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Nodes in the scheduler scenarios.
@@ -94,6 +97,15 @@ struct Args {
     /// under /run); by default inside each run's data directory.
     #[arg(long)]
     pod_state_dir: Option<PathBuf>,
+    /// Services in the Service programming scenario.
+    #[arg(long, default_value_t = 1_000)]
+    svc_services: usize,
+    /// Endpoints of each of those Services.
+    #[arg(long, default_value_t = 10)]
+    svc_endpoints: usize,
+    /// Endpoint changes timed in the Service programming scenario.
+    #[arg(long, default_value_t = 50)]
+    svc_samples: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench-results.json")]
     out: PathBuf,
@@ -544,6 +556,14 @@ async fn run(args: Args) -> Result<Value> {
             &mut results,
         )
         .await?;
+    }
+    if matches!(args.only.as_str(), "all" | "services") {
+        let sizes = servicesync::Sizes {
+            services: args.svc_services,
+            endpoints: args.svc_endpoints,
+            samples: args.svc_samples,
+        };
+        servicesync::run_all(&args.ferrokube, sizes, &mut results).await?;
     }
     Ok(results)
 }

@@ -2,10 +2,11 @@
 //! - [`endpoints`]: the core/v1 Endpoints of every service with a selector;
 //! - [`endpointslice`]: the discovery.k8s.io/v1 EndpointSlices of those services;
 //! - [`serviceaccount`]: the `default` ServiceAccount of every namespace;
-//! - [`rootca`]: the `kube-root-ca.crt` ConfigMap of every namespace.
+//! - [`rootca`]: the `kube-root-ca.crt` ConfigMap of every namespace;
+//! - [`servicelb`]: node addresses as the ingress of LoadBalancer Services.
 //!
 //! [`podutil`] holds what the two endpoint controllers share; `workers` the worker
-//! loop all four share. [`descriptors`] lists
+//! loop all of them share. [`descriptors`] lists
 //! the controllers for the controller manager.
 
 pub mod endpoints;
@@ -13,6 +14,7 @@ pub mod endpointslice;
 pub mod podutil;
 pub mod rootca;
 pub mod serviceaccount;
+pub mod servicelb;
 mod workers;
 
 use controllers::{ControllerContext, ControllerDescriptor, ControllerError, ControllerFuture};
@@ -43,6 +45,12 @@ pub fn descriptors() -> Vec<ControllerDescriptor> {
             aliases: &["root-ca-cert-publisher"],
             disabled_by_default: false,
             start: rootca::start_root_ca_publisher,
+        },
+        ControllerDescriptor {
+            name: servicelb::SERVICE_LB_CONTROLLER_NAME,
+            aliases: &["service", "servicelb"],
+            disabled_by_default: false,
+            start: servicelb::start_service_lb_controller,
         },
     ]
 }
@@ -77,6 +85,7 @@ mod tests {
                     "root-ca-certificate-publisher-controller",
                     &["root-ca-cert-publisher"][..]
                 ),
+                ("service-lb-controller", &["service", "servicelb"][..]),
             ]
         );
     }

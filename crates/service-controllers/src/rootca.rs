@@ -23,7 +23,7 @@ use controllers::informer::{HandlerRegistration, Informer, InformerFactory, Noti
 use controllers::workqueue::WorkQueue;
 
 use crate::podutil::NAMESPACE_TERMINATING_CAUSE;
-use crate::workers::run_sync_workers;
+use crate::workers::{run_when_synced, KeySync};
 
 /// Canonical name of the root CA certificate publisher.
 pub const ROOT_CA_PUBLISHER_CONTROLLER_NAME: &str = "root-ca-certificate-publisher-controller";
@@ -162,23 +162,19 @@ impl RootCaPublisher {
     /// Starts the informers, waits for their caches, and runs `workers` workers until
     /// the future is dropped.
     pub async fn run(self, workers: usize) {
-        self.informers.start();
-        tokio::join!(
-            self.namespace_informer.wait_synced(),
-            self.config_map_informer.wait_synced()
-        );
-        tracing::info!(
-            controller = ROOT_CA_PUBLISHER_CONTROLLER_NAME,
-            "caches synced; starting workers"
-        );
-        let _registrations = self.registrations;
-        let queue = self.inner.queue.clone();
-        run_sync_workers(
+        let synced = async {
+            tokio::join!(
+                self.namespace_informer.wait_synced(),
+                self.config_map_informer.wait_synced()
+            );
+        };
+        run_when_synced(
             ROOT_CA_PUBLISHER_CONTROLLER_NAME,
-            queue,
+            &self.informers,
+            synced,
+            self.registrations,
             workers,
             self.inner,
-            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -238,6 +234,16 @@ impl Inner {
         let name = ROOT_CA_CONFIG_MAP_NAME;
         api.replace(name, &PostParams::default(), &cm).await?;
         Ok(())
+    }
+}
+
+impl KeySync for Inner {
+    fn queue(&self) -> &WorkQueue<String> {
+        &self.queue
+    }
+
+    async fn sync(&self, key: &str) -> Result<(), ControllerError> {
+        Inner::sync(self, key).await
     }
 }
 

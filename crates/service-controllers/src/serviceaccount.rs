@@ -15,7 +15,7 @@ use controllers::informer::{HandlerRegistration, Informer, InformerFactory, Noti
 use controllers::workqueue::WorkQueue;
 
 use crate::podutil::NAMESPACE_TERMINATING_CAUSE;
-use crate::workers::run_sync_workers;
+use crate::workers::{run_when_synced, KeySync};
 
 /// Canonical name of the ServiceAccount controller.
 pub const SERVICEACCOUNT_CONTROLLER_NAME: &str = "serviceaccount-controller";
@@ -86,23 +86,19 @@ impl ServiceAccountController {
     /// Starts the informers, waits for their caches, and runs `workers` workers until
     /// the future is dropped.
     pub async fn run(self, workers: usize) {
-        self.informers.start();
-        tokio::join!(
-            self.namespace_informer.wait_synced(),
-            self.account_informer.wait_synced()
-        );
-        tracing::info!(
-            controller = SERVICEACCOUNT_CONTROLLER_NAME,
-            "caches synced; starting workers"
-        );
-        let _registrations = self.registrations;
-        let queue = self.inner.queue.clone();
-        run_sync_workers(
+        let synced = async {
+            tokio::join!(
+                self.namespace_informer.wait_synced(),
+                self.account_informer.wait_synced()
+            );
+        };
+        run_when_synced(
             SERVICEACCOUNT_CONTROLLER_NAME,
-            queue,
+            &self.informers,
+            synced,
+            self.registrations,
             workers,
             self.inner,
-            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -142,5 +138,15 @@ impl Inner {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+impl KeySync for Inner {
+    fn queue(&self) -> &WorkQueue<String> {
+        &self.queue
+    }
+
+    async fn sync(&self, key: &str) -> Result<(), ControllerError> {
+        Inner::sync(self, key).await
     }
 }

@@ -1,7 +1,7 @@
 //! The nftables data path on the real kernel, inside a network namespace this test
 //! makes: endpoints are TCP listeners on addresses of a veth pair whose both ends
 //! live in that namespace, and connections to cluster IPs and node ports must reach
-//! them, follow endpoint changes applied as partial transactions, and be refused
+//! them (and so must connections to a load-balancer address), follow endpoint changes applied as partial transactions, and be refused
 //! when a Service has no endpoint or a cluster IP lacks the port.
 
 use std::io::{Read, Write};
@@ -34,6 +34,8 @@ impl Netns {
             "link set vB up",
             "addr add 10.42.0.5/32 dev vA",
             "addr add 10.42.0.6/32 dev vB",
+            // A load-balancer address of this node.
+            "addr add 192.0.2.50/32 dev vB",
             "route add 10.43.0.0/16 dev vA",
         ] {
             let args: Vec<&str> = cmd.split(' ').collect();
@@ -93,7 +95,7 @@ fn web(endpoints: Vec<Endpoint>) -> ServicePort {
         cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
         port: 80,
         node_port: Some(30080),
-        external_ips: vec![],
+        external_ips: vec![Ipv4Addr::new(192, 0, 2, 50)],
         affinity_timeout: None,
         external_local: false,
         internal_local: false,
@@ -123,11 +125,13 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
         rt.block_on(nft.sync(Ruleset::build(ports, &masq))).unwrap()
     };
 
-    // Both endpoints answer, through the cluster IP and through the node port.
+    // Both endpoints answer, through the cluster IP, the node port and the
+    // load-balancer address.
     assert_eq!(sync(&mut nft, &[web(vec![ep(5), ep(6)])]), SyncKind::Full);
     let both: std::collections::BTreeSet<String> = ["five".to_string(), "six".to_string()].into();
     assert_eq!(answers("10.43.0.10:80", 40), both);
     assert_eq!(answers("10.42.0.5:30080", 40), both);
+    assert_eq!(answers("192.0.2.50:80", 40), both);
     // A port the cluster IP does not serve is refused, not sent on.
     assert_eq!(
         ask("10.43.0.10:81"),
@@ -153,6 +157,10 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
     );
     assert_eq!(
         ask("10.42.0.5:30080"),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+    assert_eq!(
+        ask("192.0.2.50:80"),
         Err(std::io::ErrorKind::ConnectionRefused)
     );
 

@@ -39,7 +39,7 @@ use crate::podutil::{
     without_label, TriggerTimeTracker, IS_HEADLESS_SERVICE_LABEL,
     LAST_CHANGE_TRIGGER_TIME_ANNOTATION, NAMESPACE_TERMINATING_CAUSE,
 };
-use crate::workers::run_sync_workers;
+use crate::workers::{run_when_synced, KeySync};
 use subsets::{
     capacity_annotation_set_correctly, compute_subsets, subsets_equal, truncate_subsets,
     OVER_CAPACITY_ANNOTATION, TRUNCATED,
@@ -132,26 +132,22 @@ impl EndpointsController {
     /// Starts the informers, waits for their caches, queues every existing Endpoints
     /// once, and runs `workers` workers until the future is dropped.
     pub async fn run(self, workers: usize) {
-        self.informers.start();
-        tokio::join!(
-            self.service_informer.wait_synced(),
-            self.pod_informer.wait_synced(),
-            self.endpoints_informer.wait_synced()
-        );
-        tracing::info!(
-            controller = ENDPOINTS_CONTROLLER_NAME,
-            workers,
-            "caches synced; starting workers"
-        );
-        self.inner.check_leftover_endpoints();
-        let _registrations = self.registrations;
-        let queue = self.inner.queue.clone();
-        run_sync_workers(
+        let inner = self.inner.clone();
+        let synced = async move {
+            tokio::join!(
+                self.service_informer.wait_synced(),
+                self.pod_informer.wait_synced(),
+                self.endpoints_informer.wait_synced()
+            );
+            inner.check_leftover_endpoints();
+        };
+        run_when_synced(
             ENDPOINTS_CONTROLLER_NAME,
-            queue,
+            &self.informers,
+            synced,
+            self.registrations,
             workers,
             self.inner,
-            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -316,5 +312,15 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+}
+
+impl KeySync for Inner {
+    fn queue(&self) -> &WorkQueue<String> {
+        &self.queue
+    }
+
+    async fn sync(&self, key: &str) -> Result<(), ControllerError> {
+        Inner::sync(self, key).await
     }
 }

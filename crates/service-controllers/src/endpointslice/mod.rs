@@ -35,7 +35,7 @@ use crate::podutil::{
     format_rfc3339_nano, pods_for_service, queue_services_on_changes, TriggerTimeTracker,
     LAST_CHANGE_TRIGGER_TIME_ANNOTATION, NAMESPACE_TERMINATING_CAUSE,
 };
-use crate::workers::run_sync_workers;
+use crate::workers::{run_when_synced, KeySync};
 use reconciler::{
     address_types_for_service, reconcile_by_address_type, recycle_deletions, Plan,
     CONTROLLER_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
@@ -168,26 +168,21 @@ impl EndpointSliceController {
     /// Starts the informers, waits for their caches, and runs `workers` workers until
     /// the future is dropped.
     pub async fn run(self, workers: usize) {
-        self.informers.start();
-        tokio::join!(
-            self.service_informer.wait_synced(),
-            self.pod_informer.wait_synced(),
-            self.node_informer.wait_synced(),
-            self.slice_informer.wait_synced()
-        );
-        tracing::info!(
-            controller = ENDPOINTSLICE_CONTROLLER_NAME,
-            workers,
-            "caches synced; starting workers"
-        );
-        let _registrations = self.registrations;
-        let queue = self.inner.queue.clone();
-        run_sync_workers(
+        let synced = async {
+            tokio::join!(
+                self.service_informer.wait_synced(),
+                self.pod_informer.wait_synced(),
+                self.node_informer.wait_synced(),
+                self.slice_informer.wait_synced()
+            );
+        };
+        run_when_synced(
             ENDPOINTSLICE_CONTROLLER_NAME,
-            queue,
+            &self.informers,
+            synced,
+            self.registrations,
             workers,
             self.inner,
-            |inner, key| async move { inner.sync(&key).await },
         )
         .await;
     }
@@ -406,5 +401,15 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+impl KeySync for Inner {
+    fn queue(&self) -> &WorkQueue<String> {
+        &self.queue
+    }
+
+    async fn sync(&self, key: &str) -> Result<(), ControllerError> {
+        Inner::sync(self, key).await
     }
 }
