@@ -7,7 +7,11 @@
 //! programmed is measured, then S times one endpoint of one Service is replaced, and
 //! timed from the update request to the moment the kernel commits the new
 //! endpoint's DNAT rule, as `nft monitor` reports it. Changes are spaced beyond
-//! the proxy's default `--min-sync-period` (1 s), so each measures one sync.
+//! the proxy's default `--min-sync-period` (1 s), so each measures one sync. Then,
+//! with all of that programmed: new TCP connections per second through a cluster
+//! IP against directly to the endpoint (local listeners on a veth pair in the
+//! namespace), and `ferrokube cluster-dns` answering A queries for those Services
+//! (queries per second and latency).
 
 use crate::client::{Pool, Target};
 use crate::{ms, percentile, start_server_with, Proc};
@@ -221,6 +225,8 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
         while events.try_recv().is_ok() {}
     }
     let proxy_kib = crate::rss_kib(proxy.0.id());
+    let (direct, via_vip) = throughput(&pool).await?;
+    let dns = dns_rate(bin, &server.kubeconfig, sizes.services).await?;
     drop(proxy);
     drop(server);
     lat.sort();
@@ -246,12 +252,247 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
             lat.len()
         ),
     );
+    crate::line(
+        "kube-proxy (nftables): new connections/s, direct to a pod address vs through its cluster IP",
+        format!(
+            "{direct:.0}/s direct, {via_vip:.0}/s through the cluster IP (ratio {:.2})",
+            via_vip / direct.max(1.0)
+        ),
+    );
+    crate::line(
+        &format!(
+            "cluster DNS: A queries of {} Services over UDP, 32 in flight",
+            sizes.services
+        ),
+        format!(
+            "{:.0} queries/s, p50 {} ms, p99 {} ms",
+            dns.qps,
+            ms(dns.p50),
+            ms(dns.p99)
+        ),
+    );
     Ok(json!({
+        "svcsync_conn_per_s_direct": direct,
+        "svcsync_conn_per_s_cluster_ip": via_vip,
+        "dns_qps": dns.qps,
+        "dns_p99_ms": ms(dns.p99),
         "svcsync_initial_s": initial.as_secs_f64(),
         "svcsync_change_p50_ms": ms(percentile(&lat, 0.5)),
         "svcsync_change_p99_ms": ms(percentile(&lat, 0.99)),
         "svcsync_proxy_rss_mb": proxy_kib as f64 / 1024.0,
     }))
+}
+
+/// Two local endpoints (addresses of a veth pair inside the namespace, each
+/// answering every connection with one line) behind a Service: new connections
+/// per second made directly to an endpoint, then through the cluster IP, 16 at a
+/// time for 3 s each.
+async fn throughput(pool: &Pool) -> Result<(f64, f64)> {
+    for cmd in [
+        "link add fkbA type veth peer name fkbB",
+        "link set fkbA up",
+        "link set fkbB up",
+        "addr add 10.99.0.5/32 dev fkbA",
+        "addr add 10.99.0.6/32 dev fkbB",
+        "route add 10.43.0.0/16 dev fkbA",
+    ] {
+        let args: Vec<&str> = cmd.split(' ').collect();
+        if !Command::new("ip").args(&args).status()?.success() {
+            bail!("ip {cmd}");
+        }
+    }
+    for ip in ["10.99.0.5", "10.99.0.6"] {
+        let l = tokio::net::TcpListener::bind((ip, 8080)).await?;
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = s.write_all(b"ok\n").await;
+                });
+            }
+        });
+    }
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "rps", "namespace": NS},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    });
+    let created = pool
+        .expect(
+            Method::POST,
+            &format!("/api/v1/namespaces/{NS}/services"),
+            Some(Bytes::from(svc.to_string())),
+        )
+        .await?;
+    let created: Value = serde_json::from_slice(&created)?;
+    let vip = created["spec"]["clusterIP"]
+        .as_str()
+        .context("the Service has no cluster IP")?
+        .to_string();
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "rps-1", "namespace": NS,
+                     "labels": {"kubernetes.io/service-name": "rps"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.99.0.5"], "conditions": {"ready": true}},
+                      {"addresses": ["10.99.0.6"], "conditions": {"ready": true}}]
+    });
+    pool.expect(
+        Method::POST,
+        &format!("/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"),
+        Some(Bytes::from(slice.to_string())),
+    )
+    .await?;
+    let vip_addr = format!("{vip}:80");
+    // Programmed once a connection through the cluster IP is answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while connect_once(&vip_addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("{vip_addr} not served within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let direct = connection_rate("10.99.0.5:8080").await;
+    let via_vip = connection_rate(&vip_addr).await;
+    Ok((direct, via_vip))
+}
+
+/// One connection: connect, read the line, close.
+async fn connect_once(addr: &str) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let mut buf = [0u8; 8];
+    let n = s.read(&mut buf).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Completed connections per second to `addr`, 16 at a time for 3 s.
+async fn connection_rate(addr: &str) -> f64 {
+    let until = Instant::now() + Duration::from_secs(3);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let addr = addr.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                if connect_once(&addr).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// What the DNS load measured.
+struct DnsRate {
+    qps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// A DNS query for the A record of `name`, with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]); // root, type A, class IN
+    q
+}
+
+/// `ferrokube cluster-dns` on a loopback port, answering A queries for the
+/// benchmark's Services, 32 in flight (one socket each) for 3 s.
+async fn dns_rate(bin: &Path, kubeconfig: &Path, services: usize) -> Result<DnsRate> {
+    let port = crate::free_port();
+    let child = Command::new(bin)
+        .args(["cluster-dns", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--dns-bind-address", &format!("127.0.0.1:{port}")])
+        .args(["--upstream-resolv-conf", "/dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting cluster-dns")?;
+    let _dns = Proc(child);
+    let server = format!("127.0.0.1:{port}");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    sock.connect(&server).await?;
+    // Ready once the last Service resolves.
+    let last = format!("svc-{}.{NS}.svc.cluster.local", services.saturating_sub(1));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        sock.send(&dns_query(1, &last)).await?;
+        let mut buf = [0u8; 512];
+        let got = tokio::time::timeout(Duration::from_millis(200), sock.recv(&mut buf)).await;
+        if let Ok(Ok(n)) = got {
+            // NOERROR with an answer.
+            if n > 8 && buf[3] & 0x0f == 0 && u16::from_be_bytes([buf[6], buf[7]]) > 0 {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("cluster DNS did not answer for {last} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let until = Instant::now() + Duration::from_secs(3);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..32usize {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let Ok(sock) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
+                return lat;
+            };
+            if sock.connect(&server).await.is_err() {
+                return lat;
+            }
+            let mut i = w;
+            let mut buf = [0u8; 512];
+            while Instant::now() < until {
+                let name = format!("svc-{}.{NS}.svc.cluster.local", i % services.max(1));
+                let id = (i % 65536) as u16;
+                let sent = Instant::now();
+                if sock.send(&dns_query(id, &name)).await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await {
+                    Ok(Ok(n)) if n > 2 && u16::from_be_bytes([buf[0], buf[1]]) == id => {
+                        lat.push(sent.elapsed())
+                    }
+                    _ => {}
+                }
+                i += 32;
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    Ok(DnsRate {
+        qps: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+    })
 }
 
 /// Runs the scenario on a thread of its own in a fresh network namespace.
