@@ -564,7 +564,13 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         }
         if !args.disable_kube_proxy {
             // The node's proxy, for the node the kubelet registers.
-            let mut defaults = vec![format!("--cluster-cidr={}", args.cluster_cidr)];
+            let mut defaults = vec![
+                format!("--cluster-cidr={}", args.cluster_cidr),
+                format!(
+                    "--service-cluster-ip-range={}",
+                    args.api.service_cluster_ip_range
+                ),
+            ];
             if let Some(n) = flags
                 .config
                 .hostname_override

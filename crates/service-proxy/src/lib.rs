@@ -17,7 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use tracing::{debug, info, warn};
 
-use crate::nftables::{Masquerade, Nftables, Ruleset, SyncKind};
+use crate::nftables::{Networks, Nftables, Ruleset, SyncKind};
 
 /// Services carrying either label are not this proxy's: one names another proxy,
 /// the other marks a headless Service. Slices carry their Service's labels.
@@ -41,6 +41,10 @@ pub struct ProxyConfig {
     /// masqueraded.
     #[arg(long = "cluster-cidr")]
     pub cluster_cidr: Option<Ipv4Net>,
+    /// The Service address range: traffic to an address of it no Service holds is
+    /// dropped.
+    #[arg(long = "service-cluster-ip-range")]
+    pub service_cluster_ip_range: Option<Ipv4Net>,
     /// Masquerade all traffic to cluster IPs.
     #[arg(long = "masquerade-all", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub masquerade_all: bool,
@@ -88,7 +92,9 @@ fn nix_hostname() -> String {
 
 /// Removes the rules a proxy made (`--cleanup`).
 pub async fn cleanup(config: &ProxyConfig) -> Result<(), ProxyError> {
-    Nftables::new(&config.nft_path).cleanup().await?;
+    Nftables::new(&config.nft_path, Networks::default())
+        .cleanup()
+        .await?;
     Ok(())
 }
 
@@ -102,12 +108,13 @@ pub async fn run(
     if config.cleanup {
         return cleanup(&config).await;
     }
-    let mut nft = Nftables::new(&config.nft_path);
     let node = node_name(&config);
-    let masq = Masquerade {
+    let masq = Networks {
         cluster_cidr: config.cluster_cidr,
+        service_cidr: config.service_cluster_ip_range,
         all: config.masquerade_all,
     };
+    let mut nft = Nftables::new(&config.nft_path, masq.clone());
     info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
     let mut cache = ServiceCache::watch(client, Some(PROXIED));
     tokio::pin!(shutdown);
@@ -134,7 +141,7 @@ async fn sync(
     svcs: &[Arc<Service>],
     eps: &[Arc<EndpointSlice>],
     node: &str,
-    masq: &Masquerade,
+    masq: &Networks,
 ) -> Result<(), nftables::NftError> {
     let started = Instant::now();
     let ports = model::service_ports(svcs, eps, node);

@@ -41,12 +41,15 @@ pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const CLUSTER_IPS: &str = "cluster-ips";
 
-/// How traffic to Services is masqueraded.
+/// The cluster's address ranges, and how traffic to Services is masqueraded.
 #[derive(Clone, Debug, Default)]
-pub struct Masquerade {
+pub struct Networks {
     /// Traffic to a cluster IP from outside this range (not from a pod) is
     /// masqueraded; `None` leaves it alone.
     pub cluster_cidr: Option<Ipv4Net>,
+    /// The Service range: traffic to an address of it that no Service holds is
+    /// dropped here rather than routed on.
+    pub service_cidr: Option<Ipv4Net>,
     /// Masquerade all traffic to cluster IPs.
     pub all: bool,
 }
@@ -97,7 +100,7 @@ impl Names {
 
 impl Ruleset {
     /// The ruleset for these Service ports.
-    pub fn build(ports: &[ServicePort], masq: &Masquerade) -> Ruleset {
+    pub fn build(ports: &[ServicePort], masq: &Networks) -> Ruleset {
         let mut rs = Ruleset::default();
         for m in [
             SERVICE_IPS,
@@ -123,13 +126,7 @@ impl Ruleset {
 
     /// A chain choosing among `eps`: the client's pinned endpoint first when
     /// affinity is on, then one at random.
-    fn balance_chain(
-        &mut self,
-        name: &str,
-        sp: &ServicePort,
-        eps: &[&Endpoint],
-        masq: &Masquerade,
-    ) {
+    fn balance_chain(&mut self, name: &str, sp: &ServicePort, eps: &[&Endpoint], masq: &Networks) {
         let proto = sp.id.protocol.as_str();
         let mut rules = Vec::new();
         for ip in &sp.cluster_ips {
@@ -185,7 +182,7 @@ impl Ruleset {
         self.chains.insert(chain, rules);
     }
 
-    fn add_port(&mut self, sp: &ServicePort, masq: &Masquerade) {
+    fn add_port(&mut self, sp: &ServicePort, masq: &Networks) {
         let names = Names::new(sp);
         let cat = sp.categorize();
         let proto = sp.id.protocol.as_str();
@@ -259,9 +256,9 @@ impl Ruleset {
 }
 
 /// The fixed part of the table: base chains, maps and the chains they jump to.
-fn base(out: &mut String) {
+fn base(out: &mut String, nets: &Networks) {
     let t = format!("ip {TABLE}");
-    let lines = [
+    let mut lines = vec![
         format!("add chain {t} nat-prerouting {{ type nat hook prerouting priority dstnat ; }}"),
         format!("add rule {t} nat-prerouting jump services"),
         format!("add chain {t} nat-output {{ type nat hook output priority -100 ; }}"),
@@ -302,6 +299,11 @@ fn base(out: &mut String) {
         format!("add chain {t} filter-output-post-dnat {{ type filter hook output priority -90 ; }}"),
         format!("add rule {t} filter-output-post-dnat ct state new jump cluster-ips-check"),
     ];
+    if let Some(range) = nets.service_cidr {
+        lines.push(format!(
+            "add rule {t} cluster-ips-check ip daddr {range} drop"
+        ));
+    }
     // Every object is declared before any rule refers to it.
     let (rules, decls): (Vec<String>, Vec<String>) =
         lines.into_iter().partition(|l| l.starts_with("add rule"));
@@ -320,7 +322,7 @@ fn element_text(key: &str, value: &str) -> String {
 }
 
 /// The transaction that replaces whatever table is there with `rs`.
-pub fn full_transaction(rs: &Ruleset) -> String {
+pub fn full_transaction(rs: &Ruleset, nets: &Networks) -> String {
     let t = format!("ip {TABLE}");
     let mut out = String::new();
     // Adding first makes the delete succeed when no table exists yet.
@@ -330,7 +332,7 @@ pub fn full_transaction(rs: &Ruleset) -> String {
         out,
         "add table {t} {{ comment \"rules for kube-proxy\" ; }}"
     );
-    base(&mut out);
+    base(&mut out, nets);
     for (name, decl) in &rs.sets {
         let _ = writeln!(out, "add set {t} {name} {decl}");
     }
@@ -438,6 +440,7 @@ pub enum NftError {
 /// Applies transactions with the `nft` command and remembers what the kernel holds.
 pub struct Nftables {
     nft: PathBuf,
+    networks: Networks,
     applied: Option<Ruleset>,
 }
 
@@ -453,9 +456,11 @@ pub enum SyncKind {
 }
 
 impl Nftables {
-    pub fn new(nft: impl Into<PathBuf>) -> Nftables {
+    /// Applies rules with the `nft` command at `nft`, for a cluster of `networks`.
+    pub fn new(nft: impl Into<PathBuf>, networks: Networks) -> Nftables {
         Nftables {
             nft: nft.into(),
+            networks,
             applied: None,
         }
     }
@@ -497,7 +502,7 @@ impl Nftables {
                 Some(s) => (s, SyncKind::Partial),
                 None => return Ok(SyncKind::Unchanged),
             },
-            None => (full_transaction(&rs), SyncKind::Full),
+            None => (full_transaction(&rs, &self.networks), SyncKind::Full),
         };
         // Until it succeeds, the kernel's state is unknown: the next sync is full.
         self.applied = None;
@@ -550,9 +555,10 @@ mod tests {
         }
     }
 
-    fn masq() -> Masquerade {
-        Masquerade {
+    fn masq() -> Networks {
+        Networks {
             cluster_cidr: Some("10.42.0.0/16".parse().unwrap()),
+            service_cidr: Some("10.43.0.0/16".parse().unwrap()),
             all: false,
         }
     }
@@ -723,11 +729,12 @@ mod tests {
     #[test]
     fn full_transaction_replaces_the_table() {
         let rs = Ruleset::build(&[port("a", vec![ep(5, true)])], &masq());
-        let tx = full_transaction(&rs);
+        let tx = full_transaction(&rs, &masq());
         assert!(tx.starts_with("add table ip kube-proxy\ndelete table ip kube-proxy\n"));
         assert!(tx.contains(
             "add element ip kube-proxy service-ips { 10.43.0.10 . tcp . 80 : goto service-"
         ));
         assert!(tx.contains("add element ip kube-proxy cluster-ips { 10.43.0.10 }"));
+        assert!(tx.contains("add rule ip kube-proxy cluster-ips-check ip daddr 10.43.0.0/16 drop"));
     }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use service_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName};
-use service_proxy::nftables::{Masquerade, Nftables, Ruleset, SyncKind, TABLE};
+use service_proxy::nftables::{Networks, Nftables, Ruleset, SyncKind, TABLE};
 
 /// A namespace entered by the calling thread; removed on drop.
 struct Netns(String);
@@ -116,11 +116,12 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
         .enable_all()
         .build()
         .unwrap();
-    let masq = Masquerade {
+    let masq = Networks {
         cluster_cidr: Some("10.42.0.0/16".parse().unwrap()),
+        service_cidr: Some("10.43.0.0/16".parse().unwrap()),
         all: false,
     };
-    let mut nft = Nftables::new("nft");
+    let mut nft = Nftables::new("nft", masq.clone());
     let sync = |nft: &mut Nftables, ports: &[ServicePort]| {
         rt.block_on(nft.sync(Ruleset::build(ports, &masq))).unwrap()
     };
@@ -132,11 +133,13 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
     assert_eq!(answers("10.43.0.10:80", 40), both);
     assert_eq!(answers("10.42.0.5:30080", 40), both);
     assert_eq!(answers("192.0.2.50:80", 40), both);
-    // A port the cluster IP does not serve is refused, not sent on.
+    // A port the cluster IP does not serve is refused, not sent on; an address
+    // of the Service range no Service holds is dropped (the connection times out).
     assert_eq!(
         ask("10.43.0.10:81"),
         Err(std::io::ErrorKind::ConnectionRefused)
     );
+    assert_eq!(ask("10.43.0.99:80"), Err(std::io::ErrorKind::TimedOut));
 
     // One endpoint goes: a partial transaction, and only the other answers.
     assert_eq!(sync(&mut nft, &[web(vec![ep(6)])]), SyncKind::Partial);
