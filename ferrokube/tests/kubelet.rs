@@ -1437,7 +1437,7 @@ fn bridge_network_connects_pods() {
     let c = start_with("builtin", &["pod-network=bridge"]);
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    k.apply(&[], &web_pod("web"));
+    k.apply(&[], &web_pod("web", None));
     k.apply(&[], CLIENT_POD);
     wait_ready(&k, &["web", "client"]);
 
@@ -1545,8 +1545,9 @@ spec:
 "#;
 
 /// A pod (of the `web` Service) answering HTTP on 8080 with its name, ready while
-/// /tmp/ready exists.
-fn web_pod(name: &str) -> String {
+/// /tmp/ready exists; with `host_port`, the port is also the node's.
+fn web_pod(name: &str, host_port: Option<u16>) -> String {
+    let host_port = host_port.map_or(String::new(), |p| format!(", hostPort: {p}"));
     format!(
         r#"
 apiVersion: v1
@@ -1560,6 +1561,8 @@ spec:
   - name: main
     image: ferrokube.test/busybox:1
     command: ["sh", "-c", "touch /tmp/ready && mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports:
+    - {{containerPort: 8080, name: http{host_port}}}
     readinessProbe:
       exec: {{command: ["test", "-f", "/tmp/ready"]}}
       periodSeconds: 1
@@ -1585,8 +1588,9 @@ fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
 /// this test makes, with a second namespace as a client outside the cluster: a
 /// Service's cluster IP balances over its ready endpoints from a pod and from the
 /// node itself, its node port does the same for the outside client, pods resolve
-/// it by name (dig checks A, SRV, PTR, pod and missing names), an endpoint that
-/// stops being ready leaves the rotation, and a Service without endpoints refuses
+/// it by name (dig checks A, SRV, PTR, pod and missing names), a pod's host port
+/// reaches it from outside, from the node and from itself, an endpoint that stops
+/// being ready leaves the rotation, and a Service without endpoints refuses
 /// connections.
 #[test]
 fn services_reach_ready_endpoints() {
@@ -1609,8 +1613,8 @@ fn services_reach_ready_endpoints() {
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
     k.apply(&[], WEB_SERVICE);
-    k.apply(&[], &web_pod("web-a"));
-    k.apply(&[], &web_pod("web-b"));
+    k.apply(&[], &web_pod("web-a", Some(8081)));
+    k.apply(&[], &web_pod("web-b", None));
     k.apply(&[], CLIENT_POD);
     wait_ready(&k, &["web-a", "web-b", "client"]);
     let svc = k.json(&["get", "service", "web"]);
@@ -1722,6 +1726,20 @@ fn services_reach_ready_endpoints() {
     );
     let missing = dig(&["nobody-here.default.svc.cluster.local"]);
     assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+
+    // web-a's host port, from outside, from the node, and from web-a itself.
+    let host_url = "http://192.0.2.1:8081/";
+    let out = outside.exec(&["timeout", "2", "busybox", "wget", "-qO-", host_url]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web-a\n", "{out:?}");
+    let out = Command::new("timeout")
+        .args(["2", "busybox", "wget", "-qO-", host_url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web-a\n", "{out:?}");
+    assert_eq!(
+        k.ok(&["exec", "web-a", "--", "timeout", "2", "wget", "-qO-", host_url]),
+        "web-a\n"
+    );
 
     // A Service without endpoints refuses at once rather than timing out.
     let out = k.run(&[

@@ -437,7 +437,8 @@ impl PodWorker {
         // existing veth pair is left as it is).
         if self.pod_ip.is_none() && self.shared.config.pod_network == "bridge" {
             if let Some(netns) = self.sandbox.as_ref().and_then(|sb| sb.net.clone()) {
-                let ip = crate::network::connect(&self.shared, &self.uid, &netns)
+                let spec = self.pod.spec.clone().unwrap_or_default();
+                let ip = crate::network::connect(&self.shared, &self.uid, &netns, &spec)
                     .await
                     .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
                 self.pod_ip = Some(ip);
