@@ -1,22 +1,22 @@
 //! kube-proxy: watches Services and EndpointSlices and programs the node's data path
 //! so that cluster IPs, external IPs, load-balancer IPs and node ports reach the
-//! ready endpoints behind them. [`model`] says what to program, [`nftables`] how;
-//! [`run`] keeps the two in step with the API, at most once per
-//! `--min-sync-period`, and writes only what changed.
+//! ready endpoints behind them. [`model`] says what to program, [`nftables`] how,
+//! and [`conntrack`] ends UDP flows to endpoints that left; [`run`] keeps the
+//! data path in step with the API, at most once per `--min-sync-period`, and
+//! writes only what changed.
 
+pub mod conntrack;
 pub mod model;
 pub mod nftables;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use controllers::servicecache::ServiceCache;
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use tracing::{debug, info, warn};
 
+use crate::conntrack::Conntrack;
 use crate::nftables::{Networks, Nftables, Ruleset, SyncKind};
 
 /// Services carrying either label are not this proxy's: one names another proxy,
@@ -57,6 +57,9 @@ pub struct ProxyConfig {
     /// The `nft` command.
     #[arg(long = "nft-path", default_value = "nft")]
     pub nft_path: String,
+    /// The `conntrack` command (deletes UDP flows to endpoints that left).
+    #[arg(long = "conntrack-path", default_value = "conntrack")]
+    pub conntrack_path: String,
     /// Remove the rules this proxy made and exit.
     #[arg(long = "cleanup", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub cleanup: bool,
@@ -116,6 +119,8 @@ pub async fn run(
     };
     let mut nft = Nftables::new(&config.nft_path, masq.clone());
     info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
+    let mut conntrack = Conntrack::new(&config.conntrack_path);
+    let mut programmed: Vec<model::ServicePort> = Vec::new();
     let mut cache = ServiceCache::watch(client, Some(PROXIED));
     tokio::pin!(shutdown);
     loop {
@@ -126,8 +131,15 @@ pub async fn run(
             },
             _ = &mut shutdown => return Ok(()),
         };
-        match sync(&mut nft, &svcs, &eps, &node, &masq).await {
-            Ok(()) => cache.succeeded(),
+        let ports = model::service_ports(&svcs, &eps, &node);
+        match sync(&mut nft, &ports, &masq).await {
+            Ok(()) => {
+                cache.succeeded();
+                // Only once the rules no longer send new packets to them.
+                let stale = model::stale_udp_flows(&programmed, &ports);
+                conntrack.clear(&stale).await;
+                programmed = ports;
+            }
             Err(e) => {
                 warn!(error = %e, "syncing the data path failed; retrying");
                 cache.failed();
@@ -138,14 +150,11 @@ pub async fn run(
 
 async fn sync(
     nft: &mut Nftables,
-    svcs: &[Arc<Service>],
-    eps: &[Arc<EndpointSlice>],
-    node: &str,
+    ports: &[model::ServicePort],
     masq: &Networks,
 ) -> Result<(), nftables::NftError> {
     let started = Instant::now();
-    let ports = model::service_ports(svcs, eps, node);
-    let rs = Ruleset::build(&ports, masq);
+    let rs = Ruleset::build(ports, masq);
     let kind = nft.sync(rs).await?;
     let ms = started.elapsed().as_millis() as u64;
     match kind {

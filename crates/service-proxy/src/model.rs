@@ -319,6 +319,50 @@ pub fn service_ports(
     out
 }
 
+/// Connection-tracking entries to delete after a sync: UDP has no connection to
+/// end, so a client's flow keeps going to the endpoint it was first sent to until
+/// its conntrack entry expires, even after that endpoint left the Service.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StaleFlows {
+    /// Flows to this Service address (cluster or external), DNATed to `endpoint`.
+    ToAddress {
+        address: Ipv4Addr,
+        endpoint: Ipv4Addr,
+    },
+    /// Flows to this node port, DNATed to `endpoint`.
+    ToNodePort { port: u16, endpoint: Ipv4Addr },
+}
+
+/// The UDP flows that the change from `old` to `new` leaves pointing at endpoints
+/// no longer used by their Service port.
+pub fn stale_udp_flows(old: &[ServicePort], new: &[ServicePort]) -> Vec<StaleFlows> {
+    let used = |sp: &ServicePort| -> BTreeSet<Ipv4Addr> {
+        let c = sp.categorize();
+        c.cluster.iter().chain(&c.local).map(|e| e.ip).collect()
+    };
+    let new_by_id: BTreeMap<&ServicePortName, &ServicePort> =
+        new.iter().map(|sp| (&sp.id, sp)).collect();
+    let mut out = BTreeSet::new();
+    for sp in old.iter().filter(|sp| sp.id.protocol == Protocol::Udp) {
+        let now = new_by_id.get(&sp.id).map(|n| used(n)).unwrap_or_default();
+        for endpoint in used(sp).difference(&now) {
+            for address in sp.cluster_ips.iter().chain(&sp.external_ips) {
+                out.insert(StaleFlows::ToAddress {
+                    address: *address,
+                    endpoint: *endpoint,
+                });
+            }
+            if let Some(port) = sp.node_port {
+                out.insert(StaleFlows::ToNodePort {
+                    port,
+                    endpoint: *endpoint,
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,5 +511,57 @@ mod tests {
         let ips: Vec<String> = http.external_ips.iter().map(|i| i.to_string()).collect();
         assert_eq!(ips, ["192.0.2.1", "192.0.2.9"]);
         assert_eq!(http.node_port, Some(30080));
+    }
+
+    #[test]
+    fn udp_flows_of_endpoints_that_left_are_stale() {
+        let dns = |eps: &[u8]| -> ServicePort {
+            ServicePort {
+                id: ServicePortName {
+                    namespace: "kube-system".into(),
+                    name: "dns".into(),
+                    port: "dns".into(),
+                    protocol: Protocol::Udp,
+                },
+                cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
+                port: 53,
+                node_port: Some(30053),
+                external_ips: vec![],
+                affinity_timeout: None,
+                external_local: false,
+                internal_local: false,
+                endpoints: eps
+                    .iter()
+                    .map(|l| Endpoint {
+                        ip: Ipv4Addr::new(10, 42, 0, *l),
+                        port: 53,
+                        ready: true,
+                        serving: true,
+                        terminating: false,
+                        local: true,
+                    })
+                    .collect(),
+            }
+        };
+        assert!(stale_udp_flows(&[dns(&[5, 6])], &[dns(&[5, 6, 7])]).is_empty());
+        let gone = Ipv4Addr::new(10, 42, 0, 6);
+        assert_eq!(
+            stale_udp_flows(&[dns(&[5, 6])], &[dns(&[5])]),
+            [
+                StaleFlows::ToAddress {
+                    address: Ipv4Addr::new(10, 43, 0, 10),
+                    endpoint: gone
+                },
+                StaleFlows::ToNodePort {
+                    port: 30053,
+                    endpoint: gone
+                }
+            ]
+        );
+        // The whole Service going counts; TCP never does.
+        assert_eq!(stale_udp_flows(&[dns(&[5])], &[]).len(), 2);
+        let mut tcp = dns(&[5]);
+        tcp.id.protocol = Protocol::Tcp;
+        assert!(stale_udp_flows(&[tcp], &[]).is_empty());
     }
 }

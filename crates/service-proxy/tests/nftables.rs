@@ -1,15 +1,18 @@
-//! The nftables data path on the real kernel, inside a network namespace this test
-//! makes: endpoints are TCP listeners on addresses of a veth pair whose both ends
-//! live in that namespace, and connections to cluster IPs and node ports must reach
-//! them (and so must connections to a load-balancer address), follow endpoint changes applied as partial transactions, and be refused
-//! when a Service has no endpoint or a cluster IP lacks the port.
+//! The nftables data path on the real kernel, inside a network namespace each test
+//! makes: endpoints are TCP and UDP listeners on addresses of a veth pair whose both
+//! ends live in that namespace. Connections to cluster IPs, node ports and
+//! load-balancer addresses must reach them, follow endpoint changes applied as
+//! partial transactions, and be refused when a Service has no endpoint or a cluster
+//! IP lacks the port; UDP flows move to a new endpoint once the stale conntrack
+//! entries are deleted.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use service_proxy::model::{Endpoint, Protocol, ServicePort, ServicePortName};
+use service_proxy::conntrack::Conntrack;
+use service_proxy::model::{stale_udp_flows, Endpoint, Protocol, ServicePort, ServicePortName};
 use service_proxy::nftables::{Networks, Nftables, Ruleset, SyncKind, TABLE};
 
 /// A namespace entered by the calling thread; removed on drop.
@@ -190,5 +193,87 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
     let listing = String::from_utf8(listing.stdout).unwrap();
     assert!(!listing.contains("default/web"), "{listing}");
     assert!(!listing.contains("10.43.0.10"), "{listing}");
+    rt.block_on(nft.cleanup()).unwrap();
+}
+
+/// A UDP listener answering each datagram with its name.
+fn serve_udp(ip: Ipv4Addr, name: &'static str) {
+    let s = std::net::UdpSocket::bind((ip, 8053)).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((_, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(name.as_bytes(), from);
+        }
+    });
+}
+
+/// Who answers one datagram from `client` to 10.43.0.20:53.
+fn ask_udp(client: &std::net::UdpSocket) -> String {
+    client.send_to(b"?", "10.43.0.20:53").unwrap();
+    let mut buf = [0u8; 64];
+    let n = client.recv(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+fn dns(endpoints: &[u8]) -> ServicePort {
+    ServicePort {
+        id: ServicePortName {
+            namespace: "kube-system".into(),
+            name: "dns".into(),
+            port: "dns".into(),
+            protocol: Protocol::Udp,
+        },
+        cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 20)],
+        port: 53,
+        node_port: None,
+        external_ips: vec![],
+        affinity_timeout: None,
+        external_local: false,
+        internal_local: false,
+        endpoints: endpoints
+            .iter()
+            .map(|l| Endpoint {
+                port: 8053,
+                ..ep(*l)
+            })
+            .collect(),
+    }
+}
+
+/// A UDP flow keeps its endpoint while the conntrack entry lives: after the
+/// endpoint leaves the Service, the same client socket still reaches it until the
+/// stale entry is deleted, then reaches the new endpoint.
+#[test]
+fn udp_flows_follow_endpoints_once_stale_entries_go() {
+    let _ns = Netns::enter("udp");
+    serve_udp(Ipv4Addr::new(10, 42, 0, 5), "five");
+    serve_udp(Ipv4Addr::new(10, 42, 0, 6), "six");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let nets = Networks::default();
+    let mut nft = Nftables::new("nft", nets.clone());
+    let client = std::net::UdpSocket::bind("10.42.0.5:40000").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+
+    let before = [dns(&[5])];
+    rt.block_on(nft.sync(Ruleset::build(&before, &nets)))
+        .unwrap();
+    assert_eq!(ask_udp(&client), "five");
+    let after = [dns(&[6])];
+    rt.block_on(nft.sync(Ruleset::build(&after, &nets)))
+        .unwrap();
+    assert_eq!(
+        ask_udp(&client),
+        "five",
+        "the flow's entry still leads to five"
+    );
+
+    let stale = stale_udp_flows(&before, &after);
+    rt.block_on(Conntrack::new("conntrack").clear(&stale));
+    assert_eq!(ask_udp(&client), "six");
     rt.block_on(nft.cleanup()).unwrap();
 }
