@@ -1460,6 +1460,9 @@ fn bridge_network_connects_pods() {
     assert!(addr.contains(&format!("inet {web}/24")), "{addr}");
     let route = k.ok(&["exec", "web", "--", "ip", "route"]);
     assert!(route.contains("default via 10.42.0.1 dev eth0"), "{route}");
+    // Its hosts file names it at its address, as upstream's kubelet writes it.
+    let hosts = k.ok(&["exec", "web", "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("\n{web}\tweb\n")), "{hosts}");
 
     // kill -9 of the server: the restarted kubelet adopts the pods with their
     // addresses and links as they were, and releases the address of a pod that went

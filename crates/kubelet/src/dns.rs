@@ -1,4 +1,5 @@
-//! A pod's `/etc/resolv.conf`, by its `dnsPolicy` and `dnsConfig` as upstream's
+//! A pod's `/etc/hosts` (localhost, its own address and name, its hostAliases) and
+//! its `/etc/resolv.conf`, by its `dnsPolicy` and `dnsConfig` as upstream's
 //! kubelet writes it: the cluster's DNS with the pod's search path and `ndots:5`
 //! (ClusterFirst, and ClusterFirstWithHostNet for hostNetwork pods), the node's own
 //! resolver configuration (Default, and ClusterFirst for hostNetwork pods), or only
@@ -171,6 +172,37 @@ pub fn pod_resolv_conf(
     (rc, warnings)
 }
 
+/// The hosts file of a pod with its own network: localhost, the pod's address
+/// with its hostname (the fully qualified `<hostname>.<subdomain>.<ns>.svc.<domain>`
+/// first when it has a subdomain), then its hostAliases.
+pub fn hosts_file(
+    spec: &PodSpec,
+    hostname: &str,
+    pod_ip: Option<IpAddr>,
+    namespace: &str,
+    domain: &str,
+) -> String {
+    let mut h = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+    );
+    if let Some(ip) = pod_ip {
+        match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) if !domain.is_empty() => h.push_str(&format!(
+                "{ip}\t{hostname}.{sub}.{namespace}.svc.{domain}\t{hostname}\n"
+            )),
+            _ => h.push_str(&format!("{ip}\t{hostname}\n")),
+        }
+    }
+    for ha in spec.host_aliases.iter().flatten() {
+        h.push_str(&format!(
+            "\n# Entries added by HostAliases.\n{}\t{}\n",
+            ha.ip,
+            ha.hostnames.clone().unwrap_or_default().join("\t")
+        ));
+    }
+    h
+}
+
 /// Drops later copies, keeping the first of each.
 fn dedup(v: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
@@ -282,5 +314,43 @@ mod tests {
         assert_eq!(rc.searches.len(), 32);
         assert_eq!(w.len(), 2);
         assert!(w.iter().all(|(r, _)| *r == "DNSConfigForming"));
+    }
+
+    #[test]
+    fn hosts_file_names_the_pod() {
+        let ip: IpAddr = "10.42.0.5".parse().unwrap();
+        let h = hosts_file(
+            &spec(json!({"containers": []})),
+            "web",
+            Some(ip),
+            "shop",
+            "cluster.local",
+        );
+        assert!(h.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
+        assert!(
+            h.ends_with("fe00::2\tip6-allrouters\n10.42.0.5\tweb\n"),
+            "{h}"
+        );
+        let h = hosts_file(
+            &spec(json!({"containers": [], "subdomain": "db",
+                         "hostAliases": [{"ip": "192.0.2.7", "hostnames": ["a.example", "b.example"]}]})),
+            "web-0",
+            Some(ip),
+            "shop",
+            "cluster.local",
+        );
+        assert!(
+            h.contains("10.42.0.5\tweb-0.db.shop.svc.cluster.local\tweb-0\n"),
+            "{h}"
+        );
+        assert!(h.ends_with("\n# Entries added by HostAliases.\n192.0.2.7\ta.example\tb.example\n"));
+        let h = hosts_file(
+            &spec(json!({"containers": []})),
+            "web",
+            None,
+            "shop",
+            "cluster.local",
+        );
+        assert!(h.ends_with("ip6-allrouters\n"));
     }
 }

@@ -374,23 +374,8 @@ impl PodWorker {
             .unwrap_or_else(|| self.pod.metadata.name.clone().unwrap_or_default());
         let hostname: String = hostname.chars().take(63).collect();
         let host_network = spec.host_network == Some(true);
-        if !dir.join("etc/hosts").exists() {
-            let hosts = if host_network {
-                std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-            } else {
-                let mut h = String::from(
-                    "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
-                );
-                for ha in spec.host_aliases.iter().flatten() {
-                    h.push_str(&format!(
-                        "\n# Entries added by HostAliases.\n{}\t{}\n",
-                        ha.ip,
-                        ha.hostnames.clone().unwrap_or_default().join("\t")
-                    ));
-                }
-                h
-            };
-            std::fs::write(dir.join("etc/hosts"), hosts).map_err(|e| e.to_string())?;
+        // Written once; /etc/hosts waits for the pod's address (below).
+        if !dir.join("etc/hostname").exists() {
             std::fs::write(dir.join("etc/hostname"), format!("{hostname}\n"))
                 .map_err(|e| e.to_string())?;
             let config = &self.shared.config;
@@ -443,6 +428,16 @@ impl PodWorker {
                     .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
                 self.pod_ip = Some(ip);
             }
+        }
+        if !dir.join("etc/hosts").exists() {
+            let hosts = if host_network {
+                std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+            } else {
+                let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+                let domain = &self.shared.config.cluster_domain;
+                crate::dns::hosts_file(&spec, &hostname, self.pod_ip, ns, domain)
+            };
+            std::fs::write(dir.join("etc/hosts"), hosts).map_err(|e| e.to_string())?;
         }
         // Volumes: set up once, then refreshed every resync period (so configMap,
         // secret, downward API and token updates reach running pods), not at every
