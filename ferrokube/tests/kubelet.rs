@@ -32,7 +32,16 @@ fn start(runtime: &str) -> Cluster {
 
 /// A cluster whose kubelet also gets `kubelet_args` (`name=value` each).
 fn start_with(runtime: &str, kubelet_args: &[&str]) -> Cluster {
-    let dir = data_dir_with_image();
+    start_on(data_dir_with_image(), runtime, kubelet_args)
+}
+
+/// kill -9 of the cluster's server, then a new one on the same data directory with
+/// the same node, as [`start_with`] starts it.
+fn restart_with(c: Cluster, runtime: &str, kubelet_args: &[&str]) -> Cluster {
+    start_on(c.kill9(), runtime, kubelet_args)
+}
+
+fn start_on(dir: tempfile::TempDir, runtime: &str, kubelet_args: &[&str]) -> Cluster {
     let node = format!("kubelet-e2e-{}", std::process::id());
     let runtime = format!("oci-runtime={runtime}");
     let mut args = vec!["--node-name", &node, "--kubelet-arg", &runtime];
@@ -1401,6 +1410,11 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
+/// What the client pod's wget fetches from `url`.
+fn client_get(k: &Kubectl, url: &str) -> String {
+    k.ok(&["exec", "client", "--", "wget", "-qO-", url])
+}
+
 /// Waits until these pods are Ready.
 fn wait_ready(k: &Kubectl, names: &[&str]) {
     let ready = eventually(Duration::from_secs(60), || {
@@ -1450,10 +1464,7 @@ fn bridge_network_connects_pods() {
 
     // Pod to pod, across the bridge.
     let url = format!("http://{web}:8080/");
-    assert_eq!(
-        k.ok(&["exec", "client", "--", "wget", "-qO-", &url]),
-        "web\n"
-    );
+    assert_eq!(client_get(&k, &url), "web\n");
     // The pod's own view: eth0 holds its address, the default route goes to the
     // bridge.
     let addr = k.ok(&["exec", "web", "--", "ip", "-o", "addr", "show", "eth0"]);
@@ -1467,21 +1478,9 @@ fn bridge_network_connects_pods() {
     // kill -9 of the server: the restarted kubelet adopts the pods with their
     // addresses and links as they were, and releases the address of a pod that went
     // while it was down (recorded here by hand).
-    let node = format!("kubelet-e2e-{}", std::process::id());
     let leaked = c.dir.path().join("agent/networks/cni0/10.42.0.200");
     std::fs::write(&leaked, "0d7c3a8e-gone\r\neth0").unwrap();
-    let dir = c.kill9();
-    let c = Cluster::start_agent_in(
-        dir,
-        &[
-            "--node-name",
-            &node,
-            "--kubelet-arg",
-            "oci-runtime=builtin",
-            "--kubelet-arg",
-            "pod-network=bridge",
-        ],
-    );
+    let c = restart_with(c, "builtin", &["pod-network=bridge"]);
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
     // Every version of the pod the restarted kubelet posts keeps the address.
@@ -1506,10 +1505,7 @@ fn bridge_network_connects_pods() {
     }
     assert_eq!(pod_ip(&k, "web"), web);
     assert_eq!(pod_ip(&k, "client"), client);
-    assert_eq!(
-        k.ok(&["exec", "client", "--", "wget", "-qO-", &url]),
-        "web\n"
-    );
+    assert_eq!(client_get(&k, &url), "web\n");
     assert!(
         !leaked.exists(),
         "the address of a pod that is gone stayed taken"
@@ -1777,4 +1773,59 @@ fn services_reach_ready_endpoints() {
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains("chain services"), "{table}");
     assert!(table.contains("default/web/tcp/http"), "{table}");
+}
+
+/// `--cni-conf-dir`: pods are networked by Debian's standard CNI plugins (bridge
+/// with host-local IPAM) instead of the built-in network, inside a network
+/// namespace this test makes: they get addresses of the configured range, reach
+/// each other, keep their addresses when the kubelet is killed and adopts them, and
+/// a deleted pod's address goes back to the plugin's IPAM.
+#[test]
+fn cni_plugins_network_pods() {
+    let _netns = TestNetns::enter("cni");
+    let conf = tempfile::tempdir().unwrap();
+    let ipam = conf.path().join("ipam");
+    let list = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "fk-test",
+        "plugins": [{
+            "type": "bridge", "bridge": "fkcni0", "isGateway": true, "hairpinMode": true,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]],
+                     "dataDir": ipam.display().to_string()}
+        }]
+    });
+    std::fs::write(conf.path().join("10-test.conflist"), list.to_string()).unwrap();
+    let conf_arg = format!("cni-conf-dir={}", conf.path().display());
+    let c = start_with("builtin", &[&conf_arg, "cni-bin-dir=/usr/lib/cni"]);
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], &web_pod("web", None));
+    k.apply(&[], CLIENT_POD);
+    wait_ready(&k, &["web", "client"]);
+    let (web, client) = (pod_ip(&k, "web"), pod_ip(&k, "client"));
+    assert!(web.starts_with("10.88.0.") && client.starts_with("10.88.0."));
+    assert_ne!(web, client);
+    assert_eq!(client_get(&k, &format!("http://{web}:8080/")), "web\n");
+    let record = ipam.join("fk-test").join(&web);
+    assert!(record.exists(), "{} missing", record.display());
+
+    // kill -9: the restarted kubelet adopts the pods with the addresses their ADD
+    // gave them, without adding them again.
+    let c = restart_with(c, "builtin", &[&conf_arg, "cni-bin-dir=/usr/lib/cni"]);
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    assert!(
+        eventually(Duration::from_secs(20), || pod_json(&k, "web")["status"]
+            ["podIP"]
+            == web.as_str()),
+        "{:#}",
+        pod_json(&k, "web")
+    );
+    assert_eq!(client_get(&k, &format!("http://{web}:8080/")), "web\n");
+    k.ok(&["delete", "pod", "web", "--wait=true"]);
+    assert!(
+        eventually(Duration::from_secs(20), || !record.exists()),
+        "{} still recorded",
+        record.display()
+    );
 }

@@ -139,6 +139,17 @@ pub struct KubeletConfig {
     /// controller).
     #[arg(long)]
     pub pod_cidr: Option<ipnet::IpNet>,
+    /// Network configurations of CNI plugins: with it, pods are networked by the
+    /// first configuration of this directory instead of `--pod-network`.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where the CNI plugins are (comma-separated directories).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "/opt/cni/bin,/usr/lib/cni"
+    )]
+    pub cni_bin_dir: Vec<PathBuf>,
     /// The cluster DNS servers pods with `dnsPolicy: ClusterFirst` use (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub cluster_dns: Vec<std::net::IpAddr>,
@@ -195,6 +206,8 @@ impl KubeletConfig {
             pod_network: "none".into(),
             pod_bridge_name: "cni0".into(),
             pod_cidr: None,
+            cni_conf_dir: None,
+            cni_bin_dir: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             cluster_dns: Vec::new(),
             cluster_domain: String::new(),
             resolv_conf: "/etc/resolv.conf".into(),

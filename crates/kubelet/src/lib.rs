@@ -6,6 +6,7 @@
 //! the pods bound to this node, giving each its own worker ([`podworker`]).
 //!
 //! - [`config`]: flags and directory layout.
+//! - `cni`: pod networking through CNI plugins (`--cni-conf-dir`).
 //! - [`dns`]: a pod's resolv.conf by its dnsPolicy and dnsConfig.
 //! - [`machine`]: capacity, allocatable, nodeInfo.
 //! - `node`: registration, Lease, NodeStatus.
@@ -20,6 +21,7 @@
 pub mod admission;
 mod api;
 pub mod cgroup;
+mod cni;
 pub mod config;
 pub mod dns;
 pub mod env;

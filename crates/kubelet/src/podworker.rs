@@ -420,7 +420,23 @@ impl PodWorker {
         }
         // The pod network (again after a kubelet restart: the same address, and an
         // existing veth pair is left as it is).
-        if self.pod_ip.is_none() && self.shared.config.pod_network == "bridge" {
+        if self.pod_ip.is_none() && self.shared.config.cni_conf_dir.is_some() {
+            if let Some(netns) = self.sandbox.as_ref().and_then(|sb| sb.net.clone()) {
+                let (shared, pod, uid, dir) = (
+                    self.shared.clone(),
+                    self.pod.clone(),
+                    self.uid.clone(),
+                    dir.clone(),
+                );
+                let ip = tokio::task::spawn_blocking(move || {
+                    crate::cni::connect(&shared, &pod, &uid, &netns, &dir)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
+                self.pod_ip = Some(ip);
+            }
+        } else if self.pod_ip.is_none() && self.shared.config.pod_network == "bridge" {
             if let Some(netns) = self.sandbox.as_ref().and_then(|sb| sb.net.clone()) {
                 let spec = self.pod.spec.clone().unwrap_or_default();
                 let ip = crate::network::connect(&self.shared, &self.uid, &netns, &spec)
@@ -1633,6 +1649,12 @@ impl PodWorker {
             }
         }
         self.instances.clear();
+        if self.shared.config.cni_conf_dir.is_some() {
+            // Before the namespace goes, so plugins can undo what they made in it.
+            let netns = self.sandbox.as_ref().and_then(|sb| sb.net.clone());
+            let netns = netns.unwrap_or_default();
+            crate::cni::disconnect(&self.shared, &self.pod, &self.uid, &netns, &self.pod_dir());
+        }
         if let Some(sb) = self.sandbox.take() {
             if let Err(e) = sb.remove() {
                 warn!(error = %e, "removing the sandbox failed");
