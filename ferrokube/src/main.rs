@@ -547,13 +547,27 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         }
         let argv = as_flags("kubelet", defaults, &args.kubelet_args);
         let flags = KubeletFlags::try_parse_from(argv).context("--kubelet-arg")?;
+        // The node the kubelet registers, which the proxy and DNS serve.
+        let node = flags
+            .config
+            .hostname_override
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(kubelet::machine::hostname);
+        if !args.disable_kube_proxy {
+            let defaults = vec![
+                format!("--cluster-cidr={}", args.cluster_cidr),
+                format!(
+                    "--service-cluster-ip-range={}",
+                    args.api.service_cluster_ip_range
+                ),
+                format!("--hostname-override={node}"),
+            ];
+            let argv = as_flags("kube-proxy", defaults, &args.kube_proxy_args);
+            let proxy = KubeProxyFlags::try_parse_from(argv).context("--kube-proxy-arg")?;
+            components.kube_proxy = Some(Box::new(proxy.config));
+        }
         if dns {
-            let node = flags
-                .config
-                .hostname_override
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(kubelet::machine::hostname);
             let config = cluster_dns::DnsConfig {
                 cluster_domain: args.cluster_domain.clone(),
                 // Replaced by the node's pod gateway.
@@ -561,27 +575,6 @@ async fn run_server(args: ServerArgs) -> Result<()> {
                 upstream_resolv_conf: flags.config.resolv_conf.clone(),
             };
             components.cluster_dns = Some((node, args.cluster_dns, config));
-        }
-        if !args.disable_kube_proxy {
-            // The node's proxy, for the node the kubelet registers.
-            let mut defaults = vec![
-                format!("--cluster-cidr={}", args.cluster_cidr),
-                format!(
-                    "--service-cluster-ip-range={}",
-                    args.api.service_cluster_ip_range
-                ),
-            ];
-            if let Some(n) = flags
-                .config
-                .hostname_override
-                .as_ref()
-                .filter(|n| !n.is_empty())
-            {
-                defaults.push(format!("--hostname-override={n}"));
-            }
-            let argv = as_flags("kube-proxy", defaults, &args.kube_proxy_args);
-            let proxy = KubeProxyFlags::try_parse_from(argv).context("--kube-proxy-arg")?;
-            components.kube_proxy = Some(Box::new(proxy.config));
         }
         components.kubelet = Some(Box::new(flags.config));
     }

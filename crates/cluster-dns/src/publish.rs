@@ -50,16 +50,17 @@ pub async fn node_gateway(client: &Client, node: &str) -> Result<(Ipv4Addr, Node
     }
 }
 
-/// The first host address of an IPv4 network in CIDR notation.
+/// The pod gateway of an IPv4 podCIDR (the pod network's rule: its first host
+/// address); `None` for anything else or a network too small for pods.
 pub fn gateway_of(cidr: &str) -> Option<Ipv4Addr> {
-    let (addr, len) = cidr.split_once('/')?;
-    let addr: Ipv4Addr = addr.parse().ok()?;
-    let len: u32 = len.parse().ok()?;
-    if len > 30 {
+    let net: ipnet::Ipv4Net = cidr.parse().ok()?;
+    if net.prefix_len() > 30 {
         return None;
     }
-    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-    Some(Ipv4Addr::from((u32::from(addr) & mask) + 1))
+    match pod_network::gateway_of(net.into()) {
+        IpAddr::V4(gw) => Some(gw),
+        IpAddr::V6(_) => None,
+    }
 }
 
 /// Makes the Service at `cluster_ip` unless it exists, and this node's slice

@@ -438,7 +438,6 @@ impl PodWorker {
             }
         } else if self.pod_ip.is_none() && self.shared.config.pod_network == "bridge" {
             if let Some(netns) = self.sandbox.as_ref().and_then(|sb| sb.net.clone()) {
-                let spec = self.pod.spec.clone().unwrap_or_default();
                 let ip = crate::network::connect(&self.shared, &self.uid, &netns, &spec)
                     .await
                     .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;

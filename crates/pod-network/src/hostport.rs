@@ -53,7 +53,7 @@ impl HostPorts {
     pub fn set(&self, owner: &str, ports: Vec<HostPort>) -> Result<(), NetError> {
         let mut by_pod = self.by_pod.lock();
         let before = by_pod.get(owner).cloned().unwrap_or_default();
-        if before == ports && !ports.is_empty() {
+        if before == ports {
             return Ok(());
         }
         if ports.is_empty() {

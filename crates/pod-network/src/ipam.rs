@@ -254,7 +254,7 @@ fn host_count(net: IpNet) -> u128 {
 }
 
 /// A subnet's gateway: its first host address.
-pub(crate) fn gateway_of(net: IpNet) -> IpAddr {
+pub fn gateway_of(net: IpNet) -> IpAddr {
     nth(net, 1)
 }
 

@@ -9,4 +9,4 @@ pub mod ipam;
 
 pub use bridge::{host_ifname, Bridge, NetError, POD_IFNAME};
 pub use hostport::{HostPort, HostPorts};
-pub use ipam::{HostLocal, IpamError};
+pub use ipam::{gateway_of, HostLocal, IpamError};

@@ -84,12 +84,8 @@ pub fn node_name(config: &ProxyConfig) -> String {
     if !config.hostname_override.is_empty() {
         return config.hostname_override.to_lowercase();
     }
-    nix_hostname().to_lowercase()
-}
-
-fn nix_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
+        .map(|s| s.trim().to_lowercase())
         .unwrap_or_default()
 }
 
