@@ -139,6 +139,11 @@ pub struct KubeletConfig {
     /// controller).
     #[arg(long)]
     pub pod_cidr: Option<ipnet::IpNet>,
+    /// The MTU of pods' interfaces with `--pod-network=bridge` (the overlay's, when
+    /// nodes are joined by one: the node interface's less 50 for VXLAN); the kernel's
+    /// default when unset.
+    #[arg(long)]
+    pub pod_mtu: Option<u32>,
     /// Network configurations of CNI plugins: with it, pods are networked by the
     /// first configuration of this directory instead of `--pod-network`.
     #[arg(long)]
@@ -206,6 +211,7 @@ impl KubeletConfig {
             pod_network: "none".into(),
             pod_bridge_name: "cni0".into(),
             pod_cidr: None,
+            pod_mtu: None,
             cni_conf_dir: None,
             cni_bin_dir: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             cluster_dns: Vec::new(),

@@ -44,7 +44,8 @@ async fn network(shared: &Shared) -> Result<Arc<PodNetwork>, String> {
                         })?
                 }
             };
-            let bridge = Bridge::new(&shared.config.pod_bridge_name, cidr);
+            let bridge =
+                Bridge::new(&shared.config.pod_bridge_name, cidr).with_mtu(shared.config.pod_mtu);
             bridge
                 .enable_forwarding()
                 .map_err(|e| format!("network is not ready: {e}"))?;

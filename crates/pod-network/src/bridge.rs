@@ -49,12 +49,12 @@ pub enum NetError {
     NoSuchLink(String),
 }
 
-fn nl(context: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
+pub(crate) fn nl(context: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
     let context = context.into();
     move |source| NetError::Netlink { context, source }
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
     let context = context.into();
     move |source| NetError::Io { context, source }
 }
@@ -68,10 +68,13 @@ pub struct Bridge {
     pub subnet: IpNet,
     /// The bridge's own address, the pods' default gateway.
     pub gateway: IpAddr,
+    /// The MTU of pods' interfaces (the overlay's, when there is one); the kernel's
+    /// default otherwise.
+    pub mtu: Option<u32>,
 }
 
 /// A netlink connection whose socket lives in the calling thread's network namespace.
-fn connect_here() -> Result<Handle, NetError> {
+pub(crate) fn connect_here() -> Result<Handle, NetError> {
     let (conn, handle, _) = rtnetlink::new_connection().map_err(io("opening a netlink socket"))?;
     tokio::spawn(conn);
     Ok(handle)
@@ -105,7 +108,7 @@ fn connect_in(netns: &Path) -> Result<Handle, NetError> {
 
 /// A netlink request's result with the answer `errno` (EEXIST for "there already",
 /// ENODEV for "gone already") taken as success: `None` then.
-fn unless_errno<T>(
+pub(crate) fn unless_errno<T>(
     result: Result<T, rtnetlink::Error>,
     errno: nix::errno::Errno,
 ) -> Result<Option<T>, rtnetlink::Error> {
@@ -116,14 +119,17 @@ fn unless_errno<T>(
     }
 }
 
-async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
+pub(crate) async fn link_by_name(
+    handle: &Handle,
+    name: &str,
+) -> Result<Option<LinkMessage>, NetError> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     unless_errno(links.try_next().await, Errno::ENODEV)
         .map(Option::flatten)
         .map_err(nl(format!("looking up {name}")))
 }
 
-async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
+pub(crate) async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
     link_by_name(handle, name)
         .await?
         .map(|l| l.header.index)
@@ -131,7 +137,12 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
 }
 
 /// Adds an address unless the interface has it (EEXIST).
-async fn add_address(handle: &Handle, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NetError> {
+pub(crate) async fn add_address(
+    handle: &Handle,
+    index: u32,
+    ip: IpAddr,
+    prefix: u8,
+) -> Result<(), NetError> {
     let added = handle.address().add(index, ip, prefix).execute().await;
     unless_errno(added, Errno::EEXIST)
         .map(drop)
@@ -147,7 +158,14 @@ impl Bridge {
             name: name.to_string(),
             subnet,
             gateway: crate::ipam::gateway_of(subnet),
+            mtu: None,
         }
+    }
+
+    /// The same bridge with pods' interfaces at `mtu`.
+    pub fn with_mtu(mut self, mtu: Option<u32>) -> Bridge {
+        self.mtu = mtu;
+        self
     }
 
     /// Lets the node route pod traffic (IP forwarding on) and pass bridged IPv4
@@ -254,6 +272,15 @@ impl Bridge {
     ) -> Result<(), NetError> {
         let host = index_of(node, host_ifname).await?;
         let peer_index = index_of(node, peer).await?;
+        if let Some(mtu) = self.mtu {
+            for (index, name) in [(host, host_ifname), (peer_index, peer)] {
+                node.link()
+                    .set(LinkUnspec::new_with_index(index).mtu(mtu).build())
+                    .execute()
+                    .await
+                    .map_err(nl(format!("setting the MTU of {name}")))?;
+            }
+        }
         let ns = File::open(netns).map_err(io(format!("opening {}", netns.display())))?;
         node.link()
             .set(
