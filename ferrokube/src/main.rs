@@ -11,6 +11,8 @@
 //! `kube-proxy` kube-proxy. The hidden `container-shim` subcommand is the
 //! per-container shim the kubelet's runtime starts.
 
+mod node;
+
 use anyhow::{Context, Result};
 
 /// mimalloc: the apiserver allocates and frees many small JSON values per request;
@@ -48,6 +50,9 @@ enum Command {
     SimNodes(SimNodesCmd),
     /// Run the kubelet: register this machine as a Node and run its pods as containers.
     Kubelet(Box<KubeletCmd>),
+    /// Join this machine to a cluster (`--server`, `--token`) and run its node: the
+    /// kubelet, kube-proxy, cluster DNS and the overlay.
+    Agent(Box<node::AgentArgs>),
     /// Manage the node's images: import archives, list, remove.
     Images(ImagesCmd),
     /// Run kube-proxy: program this node's data path for Services.
@@ -71,14 +76,6 @@ struct KubeProxyCmd {
     /// Kubeconfig with the API server's address and credentials.
     #[arg(long, default_value = "/var/lib/ferrokube/admin.kubeconfig")]
     kubeconfig: PathBuf,
-    #[command(flatten)]
-    config: service_proxy::ProxyConfig,
-}
-
-/// kube-proxy's flags alone, to parse `--kube-proxy-arg`s.
-#[derive(clap::Parser)]
-#[command(args_override_self = true)]
-struct KubeProxyFlags {
     #[command(flatten)]
     config: service_proxy::ProxyConfig,
 }
@@ -118,14 +115,6 @@ enum ImagesAction {
         #[arg(required = true)]
         references: Vec<String>,
     },
-}
-
-/// The kubelet's flags alone, to parse `--kubelet-arg`s.
-#[derive(clap::Parser)]
-#[command(args_override_self = true)]
-struct KubeletFlags {
-    #[command(flatten)]
-    config: kubelet::KubeletConfig,
 }
 
 #[derive(Args, Clone)]
@@ -169,30 +158,12 @@ struct ServerArgs {
     /// Do not run a kubelet for this machine in-process (the server then has no node).
     #[arg(long)]
     disable_agent: bool,
-    /// Name of this machine's Node; defaults to the hostname.
-    #[arg(long)]
-    node_name: Option<String>,
-    /// An extra flag for the in-process kubelet, as `name=value` (repeatable; e.g.
-    /// `oci-runtime=runc`).
-    #[arg(long = "kubelet-arg", value_name = "NAME=VALUE")]
-    kubelet_args: Vec<String>,
-    /// Do not run kube-proxy for this machine in-process (it runs only with the
-    /// agent).
-    #[arg(long)]
-    disable_kube_proxy: bool,
-    /// An extra flag for the in-process kube-proxy, as `name=value` (repeatable;
-    /// e.g. `min-sync-period=100ms`).
-    #[arg(long = "kube-proxy-arg", value_name = "NAME=VALUE")]
-    kube_proxy_args: Vec<String>,
-    /// Do not serve cluster DNS (it runs only with the agent and kube-proxy).
-    #[arg(long)]
-    disable_cluster_dns: bool,
-    /// The cluster DNS Service's address, which pods use as their nameserver.
-    #[arg(long, default_value = "10.43.0.10")]
-    cluster_dns: IpAddr,
-    /// The cluster's DNS domain.
-    #[arg(long, default_value = "cluster.local")]
-    cluster_domain: String,
+    /// The join token (`K10<hash>::<id>.<secret>` or `<id>.<secret>`); made on first
+    /// start and kept in `<data-dir>/token` when not given.
+    #[arg(long, env = "FERROKUBE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    node: node::NodeArgs,
 }
 
 /// The controller manager's flags alone, to parse `--kube-controller-manager-arg`s.
@@ -381,10 +352,10 @@ async fn open_store(args: &ApiserverArgs) -> Result<Arc<dyn store::Storage>> {
 struct InProcess {
     scheduler: Option<scheduler::SchedulerArgs>,
     controller_manager: Option<Box<controller_manager::ControllerManagerConfig>>,
-    kubelet: Option<Box<kubelet::KubeletConfig>>,
-    kube_proxy: Option<Box<service_proxy::ProxyConfig>>,
-    /// Cluster DNS for this node: its name, the Service address, the server's flags.
-    cluster_dns: Option<(String, IpAddr, cluster_dns::DnsConfig)>,
+    /// The server's own node.
+    node: Option<node::NodePlan>,
+    /// The token nodes join with.
+    join_token: Option<pki::join::JoinToken>,
 }
 
 /// How the kubelet's runtime starts container shims: this binary, `container-shim`.
@@ -525,59 +496,35 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     }
     if !args.disable_agent {
         // The server's own node: state under the data directory.
-        let agent = args.api.data_dir.join("agent");
-        let mut defaults = vec![
-            format!("--root-dir={}", agent.display()),
-            format!("--runtime-state-dir={}", agent.join("run").display()),
-            format!("--pod-logs-dir={}", agent.join("logs").display()),
-            // The server's node has a pod network, as a k3s server has flannel's.
-            "--pod-network=bridge".to_string(),
-            format!(
-                "--client-ca-file={}",
-                args.api.data_dir.join("pki").join("ca.crt").display()
-            ),
-        ];
-        if let Some(n) = &args.node_name {
-            defaults.push(format!("--hostname-override={n}"));
-        }
-        let dns = !args.disable_kube_proxy && !args.disable_cluster_dns;
-        if dns {
-            defaults.push(format!("--cluster-dns={}", args.cluster_dns));
-            defaults.push(format!("--cluster-domain={}", args.cluster_domain));
-        }
-        let argv = as_flags("kubelet", defaults, &args.kubelet_args);
-        let flags = KubeletFlags::try_parse_from(argv).context("--kubelet-arg")?;
-        // The node the kubelet registers, which the proxy and DNS serve.
-        let node = flags
-            .config
-            .hostname_override
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(kubelet::machine::hostname);
-        if !args.disable_kube_proxy {
-            let defaults = vec![
-                format!("--cluster-cidr={}", args.cluster_cidr),
-                format!(
-                    "--service-cluster-ip-range={}",
-                    args.api.service_cluster_ip_range
-                ),
-                format!("--hostname-override={node}"),
-            ];
-            let argv = as_flags("kube-proxy", defaults, &args.kube_proxy_args);
-            let proxy = KubeProxyFlags::try_parse_from(argv).context("--kube-proxy-arg")?;
-            components.kube_proxy = Some(Box::new(proxy.config));
-        }
-        if dns {
-            let config = cluster_dns::DnsConfig {
-                cluster_domain: args.cluster_domain.clone(),
-                // Replaced by the node's pod gateway.
-                dns_bind_address: std::net::SocketAddr::new(args.cluster_dns, 53),
-                upstream_resolv_conf: flags.config.resolv_conf.clone(),
-            };
-            components.cluster_dns = Some((node, args.cluster_dns, config));
-        }
-        components.kubelet = Some(Box::new(flags.config));
+        let pki_dir = args.api.data_dir.join("pki");
+        let ranges = node::ClusterRanges {
+            cluster_cidr: &args.cluster_cidr,
+            service_range: &args.api.service_cluster_ip_range,
+        };
+        let plan = node::plan(
+            &args.node,
+            &args.api.data_dir.join("agent"),
+            &pki_dir.join("ca.crt"),
+            &ranges,
+        )
+        .await?;
+        components.node = Some(plan);
     }
+    // The token other nodes join with, for this cluster's CA.
+    let ca = pki::ClusterCa::load_or_create(&args.api.data_dir.join("pki"))
+        .context("loading the cluster CA")?;
+    let given = match &args.token {
+        Some(t) => Some(
+            pki::join::JoinToken::parse(t)
+                .context("--token is not of the form K10<hash>::<id>.<secret> or <id>.<secret>")?,
+        ),
+        None => None,
+    };
+    let token_path = args.api.data_dir.join("token");
+    let token = pki::join::JoinToken::load_or_create(&token_path, ca.cert_pem(), given.as_ref())
+        .context("making the join token")?;
+    println!("ferrokube: join token at {}", token_path.display());
+    components.join_token = Some(token);
     run_apiserver(args.api, components).await
 }
 
@@ -595,6 +542,7 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
     config.extra_sans = args.tls_sans.clone();
     config.disable_admission_plugins = args.disable_admission_plugins.clone();
     config.compaction_interval = std::time::Duration::from_secs(args.compaction_interval.max(1));
+    config.join_token = in_process.join_token.clone();
     let running = apiserver::start(config, store).await?;
     println!(
         "ferrokube: API server listening on https://{}",
@@ -626,47 +574,15 @@ async fn run_apiserver(args: ApiserverArgs, in_process: InProcess) -> Result<()>
             }
         }));
     }
-    if let Some(config) = in_process.kube_proxy {
-        let client = client_from(&running.kubeconfig, "kube-proxy").await?;
-        components.push(tokio::spawn(async move {
-            let forever = std::future::pending::<()>();
-            if let Err(e) = service_proxy::run(client, *config, forever).await {
-                tracing::error!(error = %e, "kube-proxy stopped");
-            }
-        }));
-    }
-    if let Some((node, ip, config)) = in_process.cluster_dns {
-        let client = client_from(&running.kubeconfig, "cluster-dns").await?;
-        components.push(tokio::spawn(async move {
-            let forever = std::future::pending::<()>();
-            if let Err(e) = cluster_dns::run_for_node(client, &node, ip, config, forever).await {
-                tracing::error!(error = %e, "cluster DNS stopped");
-            }
-        }));
-    }
-    let mut kubelet_task = None;
-    let kubelet_stop = Arc::new(tokio::sync::Notify::new());
-    if let Some(config) = in_process.kubelet {
-        let client = client_from(&running.kubeconfig, "kubelet").await?;
-        let shim = shim_command()?;
-        let stop = kubelet_stop.clone();
-        let grace = config.shutdown_grace_period;
-        kubelet_task = Some((
-            tokio::spawn(async move {
-                let shutdown = async move { stop.notified().await };
-                if let Err(e) = kubelet::run(client, *config, shim, shutdown).await {
-                    tracing::error!(error = %e, "kubelet stopped");
-                }
-            }),
-            grace,
-        ));
-    }
+    let kubelet = match in_process.node {
+        Some(plan) => Some(node::start(plan, &running.kubeconfig, &mut components).await?),
+        None => None,
+    };
     shutdown_signal().await;
     // The kubelet may stop its pods first (--shutdown-grace-period), while the
     // API is still up to hear about it.
-    if let Some((task, grace)) = kubelet_task {
-        kubelet_stop.notify_one();
-        let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(5), task).await;
+    if let Some(k) = kubelet {
+        k.stop().await;
     }
     for c in &components {
         c.abort();
@@ -740,6 +656,7 @@ fn main() -> Result<()> {
             Command::ControllerManager(cmd) => run_controller_manager(*cmd).await,
             Command::SimNodes(cmd) => run_sim_nodes(cmd).await,
             Command::Kubelet(cmd) => run_kubelet(*cmd).await,
+            Command::Agent(args) => node::run_agent(*args).await,
             Command::KubeProxy(cmd) => run_kube_proxy(*cmd).await,
             Command::ClusterDns(cmd) => run_cluster_dns(*cmd).await,
             Command::Images(_) => Ok(()),

@@ -605,3 +605,148 @@ async fn concurrent_patches_without_resource_version_all_apply() {
     );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
 }
+
+/// A client of the cluster `c` that trusts nothing and sends no credentials, or,
+/// with `token`, trusts the cluster CA and sends that bearer token.
+async fn client_as(c: &Cluster, token: Option<&str>) -> kube::Client {
+    let url: http::Uri = format!("https://127.0.0.1:{}", c.port).parse().unwrap();
+    let Some(token) = token else {
+        let mut config = kube::Config::new(url);
+        config.accept_invalid_certs = true;
+        return kube::Client::try_from(config).unwrap();
+    };
+    let admin = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let admin = kube::config::Kubeconfig::from_yaml(&admin).unwrap();
+    let ca = admin.clusters[0]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .certificate_authority_data
+        .clone()
+        .unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Who the server says a client is (SelfSubjectReview).
+async fn whoami(client: &kube::Client) -> Result<serde_json::Value, kube::Error> {
+    let req = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header("content-type", "application/json")
+        .body(
+            serde_json::to_vec(&json!({
+                "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    client.request::<serde_json::Value>(req).await
+}
+
+/// What a joining node relies on: the server makes a join token on first start
+/// (`<data-dir>/token`, `K10<CA hash>::<id>.<secret>`) and keeps it on restart;
+/// `kube-public/cluster-info` is readable without credentials and carries the CA
+/// the token's hash names, while nothing else is; the token's bootstrap part
+/// authenticates as `system:bootstrap:<id>` in the bootstrappers' groups, and
+/// bootstrap token Secrets follow upstream's rules (wrong secret, expired).
+#[tokio::test]
+async fn join_token_and_cluster_info() {
+    use base64::Engine;
+    let c = Cluster::start_with(&["--disable-scheduler", "--disable-controller-manager"]);
+    let text = std::fs::read_to_string(c.dir.path().join("token")).unwrap();
+    let (hash, bootstrap) = text
+        .trim()
+        .strip_prefix("K10")
+        .and_then(|t| t.split_once("::"))
+        .expect("K10<hash>::<token>");
+    let (id, secret) = bootstrap.split_once('.').unwrap();
+    assert_eq!((id.len(), secret.len()), (6, 16));
+
+    let anonymous = client_as(&c, None).await;
+    let public: Api<ConfigMap> = Api::namespaced(anonymous.clone(), "kube-public");
+    let info = public.get("cluster-info").await.unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&info.data.unwrap()["kubeconfig"]).unwrap();
+    let cluster = kc.clusters[0].cluster.clone().unwrap();
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster.certificate_authority_data.unwrap())
+        .unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &ca);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, hash);
+    assert!(cluster.server.unwrap().starts_with("https://"));
+    // Nothing else is public.
+    let (code, ..) = err_code(public.list(&Default::default()).await.unwrap_err());
+    assert_eq!(code, 401);
+    let (code, ..) = err_code(
+        Api::<ConfigMap>::namespaced(anonymous, "kube-system")
+            .get("cluster-info")
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 401);
+
+    let who = whoami(&client_as(&c, Some(bootstrap)).await).await.unwrap();
+    let info = &who["status"]["userInfo"];
+    assert_eq!(info["username"], format!("system:bootstrap:{id}"));
+    assert_eq!(
+        info["groups"],
+        json!([
+            "system:bootstrappers",
+            "system:bootstrappers:ferrokube:default-node-token",
+            "system:authenticated"
+        ])
+    );
+    let wrong = format!("{id}.{}", "0".repeat(16));
+    let (code, ..) = err_code(
+        whoami(&client_as(&c, Some(&wrong)).await)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 401);
+
+    // A token of the admin's: valid until it expires.
+    let admin = admin_client(&c).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin, "kube-system");
+    for (tid, expiration) in [
+        ("aaaaaa", "2099-01-01T00:00:00Z"),
+        ("bbbbbb", "2001-01-01T00:00:00Z"),
+    ] {
+        let s = serde_json::from_value(json!({
+            "metadata": {"name": format!("bootstrap-token-{tid}")},
+            "type": "bootstrap.kubernetes.io/token",
+            "stringData": {"token-id": tid, "token-secret": "0123456789abcdef",
+                "usage-bootstrap-authentication": "true", "expiration": expiration},
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+    let who = whoami(&client_as(&c, Some("aaaaaa.0123456789abcdef")).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        who["status"]["userInfo"]["username"],
+        "system:bootstrap:aaaaaa"
+    );
+    let (code, ..) = err_code(
+        whoami(&client_as(&c, Some("bbbbbb.0123456789abcdef")).await)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 401);
+
+    // The token stays across restarts.
+    let dir = c.kill9();
+    let c = Cluster::start_in(
+        dir,
+        &["--disable-scheduler", "--disable-controller-manager"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.dir.path().join("token")).unwrap(),
+        text
+    );
+}

@@ -1583,6 +1583,29 @@ fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// Waits (up to 30 s) until requests from the client pod to `url` are answered by
+/// exactly `want`.
+fn assert_pod_answers(k: &Kubectl, url: &str, want: &[&str]) {
+    let want = set(want);
+    assert!(
+        eventually(Duration::from_secs(30), || answers_from_pod(k, url) == want),
+        "{url}: {:?}",
+        answers_from_pod(k, url)
+    );
+}
+
+/// The distinct answers of 30 requests to `url`, made from the namespace `ns`.
+fn answers_from_netns(ns: &TestNetns, url: &str) -> std::collections::BTreeSet<String> {
+    (0..30)
+        .filter_map(|_| {
+            let out = ns.exec(&["timeout", "2", "busybox", "wget", "-qO-", url]);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .collect()
+}
+
 /// kube-proxy (nftables) and cluster DNS in a cluster inside a network namespace
 /// this test makes, with a second namespace as a client outside the cluster: a
 /// Service's cluster IP balances over its ready endpoints from a pod and from the
@@ -1630,12 +1653,7 @@ fn services_reach_ready_endpoints() {
     // From a pod, by cluster IP: both endpoints answer.
     let both = set(&["web-a", "web-b"]);
     let url = format!("http://{cluster_ip}/");
-    assert!(
-        eventually(Duration::from_secs(30), || answers_from_pod(&k, &url)
-            == both),
-        "{:?}",
-        answers_from_pod(&k, &url)
-    );
+    assert_pod_answers(&k, &url, &["web-a", "web-b"]);
     // From the node itself (its own packets, through the output hook).
     let from_node = || -> std::collections::BTreeSet<String> {
         (0..30)
@@ -1653,17 +1671,7 @@ fn services_reach_ready_endpoints() {
     assert_eq!(from_node(), both);
     // From outside the cluster, by node port.
     let node_url = format!("http://192.0.2.1:{node_port}/");
-    let from_outside = || -> std::collections::BTreeSet<String> {
-        (0..30)
-            .filter_map(|_| {
-                let out = outside.exec(&["timeout", "2", "busybox", "wget", "-qO-", &node_url]);
-                out.status
-                    .success()
-                    .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            })
-            .collect()
-    };
-    assert_eq!(from_outside(), both);
+    assert_eq!(answers_from_netns(&outside, &node_url), both);
 
     // Cluster DNS: the pod's resolver points at it, and it answers for Services by
     // full name and, through the search path, by short name.
@@ -1756,14 +1764,8 @@ fn services_reach_ready_endpoints() {
 
     // web-b stops being ready: it leaves the rotation everywhere.
     k.ok(&["exec", "web-b", "--", "rm", "/tmp/ready"]);
-    let only_a = set(&["web-a"]);
-    assert!(
-        eventually(Duration::from_secs(30), || answers_from_pod(&k, &url)
-            == only_a),
-        "{:?}",
-        answers_from_pod(&k, &url)
-    );
-    assert_eq!(from_outside(), only_a);
+    assert_pod_answers(&k, &url, &["web-a"]);
+    assert_eq!(answers_from_netns(&outside, &node_url), set(&["web-a"]));
 
     // The rules are the upstream layout, in this namespace only.
     let table = Command::new("nft")
@@ -1827,5 +1829,312 @@ fn cni_plugins_network_pods() {
         eventually(Duration::from_secs(20), || !record.exists()),
         "{} still recorded",
         record.display()
+    );
+}
+
+/// A host of a multi-node test: a network namespace on a shared test LAN (a bridge
+/// in a namespace of its own), with its address.
+struct LanHost {
+    ns: TestNetns,
+    ip: String,
+}
+
+/// The test LAN 192.0.2.0/24: a bridge in namespace `lan` and, for each role, a
+/// namespace joined to it as 192.0.2.<n> whose default route leads to the last
+/// host (the outside client), which has no other link: nothing leaves the machine.
+fn test_lan(lan: &TestNetns, roles: &[&str]) -> Vec<LanHost> {
+    ip(&format!("-n {} link add br0 type bridge", lan.0));
+    ip(&format!("-n {} link set br0 up", lan.0));
+    let outside = format!("192.0.2.{}", roles.len());
+    roles
+        .iter()
+        .enumerate()
+        .map(|(i, role)| {
+            let ns = TestNetns::make(role);
+            let addr = format!("192.0.2.{}", i + 1);
+            let port = format!("p{}", i + 1);
+            ip(&format!(
+                "-n {} link add {port} type veth peer name eth0 netns {}",
+                lan.0, ns.0
+            ));
+            ip(&format!("-n {} link set {port} master br0 up", lan.0));
+            ip(&format!("-n {} addr add {addr}/24 dev eth0", ns.0));
+            ip(&format!("-n {} link set eth0 up", ns.0));
+            if addr != outside {
+                ip(&format!("-n {} route add default via {outside}", ns.0));
+            }
+            LanHost { ns, ip: addr }
+        })
+        .collect()
+}
+
+/// The kubelet flags of every node of a multi-node test: the built-in runtime, no
+/// healthz port, and no eviction for the host's disk fill level.
+const NODE_KUBELET_ARGS: &[&str] = &[
+    "--kubelet-arg",
+    "oci-runtime=builtin",
+    "--kubelet-arg",
+    "healthz-port=0",
+    "--kubelet-arg",
+    "eviction-hard=memory.available<1Mi",
+];
+
+/// `ferrokube agent` joining from inside a test host's namespace; killed by PID
+/// when dropped.
+struct Agent(std::process::Child);
+
+impl Agent {
+    fn start(host: &LanHost, server: &str, token: &str, name: &str, dir: &Path) -> Agent {
+        use std::os::unix::process::CommandExt;
+        let import = dir.join("images");
+        std::fs::create_dir_all(&import).unwrap();
+        images::testimage::busybox_image(IMAGE)
+            .write_oci_archive(&import.join("busybox.tar"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
+        cmd.args([
+            "agent",
+            "--server",
+            server,
+            "--token",
+            token,
+            "--node-name",
+            name,
+        ])
+        .args(["--node-ip", &host.ip])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(NODE_KUBELET_ARGS)
+        .stdout(std::process::Stdio::null());
+        support::die_with_parent(&mut cmd);
+        let netns = std::fs::File::open(format!("/run/netns/{}", host.ns.0)).unwrap();
+        // SAFETY: setns is async-signal-safe; the file stays open until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        Agent(cmd.spawn().expect("starting an agent"))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Pins a pod manifest to a node.
+fn on_node(manifest: &str, node: &str) -> String {
+    manifest.replacen("spec:\n", &format!("spec:\n  nodeName: {node}\n"), 1)
+}
+
+/// Three hosts made of network namespaces on a test LAN, plus an outside client:
+/// a server on the first, and two agents that join it with the server's token
+/// (their certificates issued through CertificateSigningRequests). Pods on
+/// different nodes reach each other over the VXLAN overlay; a Service balances
+/// across backends on the two agents from a pod on the server, by cluster IP and
+/// by DNS name; its node port on the server (which has no backend) answers the
+/// outside client; a backend that stops being ready leaves the rotation; `dig`
+/// from an agent checks the records; logs and exec reach pods on the agents; and
+/// the guestbook example (examples/guestbook.yaml) works through any node's port.
+#[test]
+fn nodes_join_and_pods_reach_each_other_across_them() {
+    let lan = TestNetns::make("lan");
+    let hosts = test_lan(&lan, &["h1", "h2", "h3", "out"]);
+    let (h1, h2, h3, outside) = (&hosts[0], &hosts[1], &hosts[2], &hosts[3]);
+    // This test process (and kubectl) lives on the server's host.
+    let file = std::fs::File::open(format!("/run/netns/{}", h1.ns.0)).unwrap();
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+
+    let pid = std::process::id();
+    let names: Vec<String> = (1..=3).map(|i| format!("fk-{pid}-h{i}")).collect();
+    let c = Cluster::start_server(
+        data_dir_with_image(),
+        "0.0.0.0",
+        &[
+            "--advertise-address",
+            &h1.ip,
+            "--node-name",
+            &names[0],
+            "--node-ip",
+            &h1.ip,
+        ]
+        .into_iter()
+        .chain(NODE_KUBELET_ARGS.iter().copied())
+        .collect::<Vec<_>>(),
+    );
+    let k = c.kubectl("1.33");
+    let token = std::fs::read_to_string(c.dir.path().join("token")).unwrap();
+    let token = token.trim();
+    assert!(token.starts_with("K10"), "{token}");
+    let server = format!("https://{}:{}", h1.ip, c.port);
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let _agents: Vec<Agent> = [(h2, &names[1], &dirs[0]), (h3, &names[2], &dirs[1])]
+        .into_iter()
+        .map(|(h, n, d)| Agent::start(h, &server, token, n, d.path()))
+        .collect();
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+
+    // All three nodes register and become Ready, each with its own podCIDR and
+    // overlay endpoint.
+    let ready_nodes = || -> Vec<serde_json::Value> {
+        k.json(&["get", "nodes"])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                }) && n["metadata"]["annotations"]["flannel.alpha.coreos.com/backend-data"]
+                    .is_string()
+            })
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(90), || ready_nodes().len() == 3),
+        "{:#}",
+        k.json(&["get", "nodes"])
+    );
+    let nodes = ready_nodes();
+    let cidrs: std::collections::BTreeSet<&str> = nodes
+        .iter()
+        .map(|n| n["spec"]["podCIDR"].as_str().unwrap())
+        .collect();
+    assert_eq!(cidrs.len(), 3, "{cidrs:?}");
+    for n in &nodes {
+        let ann = &n["metadata"]["annotations"];
+        assert_eq!(ann["flannel.alpha.coreos.com/backend-type"], "vxlan");
+        let ip = n["status"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "InternalIP")
+            .unwrap()["address"]
+            .clone();
+        assert_eq!(ann["flannel.alpha.coreos.com/public-ip"], ip);
+    }
+    // The agents' certificates came through approved and issued CSRs.
+    let csrs = k.json(&["get", "csr"])["items"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(csrs.len(), 2, "{csrs:#?}");
+    for csr in &csrs {
+        assert_eq!(
+            csr["spec"]["signerName"],
+            "kubernetes.io/kube-apiserver-client-kubelet"
+        );
+        assert!(csr["spec"]["username"]
+            .as_str()
+            .unwrap()
+            .starts_with("system:bootstrap:"));
+        assert!(csr["status"]["certificate"].is_string(), "{csr:#}");
+    }
+
+    k.apply(&[], WEB_SERVICE);
+    k.apply(&[], &on_node(&web_pod("web-a", None), &names[1]));
+    k.apply(&[], &on_node(&web_pod("web-b", None), &names[2]));
+    k.apply(&[], &on_node(CLIENT_POD, &names[0]));
+    wait_ready(&k, &["web-a", "web-b", "client"]);
+
+    // Pod to pod across nodes, by pod address.
+    for (pod, name) in [("web-a", "web-a"), ("web-b", "web-b")] {
+        let url = format!("http://{}:8080/", pod_ip(&k, pod));
+        assert_eq!(client_get(&k, &url), format!("{name}\n"));
+    }
+    // The Service from a pod on another node, by cluster IP and by name.
+    let svc = k.json(&["get", "service", "web"]);
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    let url = format!("http://{cluster_ip}/");
+    assert_pod_answers(&k, &url, &["web-a", "web-b"]);
+    assert_pod_answers(
+        &k,
+        "http://web.default.svc.cluster.local/",
+        &["web-a", "web-b"],
+    );
+    // The node port of the server's node, from outside the cluster.
+    let node_url = format!("http://{}:{node_port}/", h1.ip);
+    assert_eq!(
+        answers_from_netns(&outside.ns, &node_url),
+        set(&["web-a", "web-b"])
+    );
+    // DNS records, asked from an agent's host.
+    let dig = h2.ns.exec(&[
+        "dig",
+        "@10.43.0.10",
+        "+time=2",
+        "+tries=2",
+        "+short",
+        "web.default.svc.cluster.local",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), cluster_ip);
+    // The apiserver reaches the agents' kubelets: exec and logs.
+    assert_eq!(k.ok(&["exec", "web-b", "--", "hostname"]).trim(), "web-b");
+    k.ok(&["logs", "web-a"]);
+
+    // web-b stops being ready: only web-a answers.
+    k.ok(&["exec", "web-b", "--", "rm", "/tmp/ready"]);
+    assert_pod_answers(&k, &url, &["web-a"]);
+
+    // The guestbook example, end to end: an entry written through one node's port
+    // is read back through another's.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/guestbook.yaml");
+    let guestbook = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("image: busybox:stable", &format!("image: {IMAGE}"));
+    k.apply(&[], &guestbook);
+    for d in ["guestbook-store", "guestbook"] {
+        k.ok(&[
+            "rollout",
+            "status",
+            &format!("deployment/{d}"),
+            "--timeout=90s",
+        ]);
+    }
+    let gb_port = k.ok(&[
+        "get",
+        "service",
+        "guestbook",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    let visit = |host: &LanHost, msg: &str| -> String {
+        let url = format!("http://{}:{gb_port}/cgi-bin/guestbook?msg={msg}", host.ip);
+        let out = outside
+            .ns
+            .exec(&["timeout", "5", "busybox", "wget", "-qO-", &url]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || visit(h2, "hello")
+            .contains("hello")),
+        "{}",
+        visit(h2, "hello")
+    );
+    let page = visit(h3, "world");
+    assert!(
+        page.starts_with("guestbook (front end guestbook-")
+            && page.contains("\nhello\n")
+            && page.ends_with("world\n"),
+        "{page}"
+    );
+
+    // Nothing of the agents' pods stays mounted once they are gone.
+    k.ok(&["delete", "deployments", "--all"]);
+    k.ok(&["delete", "pods", "--all", "--grace-period=1"]);
+    assert!(
+        eventually(Duration::from_secs(30), || dirs
+            .iter()
+            .all(|d| mounts_under(d.path()).is_empty())),
+        "{:?}",
+        dirs.iter()
+            .map(|d| mounts_under(d.path()))
+            .collect::<Vec<_>>()
     );
 }

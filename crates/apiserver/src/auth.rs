@@ -1,8 +1,9 @@
 //! Authentication: who is calling. Client certificates signed by the cluster CA name a
 //! user (CommonName) and groups (Organizations), as in Kubernetes; bearer tokens come
-//! from a static token table or are service account tokens signed by this server
-//! ([`crate::serviceaccount`]). Requests with neither are anonymous, and anonymous
-//! requests are refused except on the health endpoints.
+//! from a static token table, are bootstrap tokens ([`crate::bootstraptoken`]) or are
+//! service account tokens signed by this server ([`crate::serviceaccount`]). Requests
+//! with neither are anonymous, and anonymous requests are refused except on the
+//! health endpoints and the public `kube-public/cluster-info` ConfigMap.
 
 use crate::Server;
 use std::collections::{BTreeMap, HashMap};
@@ -119,8 +120,8 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
 }
 
 /// Authenticates a request as the server does: the connection's certificate user if
-/// any, else the bearer token (static table, then service account tokens for the API
-/// audiences), else anonymous.
+/// any, else the bearer token (static table, then bootstrap tokens, then service
+/// account tokens for the API audiences), else anonymous.
 pub async fn authenticate_request(
     server: &Server,
     cert_user: Option<&User>,
@@ -132,6 +133,11 @@ pub async fn authenticate_request(
             let token = authorization
                 .and_then(bearer_token)
                 .ok_or(InvalidCredentials)?;
+            if pki::join::split_bootstrap_token(token).is_some() {
+                return crate::bootstraptoken::authenticate(server, token)
+                    .await
+                    .ok_or(InvalidCredentials);
+            }
             let audiences = server.sa_tokens.api_audiences();
             match server
                 .sa_tokens

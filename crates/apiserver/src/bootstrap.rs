@@ -1,8 +1,11 @@
 //! What the apiserver keeps in place by itself: the system namespaces (`default`,
-//! `kube-system`, `kube-public`, `kube-node-lease`), the system PriorityClasses, and the `kubernetes` Service in
-//! `default` on the first address of the service range, with Endpoints and an
-//! EndpointSlice pointing at this apiserver's advertised address. Writes go through
-//! the same create/update path as client requests.
+//! `kube-system`, `kube-public`, `kube-node-lease`), the system PriorityClasses, the
+//! public `kube-public/cluster-info` ConfigMap (the server's address and CA, which
+//! joining nodes read before they have credentials), the join token's bootstrap
+//! Secret, and the `kubernetes` Service in `default` on the first address of the
+//! service range, with Endpoints and an EndpointSlice pointing at this apiserver's
+//! advertised address. Writes go through the same create/update path as client
+//! requests.
 
 use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
@@ -128,6 +131,36 @@ fn reconcile_field(cur: &Value, want: &Value, field: &str) -> Option<Value> {
     })
 }
 
+fn reconcile_data(cur: &Value, want: &Value) -> Option<Value> {
+    reconcile_field(cur, want, "data")
+}
+
+/// The URL other machines reach this apiserver at.
+pub fn public_url(server: &Server) -> String {
+    let addr =
+        std::net::SocketAddr::new(server.config.advertise_address, server.config.secure_port);
+    format!("https://{addr}")
+}
+
+/// `kube-public/cluster-info`, as kubeadm publishes it: a kubeconfig with the
+/// cluster's address and CA and no credentials.
+fn cluster_info(server: &Server) -> Value {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(server.ca_pem.as_bytes());
+    let kubeconfig = format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {}\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n",
+        public_url(server)
+    );
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": CLUSTER_INFO, "namespace": "kube-public"},
+        "data": {"kubeconfig": kubeconfig},
+    })
+}
+
+/// The public ConfigMap's name.
+pub const CLUSTER_INFO: &str = "cluster-info";
+
 fn reconcile_subsets(cur: &Value, want: &Value) -> Option<Value> {
     reconcile_field(cur, want, "subsets")
 }
@@ -171,6 +204,26 @@ pub async fn reconcile(server: &Arc<Server>) -> ApiResult<()> {
                 "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
                 "metadata": {"name": name}, "value": value, "description": description,
             }),
+            keep,
+        )
+        .await?;
+    }
+    ensure(
+        server,
+        "",
+        "v1",
+        "configmaps",
+        cluster_info(server),
+        reconcile_data,
+    )
+    .await?;
+    if let Some(token) = &server.config.join_token {
+        ensure(
+            server,
+            "",
+            "v1",
+            "secrets",
+            crate::bootstraptoken::secret_for(token),
             keep,
         )
         .await?;

@@ -14,6 +14,7 @@ pub mod admission;
 pub mod alloc;
 pub mod auth;
 pub mod bootstrap;
+pub mod bootstraptoken;
 pub mod convert;
 pub mod discovery;
 pub mod error;
@@ -87,6 +88,9 @@ pub struct Config {
     /// Node address types tried, in order, to reach kubelets
     /// (`--kubelet-preferred-address-types`).
     pub kubelet_preferred_address_types: Vec<String>,
+    /// The token nodes join with: kept valid as a bootstrap token Secret (none for
+    /// the apiserver alone; `ferrokube server` makes one).
+    pub join_token: Option<pki::join::JoinToken>,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            join_token: None,
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct Server {
     pub services: alloc::ServiceAllocators,
     /// Whether bootstrapping finished (readyz).
     pub ready: AtomicBool,
+    /// The cluster CA certificate (PEM), published in `kube-public/cluster-info`.
+    pub ca_pem: String,
 }
 
 impl Server {
@@ -201,6 +208,7 @@ impl Server {
             sa_tokens,
             kubelet,
             ready: AtomicBool::new(false),
+            ca_pem: ca.cert_pem().to_string(),
             config,
         })
     }

@@ -223,13 +223,23 @@ pub async fn handle(
     if let Route::Health(path) = &route {
         return health(&server, path);
     }
-    if user.is_anonymous() {
+    if user.is_anonymous() && !public(&route) {
         return error_response(&ApiError::unauthorized());
     }
     match dispatch(&server, &user, route, &query, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
+}
+
+/// What anonymous callers may read besides health: the `kube-public/cluster-info`
+/// ConfigMap (kubeadm grants `system:anonymous` exactly that), so a joining node can
+/// learn the cluster's CA before it has credentials.
+fn public(route: &Route) -> bool {
+    matches!(route, Route::Resource(r)
+        if r.verb == "get" && r.group.is_empty() && r.resource == "configmaps"
+            && r.namespace == "kube-public" && r.name == crate::bootstrap::CLUSTER_INFO
+            && r.subresource.is_empty())
 }
 
 fn health(server: &Server, path: &str) -> Response<Body> {

@@ -7,6 +7,7 @@
 //! kubeconfig file that points kubectl at the cluster with such a certificate. [`sa`]
 //! holds the key that signs service account tokens.
 
+pub mod join;
 pub mod sa;
 
 use rcgen::{
@@ -231,6 +232,19 @@ impl ClusterCa {
         write_private(&cert_path, &pair.cert_pem)?;
         Ok(pair)
     }
+}
+
+/// A new key and a PEM certificate signing request for a client certificate of
+/// `user` in `group` (CommonName and Organization), as a kubelet asks for its own.
+pub fn client_request(user: &str, group: &str) -> Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, group);
+    dn.push(DnType::CommonName, user);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key)?;
+    Ok((csr.pem()?, key.serialize_pem()))
 }
 
 /// A kubeconfig (YAML) for `user` with an embedded client certificate, pointing at

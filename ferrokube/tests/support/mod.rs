@@ -87,19 +87,25 @@ impl Cluster {
         Self::launch(dir, &args)
     }
 
+    /// Starts `ferrokube server` on `dir` listening on `bind` (not only loopback),
+    /// with exactly these extra arguments: for a cluster inside network namespaces
+    /// a test made, which other nodes join.
+    pub fn start_server(dir: tempfile::TempDir, bind: &str, extra: &[&str]) -> Cluster {
+        Self::launch_on(dir, bind, extra)
+    }
+
     fn launch(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
+        Self::launch_on(dir, "127.0.0.1", extra)
+    }
+
+    fn launch_on(dir: tempfile::TempDir, bind: &str, extra: &[&str]) -> Cluster {
         let port = free_port();
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir.path())
-            .args([
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port.to_string(),
-            ])
+            .args(["--bind-address", bind, "--secure-port", &port.to_string()])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
