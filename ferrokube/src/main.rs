@@ -470,7 +470,9 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     }
     if !args.disable_controller_manager {
         // One in-process manager per server: no election needed. Nodes get podCIDRs
-        // from --cluster-cidr; namespaces get the cluster CA.
+        // from --cluster-cidr; namespaces get the cluster CA, which also signs
+        // approved certificate signing requests.
+        let pki = args.api.data_dir.join("pki");
         let defaults = vec![
             "--leader-elect=false".to_string(),
             "--allocate-node-cidrs=true".to_string(),
@@ -479,9 +481,14 @@ async fn run_server(args: ServerArgs) -> Result<()> {
                 "--service-cluster-ip-range={}",
                 args.api.service_cluster_ip_range
             ),
+            format!("--root-ca-file={}", pki.join("ca.crt").display()),
             format!(
-                "--root-ca-file={}",
-                args.api.data_dir.join("pki").join("ca.crt").display()
+                "--cluster-signing-cert-file={}",
+                pki.join("ca.crt").display()
+            ),
+            format!(
+                "--cluster-signing-key-file={}",
+                pki.join("ca.key").display()
             ),
         ];
         let argv = as_flags(

@@ -68,6 +68,7 @@ fn check_manager(ctx: &Ctx<'_>) -> ApiResult<()> {
 fn subresource(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Status => "status",
+        Endpoint::Subresource(name) => name,
         _ => "",
     }
 }

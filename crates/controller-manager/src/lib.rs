@@ -145,6 +145,7 @@ pub fn controller_descriptors() -> Vec<ControllerDescriptor> {
     let mut all = Vec::new();
     all.extend(apps_controllers::descriptors());
     all.extend(batch_controllers::descriptors());
+    all.extend(certificate_controllers::descriptors());
     all.extend(gc_controllers::descriptors());
     all.extend(node_controllers::descriptors());
     all.extend(policy_controllers::descriptors());
@@ -345,5 +346,18 @@ mod tests {
         assert!(controller_descriptors()
             .iter()
             .any(|d| d.name == "deployment-controller" && !d.disabled_by_default));
+        for (alias, name) in [
+            (
+                "csrapproving",
+                "certificatesigningrequest-approving-controller",
+            ),
+            ("csrsigning", "certificatesigningrequest-signing-controller"),
+            ("csrcleaner", "certificatesigningrequest-cleaner-controller"),
+        ] {
+            assert_eq!(canonical_name(alias), Some(name));
+            assert!(controller_descriptors()
+                .iter()
+                .any(|d| d.name == name && !d.disabled_by_default));
+        }
     }
 }

@@ -246,6 +246,20 @@ pub struct ControllerManagerConfig {
     /// `--root-ca-file` is not given (as upstream falls back to its client's CA).
     #[arg(skip)]
     pub client_ca_bundle: Option<String>,
+
+    /// Filename containing a PEM-encoded X509 CA certificate used to issue
+    /// cluster-scoped certificates. Without it (or the key) the CSR signing
+    /// controller does not run.
+    #[arg(long = "cluster-signing-cert-file")]
+    pub cluster_signing_cert_file: Option<std::path::PathBuf>,
+    /// Filename containing a PEM-encoded RSA or ECDSA private key used to sign
+    /// cluster-scoped certificates.
+    #[arg(long = "cluster-signing-key-file")]
+    pub cluster_signing_key_file: Option<std::path::PathBuf>,
+    /// The max length of duration signed certificates will be given. Individual CSRs
+    /// may request shorter certs by setting spec.expirationSeconds.
+    #[arg(long = "cluster-signing-duration", default_value = "8760h0m0s", value_parser = duration_arg)]
+    pub cluster_signing_duration: Duration,
 }
 
 impl Default for ControllerManagerConfig {
@@ -291,6 +305,9 @@ impl Default for ControllerManagerConfig {
             service_cluster_ip_range: String::new(),
             root_ca_file: None,
             client_ca_bundle: None,
+            cluster_signing_cert_file: None,
+            cluster_signing_key_file: None,
+            cluster_signing_duration: Duration::from_secs(8760 * 3600),
         }
     }
 }
@@ -322,7 +339,15 @@ mod tests {
             "--allocate-node-cidrs",
             "--cluster-cidr=10.42.0.0/16",
             "--horizontal-pod-autoscaler-tolerance=0.2",
+            "--cluster-signing-cert-file=/pki/ca.crt",
+            "--cluster-signing-duration=24h",
         ]);
+        assert_eq!(
+            c.cluster_signing_cert_file.as_deref(),
+            Some(std::path::Path::new("/pki/ca.crt"))
+        );
+        assert_eq!(c.cluster_signing_key_file, None);
+        assert_eq!(c.cluster_signing_duration, Duration::from_secs(24 * 3600));
         assert_eq!(c.concurrent_deployment_syncs, 3);
         assert_eq!(c.node_monitor_grace_period, Duration::from_secs(40));
         assert!(!c.leader_election.leader_elect);

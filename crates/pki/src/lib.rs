@@ -5,8 +5,11 @@
 //! kubelets'). Client identities follow Kubernetes: the certificate's CommonName is
 //! the user name and its Organizations are the groups. [`kubeconfig`] writes a
 //! kubeconfig file that points kubectl at the cluster with such a certificate. [`sa`]
-//! holds the key that signs service account tokens.
+//! holds the key that signs service account tokens; [`csr`] reads certificate signing
+//! requests and signs them (the certificates.k8s.io signers); [`join`] is the token
+//! nodes join with.
 
+pub mod csr;
 pub mod join;
 pub mod sa;
 
@@ -38,6 +41,33 @@ pub enum PkiError {
     /// A key could not be generated, parsed, encoded or used.
     #[error("key: {0}")]
     Key(String),
+    /// A certificate signing request could not be read or its signature is wrong.
+    #[error("{0}")]
+    Request(#[from] csr::RequestError),
+    /// Usages without a certificates.k8s.io meaning (Go's `%q` of the list).
+    #[error("unrecognized usage values: [{}]", quoted(.0))]
+    UnknownUsages(Vec<String>),
+    /// A certificate must live for some time.
+    #[error("invalid ttl=0s")]
+    InvalidTtl,
+    /// The CA expires before the certificate would start.
+    #[error("the signer has expired: NotAfter={0}")]
+    SignerExpired(String),
+    /// The CA has expired.
+    #[error("refusing to sign a certificate that expired in the past: NotAfter={0}")]
+    SignerExpiredInThePast(String),
+    /// The request's subject repeats an attribute (two Organizations, ...), which the
+    /// certificate library cannot write.
+    #[error("subjects with more than one value of attribute {0} are not supported")]
+    RepeatedSubjectAttribute(String),
+}
+
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 type Result<T> = std::result::Result<T, PkiError>;

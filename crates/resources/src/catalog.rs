@@ -427,6 +427,15 @@ static CATALOG: &[ResourceInfo] = &[
         verbs: CRUD, short: &["hpa"], categories: &["all"], subresources: STATUS_ONLY,
         storage: "horizontalpodautoscalers", storage_version: ("autoscaling", "v2"), names: Subdomain,
         status: true, generation: false, create_on_update: false, fields: &[]),
+    // ---- certificates.k8s.io/v1 ----
+    typed!(api::certificates::v1::CertificateSigningRequest, meta: true;
+        group: "certificates.k8s.io", version: "v1", kind: "CertificateSigningRequest",
+        plural: "certificatesigningrequests", singular: "certificatesigningrequest", scope: Cluster,
+        verbs: CRUD, short: &["csr"], categories: &[],
+        subresources: &[sub("approval", "", GET_PATCH_UPDATE), sub("status", "", GET_PATCH_UPDATE)],
+        storage: "certificatesigningrequests", storage_version: ("certificates.k8s.io", "v1"),
+        names: PathSegment, status: true, generation: false, create_on_update: false,
+        fields: &[("spec.signerName", &["spec", "signerName"])]),
     // ---- coordination.k8s.io/v1 ----
     typed!(api::coordination::v1::Lease, meta: true;
         group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease",

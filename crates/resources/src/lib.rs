@@ -13,3 +13,4 @@ pub mod typed;
 pub use catalog::{catalog, find, find_by_kind, Backing, ResourceInfo, Scope, SubresourceInfo};
 pub use strategy::{GenericStrategy, Strategy};
 pub use typed::TypedStrategy;
+pub use validation::UserInfo;

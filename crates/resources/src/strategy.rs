@@ -3,6 +3,7 @@
 
 use apimachinery::field::{FieldError, Path};
 use serde_json::{json, Map, Value};
+use validation::UserInfo;
 
 /// How the names of a kind are validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +55,27 @@ pub trait Strategy: Send + Sync + 'static {
     fn create(&self, obj: &mut Value) -> Vec<FieldError> {
         self.prepare_for_create(obj);
         self.validate(obj)
+    }
+
+    /// [`Strategy::create`] for a request made by `user`, for kinds whose
+    /// PrepareForCreate records who asked (CertificateSigningRequests); others ignore
+    /// the user.
+    fn create_as(&self, obj: &mut Value, user: &UserInfo<'_>) -> Vec<FieldError> {
+        let _ = user;
+        self.create(obj)
+    }
+
+    /// Prepares and validates an update through another writable subresource with
+    /// rules of its own (`approval` of CertificateSigningRequests); `None` when the
+    /// kind has no such subresource.
+    fn update_subresource(
+        &self,
+        subresource: &str,
+        new: &mut Value,
+        old: &Value,
+    ) -> Option<Vec<FieldError>> {
+        let _ = (subresource, new, old);
+        None
     }
 
     /// [`Strategy::prepare_for_update`] then [`Strategy::validate_update`] (or their

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use std::marker::PhantomData;
-use validation::KindRules;
+use validation::{KindRules, UserInfo};
 
 /// Typed rules of kind `K` on top of generic ones.
 pub struct TypedStrategy<K> {
@@ -28,6 +28,33 @@ impl<K> TypedStrategy<K> {
             validate_meta,
             kind: PhantomData,
         }
+    }
+}
+
+impl<K> TypedStrategy<K>
+where
+    K: KindRules + DeserializeOwned + Serialize + 'static,
+{
+    /// Defaults, prepares (for `user` when known) and validates a new object in one
+    /// decoding.
+    fn create_by(&self, obj: &mut Value, user: Option<&UserInfo<'_>>) -> Vec<FieldError> {
+        let mut k = match decode::<K>(obj) {
+            Ok(k) => k,
+            Err(e) => return vec![e],
+        };
+        k.default();
+        k.prepare_for_create();
+        if let Some(user) = user {
+            k.prepare_for_create_by(user);
+        }
+        let mut errs = k.validate();
+        encode(&k, obj);
+        if self.validate_meta {
+            let mut all = self.generic.validate(obj);
+            all.append(&mut errs);
+            errs = all;
+        }
+        errs
     }
 }
 
@@ -113,20 +140,31 @@ where
     }
 
     fn create(&self, obj: &mut Value) -> Vec<FieldError> {
-        let mut k = match decode::<K>(obj) {
-            Ok(k) => k,
-            Err(e) => return vec![e],
+        self.create_by(obj, None)
+    }
+
+    fn create_as(&self, obj: &mut Value, user: &UserInfo<'_>) -> Vec<FieldError> {
+        self.create_by(obj, Some(user))
+    }
+
+    fn update_subresource(
+        &self,
+        subresource: &str,
+        new: &mut Value,
+        old: &Value,
+    ) -> Option<Vec<FieldError>> {
+        let (mut n, o) = match (decode::<K>(new), decode::<K>(old)) {
+            (Ok(n), Ok(o)) => (n, o),
+            (Err(e), _) | (_, Err(e)) => return Some(vec![e]),
         };
-        k.default();
-        k.prepare_for_create();
-        let mut errs = k.validate();
-        encode(&k, obj);
+        let mut errs = n.update_subresource(subresource, &o)?;
+        encode(&n, new);
         if self.validate_meta {
-            let mut all = self.generic.validate(obj);
+            let mut all = self.generic.validate_update(new, old);
             all.append(&mut errs);
             errs = all;
         }
-        errs
+        Some(errs)
     }
 
     fn update(&self, new: &mut Value, old: &Value, status: bool) -> Vec<FieldError> {

@@ -74,6 +74,7 @@ fn roots() -> Vec<Root> {
         ("autoscaling", "v1", "HorizontalPodAutoscaler", api::autoscaling::v1::HorizontalPodAutoscaler, true),
         ("autoscaling", "v1", "Scale", api::autoscaling::v1::Scale, false),
         ("autoscaling", "v2", "HorizontalPodAutoscaler", api::autoscaling::v2::HorizontalPodAutoscaler, true),
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest", api::certificates::v1::CertificateSigningRequest, true),
         ("coordination.k8s.io", "v1", "Lease", api::coordination::v1::Lease, true),
         ("discovery.k8s.io", "v1", "EndpointSlice", api::discovery::v1::EndpointSlice, true),
         ("events.k8s.io", "v1", "Event", api::events::v1::Event, true),

@@ -459,7 +459,7 @@ fn resource_paths(info: &ResourceInfo, defs: &Definitions, paths: &mut BTreeMap<
 
     for sub in info.subresources {
         let (sub_def, sub_gvk) = match sub.name {
-            "status" => (def.clone(), gvk),
+            "status" | "approval" => (def.clone(), gvk),
             "scale" => match defs.kinds.get(&("autoscaling", "v1", "Scale")) {
                 Some(d) => (d.clone(), ("autoscaling", "v1", "Scale")),
                 None => continue,

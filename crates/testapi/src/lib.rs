@@ -1,6 +1,7 @@
 //! Test fixture: the ferrokube apiserver started inside the test process (embedded
 //! store in a temporary directory, HTTPS on a free loopback port), stopped and removed
-//! when the fixture is dropped, plus kube-rs clients with its admin credentials.
+//! when the fixture is dropped, plus kube-rs clients with its admin credentials or
+//! authenticating as any user and groups.
 //!
 //! Components under test (scheduler, controllers, simulated nodes) talk to it over
 //! HTTP exactly as they would to any apiserver. [`wait`] has the polling and event
@@ -17,7 +18,7 @@ pub struct TestApi {
     running: apiserver::Running,
     /// The admin kubeconfig.
     pub kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestApi {
@@ -44,7 +45,7 @@ impl TestApi {
         TestApi {
             kubeconfig: running.kubeconfig.clone(),
             running,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -52,6 +53,47 @@ impl TestApi {
     pub async fn client(&self) -> kube::Client {
         client_for(&self.kubeconfig).await
     }
+
+    /// The apiserver's data directory (the cluster CA is in its `pki`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A new client authenticating as `user` in `groups` (and
+    /// `system:authenticated`) with a bearer token the apiserver is told about, as
+    /// a bootstrap token or any other authenticator would name a user.
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> kube::Client {
+        let token = format!("test-token-{}", uuid_like(user));
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        self.running
+            .server
+            .tokens
+            .insert(&token, apiserver::auth::User::authenticated(user, &groups));
+        let mut kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        for named in &mut kc.auth_infos {
+            named.auth_info = Some(kube::config::AuthInfo {
+                token: Some(token.clone().into()),
+                ..Default::default()
+            });
+        }
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("client config");
+        kube::Client::try_from(cfg).expect("client")
+    }
+}
+
+/// A token suffix unique to this process and call.
+fn uuid_like(user: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let safe: String = user
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("{safe}-{}-{n}", std::process::id())
 }
 
 impl Drop for TestApi {

@@ -15,6 +15,7 @@
 
 pub mod apps;
 pub mod batch;
+pub mod certificates;
 pub mod core;
 pub mod cron;
 pub mod other;
@@ -26,6 +27,23 @@ mod tests;
 
 pub use apimachinery::{FieldError, Path};
 
+use std::collections::BTreeMap;
+
+/// Who makes a request, as upstream's `user.Info` reaches registry strategies: name,
+/// UID, groups and extra attributes. Kinds that record their requester
+/// (CertificateSigningRequest) read it on create.
+#[derive(Clone, Copy, Debug)]
+pub struct UserInfo<'a> {
+    /// User name.
+    pub name: &'a str,
+    /// UID ("" when the authenticator has none).
+    pub uid: &'a str,
+    /// Groups.
+    pub groups: &'a [String],
+    /// Extra attributes.
+    pub extra: &'a BTreeMap<String, Vec<String>>,
+}
+
 /// The upstream rules of one kind.
 pub trait KindRules: Sized {
     /// Upstream defaulting (`SetDefaults_*` and generated defaulters),
@@ -35,6 +53,10 @@ pub trait KindRules: Sized {
     /// What the registry strategy's `PrepareForCreate` does (reset status,
     /// set generation, generate selectors, ...).
     fn prepare_for_create(&mut self) {}
+
+    /// The part of `PrepareForCreate` that reads the requesting user; runs after
+    /// [`KindRules::prepare_for_create`]. Most kinds ignore who asks.
+    fn prepare_for_create_by(&mut self, _user: &UserInfo<'_>) {}
 
     /// `PrepareForUpdate` of the main resource (keep the old status where
     /// the kind has a status subresource, bump generation on spec change).
@@ -55,4 +77,11 @@ pub trait KindRules: Sized {
     /// Validation of a status update (generic ObjectMeta update checks
     /// excluded).
     fn validate_status_update(&self, old: &Self) -> Vec<FieldError>;
+
+    /// `PrepareForUpdate` and validation of an update through another writable
+    /// subresource with rules of its own (`approval` of CertificateSigningRequests);
+    /// `None` when the kind has no such subresource.
+    fn update_subresource(&mut self, _subresource: &str, _old: &Self) -> Option<Vec<FieldError>> {
+        None
+    }
 }

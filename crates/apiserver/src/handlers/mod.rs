@@ -8,6 +8,8 @@
 //!   deletecollection.
 //! - [`subresource`]: scale, binding and the other special endpoints.
 
+#[cfg(test)]
+mod csr_tests;
 pub mod delete;
 pub mod read;
 pub mod subresource;

@@ -1,4 +1,5 @@
-//! Subresources: `status` (the status strategy), `scale` (autoscaling/v1 Scale over
+//! Subresources: `status` (the status strategy), `approval` (the approval strategy of
+//! CertificateSigningRequests), `scale` (autoscaling/v1 Scale over
 //! `spec.replicas`), `pods/binding` and the `bindings` resource (what the scheduler
 //! posts), `pods/eviction` (a delete that respects PodDisruptionBudgets),
 //! `namespaces/finalize` and `serviceaccounts/token` (TokenRequest, in
@@ -29,6 +30,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: Bytes) -> ApiResult<Response<Body>> {
         ("status", "get") => super::read::get(ctx).await,
         ("status", "update") => write::update(ctx, body, Endpoint::Status).await,
         ("status", "patch") => write::patch(ctx, body, Endpoint::Status).await,
+        ("approval", "get") => super::read::get(ctx).await,
+        ("approval", "update") => write::update(ctx, body, Endpoint::Subresource("approval")).await,
+        ("approval", "patch") => write::patch(ctx, body, Endpoint::Subresource("approval")).await,
         ("scale", verb) => scale(ctx, verb, body).await,
         ("binding", "create") => bind(ctx, body, &ctx.req.name).await,
         ("eviction", "create") => evict(ctx, body).await,

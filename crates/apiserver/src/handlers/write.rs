@@ -57,6 +57,9 @@ pub enum Endpoint {
     Main,
     /// The status subresource.
     Status,
+    /// Another writable subresource whose rules the kind's strategy gives
+    /// (`certificatesigningrequests/approval`).
+    Subresource(&'static str),
     /// A server-side change with its own rules (binding, finalize, scale): the closure
     /// computing the object decides what changes, strategy hooks are not run, but the
     /// result is still validated as an update.
@@ -241,7 +244,13 @@ pub async fn create_object_tracked(
         }
         let name = object::name(&obj).to_string();
         let errs = if attempts == 1 {
-            store.strategy.create(&mut obj)
+            let user = resources::UserInfo {
+                name: &ctx.user.name,
+                uid: &ctx.user.uid,
+                groups: &ctx.user.groups,
+                extra: &ctx.user.extra,
+            };
+            store.strategy.create_as(&mut obj, &user)
         } else {
             // Only the generated name changed since the first pass.
             store.strategy.validate(&obj)
@@ -545,6 +554,18 @@ fn prepare_update(
     match endpoint {
         Endpoint::Main => store.strategy.update(new, old, false),
         Endpoint::Status => store.strategy.update(new, old, true),
+        Endpoint::Subresource(name) => store
+            .strategy
+            .update_subresource(name, new, old)
+            .unwrap_or_else(|| {
+                vec![apimachinery::FieldError::internal(
+                    &apimachinery::Path::default(),
+                    format!(
+                        "{} has no update rules for the {name} subresource",
+                        store.info.kind
+                    ),
+                )]
+            }),
         Endpoint::Internal => store.strategy.validate_update(new, old),
     }
 }
