@@ -10,8 +10,8 @@
 //! - `approval`: only the conditions (Approved and Denied are what it is for).
 //!
 //! Approved, Denied and Failed conditions can never be removed; an issued
-//! certificate never changes. One rule is ferrokube's own, not upstream's: a
-//! certificate can only be set on a request that is Approved and not Failed.
+//! certificate never changes. As upstream, the API does not check that a request was
+//! approved before its certificate is set: that is the signers' rule.
 
 use std::collections::BTreeMap;
 
@@ -400,14 +400,6 @@ fn validate_update_with(
                 &cert_path,
                 "updates may not modify existing certificate content",
             ));
-        } else if !certificate(new).is_empty()
-            && (!has_true_condition(new, APPROVED) || has_true_condition(new, FAILED))
-        {
-            // ferrokube's rule: signers issue only what was approved.
-            errs.push(FieldError::forbidden(
-                &cert_path,
-                "a certificate may only be set on an Approved request that has not Failed",
-            ));
         }
     }
     errs
@@ -734,13 +726,14 @@ mod tests {
             messages(&new.validate_update(&old)),
             ["status.certificate: Forbidden: updates may not set certificate content"]
         );
-        // Not on a pending request; not garbage.
+        // As upstream, even on a pending request (approval is the signers' rule);
+        // but not garbage.
         let pending = csr(json!({}));
         let mut issued = csr(json!({"status": {"certificate": cert}}));
         issued.prepare_for_status_update(&pending);
         assert_eq!(
             messages(&issued.validate_status_update(&pending)),
-            ["status.certificate: Forbidden: a certificate may only be set on an Approved request that has not Failed"]
+            Vec::<String>::new()
         );
         let mut garbage = csr(approved());
         garbage.status.as_mut().unwrap().certificate = Some(ByteString(b"junk".to_vec()));
