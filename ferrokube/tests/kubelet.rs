@@ -1606,17 +1606,28 @@ fn answers_from_netns(ns: &TestNetns, url: &str) -> std::collections::BTreeSet<S
         .collect()
 }
 
-/// kube-proxy (nftables) and cluster DNS in a cluster inside a network namespace
-/// this test makes, with a second namespace as a client outside the cluster: a
-/// Service's cluster IP balances over its ready endpoints from a pod and from the
-/// node itself, its node port does the same for the outside client, pods resolve
-/// it by name (dig checks A, SRV, PTR, pod and missing names), a pod's host port
-/// reaches it from outside, from the node and from itself, an endpoint that stops
-/// being ready leaves the rotation, and a Service without endpoints refuses
+/// kube-proxy (nftables mode) and cluster DNS in a cluster inside a network
+/// namespace this test makes, with a second namespace as a client outside the
+/// cluster: a Service's cluster IP balances over its ready endpoints from a pod and
+/// from the node itself, its node port does the same for the outside client, pods
+/// resolve it by name (dig checks A, SRV, PTR, pod and missing names), a pod's host
+/// port reaches it from outside, from the node and from itself, an endpoint that
+/// stops being ready leaves the rotation, and a Service without endpoints refuses
 /// connections.
 #[test]
 fn services_reach_ready_endpoints() {
-    let _netns = TestNetns::enter("svc");
+    services_reach_ready_endpoints_in("nftables");
+}
+
+/// The same Service checks with kube-proxy in userspace mode (no packet filter:
+/// the proxy relays connections on Service addresses it makes local).
+#[test]
+fn services_reach_ready_endpoints_userspace() {
+    services_reach_ready_endpoints_in("userspace");
+}
+
+fn services_reach_ready_endpoints_in(mode: &str) {
+    let _netns = TestNetns::enter(&format!("svc-{mode}"));
     // The outside client, on a link of its own: 192.0.2.1 is the node, .2 the
     // client; the node's default route leads there and nowhere else.
     let outside = TestNetns::make("out");
@@ -1631,7 +1642,21 @@ fn services_reach_ready_endpoints() {
     ));
     ip(&format!("-n {} link set fkout1 up", outside.0));
 
-    let c = start_with("builtin", &["pod-network=bridge"]);
+    let node = format!("kubelet-e2e-{}", std::process::id());
+    let proxy_mode = format!("proxy-mode={mode}");
+    let c = Cluster::start_agent_in(
+        data_dir_with_image(),
+        &[
+            "--node-name",
+            &node,
+            "--kubelet-arg",
+            "oci-runtime=builtin",
+            "--kubelet-arg",
+            "pod-network=bridge",
+            "--kube-proxy-arg",
+            &proxy_mode,
+        ],
+    );
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
     k.apply(&[], WEB_SERVICE);
@@ -1767,14 +1792,25 @@ fn services_reach_ready_endpoints() {
     assert_pod_answers(&k, &url, &["web-a"]);
     assert_eq!(answers_from_netns(&outside, &node_url), set(&["web-a"]));
 
-    // The rules are the upstream layout, in this namespace only.
     let table = Command::new("nft")
         .args(["list", "table", "ip", "kube-proxy"])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
-    assert!(table.contains("chain services"), "{table}");
-    assert!(table.contains("default/web/tcp/http"), "{table}");
+    if mode == "nftables" {
+        // The rules are the upstream layout, in this namespace only.
+        assert!(table.contains("chain services"), "{table}");
+        assert!(table.contains("default/web/tcp/http"), "{table}");
+    } else {
+        // No packet filter: the Service addresses are the node's own.
+        assert!(table.is_empty(), "{table}");
+        let out = Command::new("ip")
+            .args(["addr", "show", "kube-proxy0"])
+            .output()
+            .unwrap();
+        let addrs = String::from_utf8_lossy(&out.stdout);
+        assert!(addrs.contains(&format!("inet {cluster_ip}/32")), "{addrs}");
+    }
 }
 
 /// `--cni-conf-dir`: pods are networked by Debian's standard CNI plugins (bridge

@@ -117,20 +117,7 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
     )
     .await?;
     let (_monitor, events) = monitor()?;
-    let proxy = Command::new(bin)
-        .args(["kube-proxy", "--kubeconfig"])
-        .arg(&server.kubeconfig)
-        .args([
-            "--hostname-override",
-            "bench",
-            "--cluster-cidr",
-            "10.42.0.0/16",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting kube-proxy")?;
-    let proxy = Proc(proxy);
+    let proxy = start_proxy(bin, &server.kubeconfig, "nftables")?;
 
     // The whole set, created as fast as the API takes it.
     let started = Instant::now();
@@ -225,9 +212,22 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
         while events.try_recv().is_ok() {}
     }
     let proxy_kib = crate::rss_kib(proxy.0.id());
-    let (direct, via_vip) = throughput(&pool).await?;
+    let (direct, via_vip, vip_addr) = throughput(&pool).await?;
     let dns = dns_rate(bin, &server.kubeconfig, sizes.services).await?;
+    // The same Service through the userspace mode, in place of the nftables one.
     drop(proxy);
+    let cleaned = Command::new(bin)
+        .args(["kube-proxy", "--cleanup"])
+        .status()?;
+    if !cleaned.success() {
+        bail!("kube-proxy --cleanup failed");
+    }
+    let userspace = start_proxy(bin, &server.kubeconfig, "userspace")?;
+    wait_served(&vip_addr).await?;
+    let via_userspace = connection_rate(&vip_addr).await;
+    let userspace_kib = crate::rss_kib(userspace.0.id());
+    drop(userspace);
+    let _ = Command::new(bin).args(["kube-proxy", "--cleanup"]).status();
     drop(server);
     lat.sort();
     let what = format!(
@@ -260,6 +260,14 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
         ),
     );
     crate::line(
+        "kube-proxy (userspace): new connections/s through the same cluster IP",
+        format!(
+            "{via_userspace:.0}/s (ratio to direct {:.2}); proxy RSS {:.1} MB",
+            via_userspace / direct.max(1.0),
+            userspace_kib as f64 / 1024.0
+        ),
+    );
+    crate::line(
         &format!(
             "cluster DNS: A queries of {} Services over UDP, 32 in flight",
             sizes.services
@@ -274,6 +282,8 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
     Ok(json!({
         "svcsync_conn_per_s_direct": direct,
         "svcsync_conn_per_s_cluster_ip": via_vip,
+        "svcsync_conn_per_s_userspace": via_userspace,
+        "svcsync_userspace_rss_mb": userspace_kib as f64 / 1024.0,
         "dns_qps": dns.qps,
         "dns_p99_ms": ms(dns.p99),
         "svcsync_initial_s": initial.as_secs_f64(),
@@ -283,11 +293,43 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
     }))
 }
 
+/// `ferrokube kube-proxy` in `mode` for the benchmark's node.
+fn start_proxy(bin: &Path, kubeconfig: &Path, mode: &str) -> Result<Proc> {
+    let proxy = Command::new(bin)
+        .args(["kube-proxy", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args([
+            "--hostname-override",
+            "bench",
+            "--cluster-cidr",
+            "10.42.0.0/16",
+            "--proxy-mode",
+            mode,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting kube-proxy")?;
+    Ok(Proc(proxy))
+}
+
+/// Waits (up to 30 s) until a connection to `addr` is answered.
+async fn wait_served(addr: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while connect_once(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("{addr} not served within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// Two local endpoints (addresses of a veth pair inside the namespace, each
 /// answering every connection with one line) behind a Service: new connections
 /// per second made directly to an endpoint, then through the cluster IP, 16 at a
-/// time for 3 s each.
-async fn throughput(pool: &Pool) -> Result<(f64, f64)> {
+/// time for 3 s each. Also returns the cluster IP's address.
+async fn throughput(pool: &Pool) -> Result<(f64, f64, String)> {
     for cmd in [
         "link add fkbA type veth peer name fkbB",
         "link set fkbA up",
@@ -346,16 +388,10 @@ async fn throughput(pool: &Pool) -> Result<(f64, f64)> {
     .await?;
     let vip_addr = format!("{vip}:80");
     // Programmed once a connection through the cluster IP is answered.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while connect_once(&vip_addr).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("{vip_addr} not served within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_served(&vip_addr).await?;
     let direct = connection_rate("10.99.0.5:8080").await;
     let via_vip = connection_rate(&vip_addr).await;
-    Ok((direct, via_vip))
+    Ok((direct, via_vip, vip_addr))
 }
 
 /// One connection: connect, read the line, close.

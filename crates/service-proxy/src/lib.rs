@@ -1,13 +1,15 @@
 //! kube-proxy: watches Services and EndpointSlices and programs the node's data path
 //! so that cluster IPs, external IPs, load-balancer IPs and node ports reach the
-//! ready endpoints behind them. [`model`] says what to program, [`nftables`] how,
-//! and [`conntrack`] ends UDP flows to endpoints that left; [`run`] keeps the
-//! data path in step with the API, at most once per `--min-sync-period`, and
-//! writes only what changed.
+//! ready endpoints behind them. [`model`] says what to program; [`nftables`] does it
+//! in the kernel (the default mode), with [`conntrack`] ending UDP flows to
+//! endpoints that left; [`userspace`] does it with no packet filter, relaying
+//! connections itself. [`run`] keeps the data path in step with the API, at most
+//! once per `--min-sync-period`, and changes only what changed.
 
 pub mod conntrack;
 pub mod model;
 pub mod nftables;
+pub mod userspace;
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::conntrack::Conntrack;
 use crate::nftables::{Networks, Nftables, Ruleset, SyncKind};
+use crate::userspace::Userspace;
 
 /// Services carrying either label are not this proxy's: one names another proxy,
 /// the other marks a headless Service. Slices carry their Service's labels.
@@ -28,6 +31,9 @@ const PROXIED: &str = "!service.kubernetes.io/service-proxy-name,!service.kubern
 pub enum ProxyMode {
     /// nftables, one `ip kube-proxy` table, changed incrementally.
     Nftables,
+    /// The proxy itself relays connections, round robin, on Service addresses it
+    /// makes local; needs no packet filter.
+    Userspace,
 }
 
 /// kube-proxy's flags.
@@ -60,6 +66,10 @@ pub struct ProxyConfig {
     /// The `conntrack` command (deletes UDP flows to endpoints that left).
     #[arg(long = "conntrack-path", default_value = "conntrack")]
     pub conntrack_path: String,
+    /// How long a UDP flow of the userspace mode lasts without traffic (upstream's
+    /// userspace `--udp-timeout`).
+    #[arg(long = "udp-timeout", default_value = "250ms", value_parser = parse_duration)]
+    pub udp_timeout: Duration,
     /// Remove the rules this proxy made and exit.
     #[arg(long = "cleanup", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub cleanup: bool,
@@ -74,6 +84,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub enum ProxyError {
     #[error(transparent)]
     Nft(#[from] nftables::NftError),
+    #[error(transparent)]
+    Userspace(#[from] userspace::UserspaceError),
     #[error("the {0} watch ended")]
     WatchEnded(&'static str),
 }
@@ -94,6 +106,7 @@ pub async fn cleanup(config: &ProxyConfig) -> Result<(), ProxyError> {
     Nftables::new(&config.nft_path, Networks::default())
         .cleanup()
         .await?;
+    userspace::cleanup().await?;
     Ok(())
 }
 
@@ -113,7 +126,10 @@ pub async fn run(
         service_cidr: config.service_cluster_ip_range,
         all: config.masquerade_all,
     };
-    let mut nft = Nftables::new(&config.nft_path, masq.clone());
+    let mut path = match config.proxy_mode {
+        ProxyMode::Nftables => DataPath::Nft(Nftables::new(&config.nft_path, masq.clone())),
+        ProxyMode::Userspace => DataPath::Userspace(Userspace::new(config.udp_timeout)),
+    };
     info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
     let mut conntrack = Conntrack::new(&config.conntrack_path);
     let mut programmed: Vec<model::ServicePort> = Vec::new();
@@ -128,12 +144,18 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
         };
         let ports = model::service_ports(&svcs, &eps, &node);
-        match sync(&mut nft, &ports, &masq).await {
+        let synced = match &mut path {
+            DataPath::Nft(nft) => sync(nft, &ports, &masq).await.map_err(ProxyError::from),
+            DataPath::Userspace(u) => u.sync(&ports).await.map_err(ProxyError::from),
+        };
+        match synced {
             Ok(()) => {
                 cache.succeeded();
-                // Only once the rules no longer send new packets to them.
-                let stale = model::stale_udp_flows(&programmed, &ports);
-                conntrack.clear(&stale).await;
+                if matches!(path, DataPath::Nft(_)) {
+                    // Only once the rules no longer send new packets to them.
+                    let stale = model::stale_udp_flows(&programmed, &ports);
+                    conntrack.clear(&stale).await;
+                }
                 programmed = ports;
             }
             Err(e) => {
@@ -142,6 +164,12 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The data path of the chosen mode.
+enum DataPath {
+    Nft(Nftables),
+    Userspace(Userspace),
 }
 
 async fn sync(
