@@ -2008,7 +2008,7 @@ fn nodes_join_and_pods_reach_each_other_across_them() {
     assert!(token.starts_with("K10"), "{token}");
     let server = format!("https://{}:{}", h1.ip, c.port);
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let _agents: Vec<Agent> = [(h2, &names[1], &dirs[0]), (h3, &names[2], &dirs[1])]
+    let mut agents: Vec<Agent> = [(h2, &names[1], &dirs[0]), (h3, &names[2], &dirs[1])]
         .into_iter()
         .map(|(h, n, d)| Agent::start(h, &server, token, n, d.path()))
         .collect();
@@ -2159,6 +2159,21 @@ fn nodes_join_and_pods_reach_each_other_across_them() {
             && page.contains("\nhello\n")
             && page.ends_with("world\n"),
         "{page}"
+    );
+
+    // An agent killed with -9 and started again joins with the credentials it
+    // kept (no new CSR), adopts its pods, and the guestbook still works through it.
+    drop(agents.pop());
+    agents.push(Agent::start(h3, &server, token, &names[2], dirs[1].path()));
+    assert!(
+        eventually(Duration::from_secs(30), || visit(h3, "again")
+            .contains("again")),
+        "{}",
+        visit(h3, "again")
+    );
+    assert_eq!(
+        k.json(&["get", "csr"])["items"].as_array().unwrap().len(),
+        2
     );
 
     // Nothing of the agents' pods stays mounted once they are gone.
