@@ -116,15 +116,21 @@ pub(crate) async fn lister_get(
     }
 }
 
-/// Every PriorityClass, as JSON.
-async fn priority_classes(ctx: &Ctx<'_>) -> ApiResult<Vec<Value>> {
+/// Every PriorityClass, as JSON. `consistent` reads wait for the cache to catch up
+/// with the store; otherwise the cache is read like a lister, as upstream's
+/// Priority admission does for pods (a consistent read would make every pod create
+/// wait for this cache to catch up with every other write).
+async fn priority_classes(ctx: &Ctx<'_>, consistent: bool) -> ApiResult<Vec<Value>> {
     let Some(store) = ctx.server.registry.get("priorityclasses") else {
         return Ok(Vec::new());
     };
-    // As upstream's Priority admission, read through the cache like a lister: a
-    // consistent read would wait for this cache to catch up with every other write.
     let prefix = store.prefix("");
-    let items = match store.cache.list_known(&prefix) {
+    let known = if consistent {
+        None
+    } else {
+        store.cache.list_known(&prefix)
+    };
+    let items = match known {
         Some(items) => items,
         None => store
             .cache
@@ -150,15 +156,27 @@ async fn admit_pod_priority(ctx: &Ctx<'_>, pod: &mut Value) -> ApiResult<()> {
     };
     let class = if class_name.is_empty() {
         // The global default with the lowest value, if any.
-        priority_classes(ctx)
+        priority_classes(ctx, false)
             .await?
             .into_iter()
             .filter(|c| c["globalDefault"] == json!(true))
             .min_by_key(|c| c["value"].as_i64().unwrap_or(0))
     } else {
-        // Only the named class is read (pod creates are a hot path).
+        // Only the named class is read (pod creates are a hot path); a class the
+        // cache does not know yet is read again consistently before the pod is
+        // refused, so a class created just before its pods is found.
         let found = match ctx.server.registry.get("priorityclasses") {
-            Some(store) => lister_get(store, &store.key("", &class_name)).await?,
+            Some(store) => {
+                let key = store.key("", &class_name);
+                match lister_get(store, &key).await? {
+                    Some(item) => Some(item),
+                    None => store
+                        .cache
+                        .get_cached(&key)
+                        .await
+                        .map_err(ApiError::internal)?,
+                }
+            }
             None => None,
         };
         match found {
@@ -211,7 +229,9 @@ async fn check_single_global_default(ctx: &Ctx<'_>, class: &Value) -> ApiResult<
         return Ok(());
     }
     let name = class["metadata"]["name"].as_str().unwrap_or("");
-    let classes = priority_classes(ctx).await?;
+    // PriorityClass writes are rare: read consistently, so a default created just
+    // before is seen.
+    let classes = priority_classes(ctx, true).await?;
     if let Some(other) = classes
         .iter()
         .find(|c| c["globalDefault"] == json!(true) && c["metadata"]["name"] != json!(name))
