@@ -1572,7 +1572,8 @@ spec:
 /// The distinct answers of 30 requests to `url`, made from the client pod.
 fn answers_from_pod(k: &Kubectl, url: &str) -> std::collections::BTreeSet<String> {
     // (busybox 1.35's wget crashes on -T: timeouts come from `timeout`.)
-    let script = format!("for i in $(seq 30); do timeout 2 wget -qO- {url}; done");
+    // Failed requests answer nothing (the Service may not be programmed yet).
+    let script = format!("for i in $(seq 30); do timeout 2 wget -qO- {url}; done; true");
     k.ok(&["exec", "client", "--", "sh", "-c", &script])
         .lines()
         .map(str::to_string)
