@@ -18,12 +18,16 @@ const IMAGE: &str = "ferrokube.test/busybox:1";
 /// A data directory whose import folder holds the busybox image.
 fn data_dir_with_image() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let import = dir.path().join("agent/images");
-    std::fs::create_dir_all(&import).unwrap();
+    put_image(&dir.path().join("agent/images"));
+    dir
+}
+
+/// Writes the busybox image's archive into a kubelet's import folder.
+fn put_image(import: &Path) {
+    std::fs::create_dir_all(import).unwrap();
     images::testimage::busybox_image(IMAGE)
         .write_oci_archive(&import.join("busybox.tar"))
         .unwrap();
-    dir
 }
 
 fn start(runtime: &str) -> Cluster {
@@ -1923,11 +1927,7 @@ struct Agent(std::process::Child);
 impl Agent {
     fn start(host: &LanHost, server: &str, token: &str, name: &str, dir: &Path) -> Agent {
         use std::os::unix::process::CommandExt;
-        let import = dir.join("images");
-        std::fs::create_dir_all(&import).unwrap();
-        images::testimage::busybox_image(IMAGE)
-            .write_oci_archive(&import.join("busybox.tar"))
-            .unwrap();
+        put_image(&dir.join("images"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
         cmd.args([
             "agent",

@@ -246,7 +246,10 @@ pub async fn request_certificate(
     client: &Client,
     join: &Join,
 ) -> Result<(String, String), JoinError> {
-    let (csr_pem, key_pem) = pki::client_request(&join.user(), NODES_GROUP)?;
+    let pki::csr::KeyAndRequest {
+        request_pem: csr_pem,
+        key_pem,
+    } = pki::csr::generate_request(&join.user(), &[NODES_GROUP], &[], &[])?;
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let csr: CertificateSigningRequest = serde_json::from_value(json!({
         "metadata": {"generateName": "node-csr-"},
@@ -322,7 +325,9 @@ mod tests {
     #[test]
     fn requests_name_the_node() {
         use x509_parser::prelude::FromDer;
-        let (csr, _key) = pki::client_request("system:node:n1", NODES_GROUP).unwrap();
+        let csr = pki::csr::generate_request("system:node:n1", &[NODES_GROUP], &[], &[])
+            .unwrap()
+            .request_pem;
         assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
         let (_, pem) = x509_parser::pem::parse_x509_pem(csr.as_bytes()).unwrap();
         let (_, req) =

@@ -264,19 +264,6 @@ impl ClusterCa {
     }
 }
 
-/// A new key and a PEM certificate signing request for a client certificate of
-/// `user` in `group` (CommonName and Organization), as a kubelet asks for its own.
-pub fn client_request(user: &str, group: &str) -> Result<(String, String)> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, group);
-    dn.push(DnType::CommonName, user);
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key)?;
-    Ok((csr.pem()?, key.serialize_pem()))
-}
-
 /// A kubeconfig (YAML) for `user` with an embedded client certificate, pointing at
 /// `server` and trusting `ca_pem`.
 pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, client: &CertPair) -> String {
