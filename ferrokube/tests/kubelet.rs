@@ -1631,6 +1631,13 @@ fn services_reach_ready_endpoints_userspace() {
     services_reach_ready_endpoints_in("userspace");
 }
 
+/// The same Service checks with kube-proxy in iptables mode (upstream's chains,
+/// through Debian's default iptables, the nf_tables backend).
+#[test]
+fn services_reach_ready_endpoints_iptables() {
+    services_reach_ready_endpoints_in("iptables");
+}
+
 fn services_reach_ready_endpoints_in(mode: &str) {
     let _netns = TestNetns::enter(&format!("svc-{mode}"));
     // The outside client, on a link of its own: 192.0.2.1 is the node, .2 the
@@ -1802,10 +1809,26 @@ fn services_reach_ready_endpoints_in(mode: &str) {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
+    let saved = Command::new("iptables-save").output().unwrap();
+    let saved = String::from_utf8_lossy(&saved.stdout);
     if mode == "nftables" {
         // The rules are the upstream layout, in this namespace only.
         assert!(table.contains("chain services"), "{table}");
         assert!(table.contains("default/web/tcp/http"), "{table}");
+    } else if mode == "iptables" {
+        // Upstream's chains, and nothing of the nftables mode.
+        assert!(table.is_empty(), "{table}");
+        assert!(
+            saved.contains(&format!(
+                "-A KUBE-SERVICES -d {cluster_ip}/32 -p tcp -m comment --comment \"default/web:http cluster IP\""
+            )),
+            "{saved}"
+        );
+        assert!(
+            saved.contains("-A KUBE-NODEPORTS -p tcp -m comment --comment \"default/web:http\""),
+            "{saved}"
+        );
+        assert!(saved.contains("default/nobody has no endpoints"), "{saved}");
     } else {
         // No packet filter: the Service addresses are the node's own.
         assert!(table.is_empty(), "{table}");
@@ -1815,6 +1838,9 @@ fn services_reach_ready_endpoints_in(mode: &str) {
             .unwrap();
         let addrs = String::from_utf8_lossy(&out.stdout);
         assert!(addrs.contains(&format!("inet {cluster_ip}/32")), "{addrs}");
+    }
+    if mode != "iptables" {
+        assert!(!saved.contains("KUBE-SERVICES"), "{saved}");
     }
 }
 
@@ -1925,7 +1951,15 @@ const NODE_KUBELET_ARGS: &[&str] = &[
 struct Agent(std::process::Child);
 
 impl Agent {
-    fn start(host: &LanHost, server: &str, token: &str, name: &str, dir: &Path) -> Agent {
+    /// `proxy_mode`: the mode of the agent's kube-proxy.
+    fn start(
+        host: &LanHost,
+        server: &str,
+        token: &str,
+        name: &str,
+        dir: &Path,
+        proxy_mode: &str,
+    ) -> Agent {
         use std::os::unix::process::CommandExt;
         put_image(&dir.join("images"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
@@ -1942,6 +1976,7 @@ impl Agent {
         .arg("--data-dir")
         .arg(dir)
         .args(NODE_KUBELET_ARGS)
+        .args(["--kube-proxy-arg", &format!("proxy-mode={proxy_mode}")])
         .stdout(std::process::Stdio::null());
         support::die_with_parent(&mut cmd);
         let netns = std::fs::File::open(format!("/run/netns/{}", host.ns.0)).unwrap();
@@ -1977,6 +2012,8 @@ fn on_node(manifest: &str, node: &str) -> String {
 /// outside client; a backend that stops being ready leaves the rotation; `dig`
 /// from an agent checks the records; logs and exec reach pods on the agents; and
 /// the guestbook example (examples/guestbook.yaml) works through any node's port.
+/// Each node runs another kube-proxy mode: nftables on the server, iptables on
+/// the first agent, userspace on the second.
 #[test]
 fn nodes_join_and_pods_reach_each_other_across_them() {
     let lan = TestNetns::make("lan");
@@ -2009,10 +2046,13 @@ fn nodes_join_and_pods_reach_each_other_across_them() {
     assert!(token.starts_with("K10"), "{token}");
     let server = format!("https://{}:{}", h1.ip, c.port);
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut agents: Vec<Agent> = [(h2, &names[1], &dirs[0]), (h3, &names[2], &dirs[1])]
-        .into_iter()
-        .map(|(h, n, d)| Agent::start(h, &server, token, n, d.path()))
-        .collect();
+    let mut agents: Vec<Agent> = [
+        (h2, &names[1], &dirs[0], "iptables"),
+        (h3, &names[2], &dirs[1], "userspace"),
+    ]
+    .into_iter()
+    .map(|(h, n, d, mode)| Agent::start(h, &server, token, n, d.path(), mode))
+    .collect();
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
 
     // All three nodes register and become Ready, each with its own podCIDR and
@@ -2162,10 +2202,28 @@ fn nodes_join_and_pods_reach_each_other_across_them() {
         "{page}"
     );
 
+    // Each agent's data path is its own mode's.
+    let saved = h2.ns.exec(&["iptables-save"]);
+    let saved = String::from_utf8_lossy(&saved.stdout);
+    assert!(
+        saved.contains("-A KUBE-NODEPORTS -p tcp -m comment --comment \"default/guestbook"),
+        "{saved}"
+    );
+    let addrs = h3.ns.exec(&["ip", "-4", "addr", "show", "kube-proxy0"]);
+    let addrs = String::from_utf8_lossy(&addrs.stdout);
+    assert!(addrs.contains("inet 10.43.0.10/32"), "{addrs}");
+
     // An agent killed with -9 and started again joins with the credentials it
     // kept (no new CSR), adopts its pods, and the guestbook still works through it.
     drop(agents.pop());
-    agents.push(Agent::start(h3, &server, token, &names[2], dirs[1].path()));
+    agents.push(Agent::start(
+        h3,
+        &server,
+        token,
+        &names[2],
+        dirs[1].path(),
+        "userspace",
+    ));
     assert!(
         eventually(Duration::from_secs(30), || visit(h3, "again")
             .contains("again")),

@@ -11,7 +11,10 @@
 //! with all of that programmed: new TCP connections per second through a cluster
 //! IP against directly to the endpoint (local listeners on a veth pair in the
 //! namespace), and `ferrokube cluster-dns` answering A queries for those Services
-//! (queries per second and latency).
+//! (queries per second and latency). Then the same proxy in iptables mode (through
+//! Debian's default `iptables`, whose nf_tables rules `nft monitor` also reports):
+//! the time from its start to all programmed, the same endpoint changes and the
+//! connection rate; and the connection rate of the userspace mode.
 
 use crate::client::{Pool, Target};
 use crate::{ms, percentile, start_server_with, Proc};
@@ -80,7 +83,8 @@ fn monitor() -> Result<(Proc, mpsc::Receiver<(Instant, String)>)> {
     Ok((Proc(child), rx))
 }
 
-/// Waits for a monitor line containing `needle`; returns when it was read.
+/// Waits for a monitored rule DNATing to `needle` (`address:port`); returns when
+/// it was read.
 fn wait_for(
     rx: &mpsc::Receiver<(Instant, String)>,
     needle: &str,
@@ -90,7 +94,7 @@ fn wait_for(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((at, line)) if line.contains(needle) => return Ok(at),
+            Ok((at, line)) if dnat_target(&line) == Some(needle) => return Ok(at),
             Ok(_) => {}
             Err(_) => bail!("{needle:?} not programmed within {limit:?}"),
         }
@@ -151,77 +155,34 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
     }
     let created = started.elapsed();
     // Each Service's last endpoint: everything is programmed once all are.
-    let mut needles: std::collections::HashSet<String> = (0..sizes.services)
-        .map(|s| {
-            format!(
-                "dnat to {}:8080",
-                endpoint_ip(s, sizes.endpoints.saturating_sub(1))
-            )
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut all_at = Instant::now();
-    while !needles.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (at, line) = events.recv_timeout(left).map_err(|_| {
-            anyhow::anyhow!("{} services not programmed within 300 s", needles.len())
-        })?;
-        if let Some(n) = line.find("dnat to ") {
-            if needles.remove(&line[n..]) {
-                all_at = at;
-            }
-        }
-    }
+    let all_at = wait_all_programmed(&events, sizes)?;
     let initial = all_at - started;
     // Let the proxy settle (a sync may still be running for late events).
     tokio::time::sleep(Duration::from_secs(3)).await;
     while events.try_recv().is_ok() {}
 
-    let mut lat = Vec::new();
-    for i in 0..sizes.samples {
-        let s = (i * 7919) % sizes.services.max(1);
-        let mut ips: Vec<String> = (0..sizes.endpoints).map(|e| endpoint_ip(s, e)).collect();
-        let fresh = fresh_ip(i);
-        if let Some(first) = ips.first_mut() {
-            first.clone_from(&fresh);
-        }
-        let sent = Instant::now();
-        pool.expect(
-            Method::PUT,
-            &format!("/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/svc-{s}-1"),
-            Some(slice_body(s, &ips)),
-        )
-        .await?;
-        let at = wait_for(
-            &events,
-            &format!("dnat to {fresh}:8080"),
-            Duration::from_secs(30),
-        )?;
-        lat.push(at - sent);
-        // Put it back for the next round, and wait past the min-sync-period.
-        let back: Vec<String> = (0..sizes.endpoints).map(|e| endpoint_ip(s, e)).collect();
-        pool.expect(
-            Method::PUT,
-            &format!("/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/svc-{s}-1"),
-            Some(slice_body(s, &back)),
-        )
-        .await?;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        while events.try_recv().is_ok() {}
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        while events.try_recv().is_ok() {}
-    }
+    let mut lat = change_latencies(&pool, &events, sizes).await?;
     let proxy_kib = crate::rss_kib(proxy.0.id());
     let (direct, via_vip, vip_addr) = throughput(&pool).await?;
     let dns = dns_rate(bin, &server.kubeconfig, sizes.services).await?;
-    // The same Service through the userspace mode, in place of the nftables one.
+    // The iptables mode in place of the nftables one: from its start to all
+    // programmed, endpoint changes, and the same Service's connection rate.
     drop(proxy);
-    let cleaned = Command::new(bin)
-        .args(["kube-proxy", "--cleanup"])
-        .status()?;
-    if !cleaned.success() {
-        bail!("kube-proxy --cleanup failed");
-    }
+    cleanup(bin)?;
+    while events.try_recv().is_ok() {}
+    let ipt_started = Instant::now();
+    let ipt = start_proxy(bin, &server.kubeconfig, "iptables")?;
+    let ipt_initial = wait_all_programmed(&events, sizes)? - ipt_started;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while events.try_recv().is_ok() {}
+    let mut ipt_lat = change_latencies(&pool, &events, sizes).await?;
+    wait_served(&vip_addr).await?;
+    let via_iptables = connection_rate(&vip_addr).await;
+    let ipt_kib = crate::rss_kib(ipt.0.id());
+    drop(ipt);
+    cleanup(bin)?;
+
+    // The same Service through the userspace mode.
     let userspace = start_proxy(bin, &server.kubeconfig, "userspace")?;
     wait_served(&vip_addr).await?;
     let via_userspace = connection_rate(&vip_addr).await;
@@ -259,6 +220,31 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
             via_vip / direct.max(1.0)
         ),
     );
+    ipt_lat.sort();
+    crate::line(
+        &format!("kube-proxy (iptables), {what}: proxy start → all programmed"),
+        format!(
+            "{:.2} s; kube-proxy RSS {:.1} MB",
+            ipt_initial.as_secs_f64(),
+            ipt_kib as f64 / 1024.0
+        ),
+    );
+    crate::line(
+        &format!("kube-proxy (iptables), {what}: endpoint change → data path"),
+        format!(
+            "p50 {} ms, p99 {} ms ({} changes)",
+            ms(percentile(&ipt_lat, 0.5)),
+            ms(percentile(&ipt_lat, 0.99)),
+            ipt_lat.len()
+        ),
+    );
+    crate::line(
+        "kube-proxy (iptables): new connections/s through the same cluster IP",
+        format!(
+            "{via_iptables:.0}/s (ratio to direct {:.2})",
+            via_iptables / direct.max(1.0)
+        ),
+    );
     crate::line(
         "kube-proxy (userspace): new connections/s through the same cluster IP",
         format!(
@@ -283,6 +269,11 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
         "svcsync_conn_per_s_direct": direct,
         "svcsync_conn_per_s_cluster_ip": via_vip,
         "svcsync_conn_per_s_userspace": via_userspace,
+        "svcsync_conn_per_s_iptables": via_iptables,
+        "svcsync_iptables_initial_s": ipt_initial.as_secs_f64(),
+        "svcsync_iptables_change_p50_ms": ms(percentile(&ipt_lat, 0.5)),
+        "svcsync_iptables_change_p99_ms": ms(percentile(&ipt_lat, 0.99)),
+        "svcsync_iptables_rss_mb": ipt_kib as f64 / 1024.0,
         "svcsync_userspace_rss_mb": userspace_kib as f64 / 1024.0,
         "dns_qps": dns.qps,
         "dns_p99_ms": ms(dns.p99),
@@ -291,6 +282,94 @@ async fn scenario(bin: &Path, sizes: &Sizes) -> Result<Value> {
         "svcsync_change_p99_ms": ms(percentile(&lat, 0.99)),
         "svcsync_proxy_rss_mb": proxy_kib as f64 / 1024.0,
     }))
+}
+
+/// The `address:port` a monitored rule DNATs to.
+fn dnat_target(line: &str) -> Option<&str> {
+    let n = line.find("dnat to ")?;
+    line[n + 8..].split_whitespace().next()
+}
+
+/// Waits until the monitor has shown every Service's last endpoint programmed;
+/// returns when the last of them was.
+fn wait_all_programmed(
+    events: &mpsc::Receiver<(Instant, String)>,
+    sizes: &Sizes,
+) -> Result<Instant> {
+    let mut needles: std::collections::HashSet<String> = (0..sizes.services)
+        .map(|s| {
+            format!(
+                "dnat to {}:8080",
+                endpoint_ip(s, sizes.endpoints.saturating_sub(1))
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut all_at = Instant::now();
+    while !needles.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (at, line) = events.recv_timeout(left).map_err(|_| {
+            anyhow::anyhow!("{} services not programmed within 300 s", needles.len())
+        })?;
+        if let Some(target) = dnat_target(&line) {
+            if needles.remove(&format!("dnat to {target}")) {
+                all_at = at;
+            }
+        }
+    }
+    Ok(all_at)
+}
+
+/// `sizes.samples` times, one endpoint of one Service replaced: the time from the
+/// update request to the kernel committing the new endpoint's DNAT rule.
+async fn change_latencies(
+    pool: &Pool,
+    events: &mpsc::Receiver<(Instant, String)>,
+    sizes: &Sizes,
+) -> Result<Vec<Duration>> {
+    let mut lat = Vec::new();
+    for i in 0..sizes.samples {
+        let s = (i * 7919) % sizes.services.max(1);
+        let mut ips: Vec<String> = (0..sizes.endpoints).map(|e| endpoint_ip(s, e)).collect();
+        let fresh = fresh_ip(i);
+        if let Some(first) = ips.first_mut() {
+            first.clone_from(&fresh);
+        }
+        let sent = Instant::now();
+        pool.expect(
+            Method::PUT,
+            &format!("/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/svc-{s}-1"),
+            Some(slice_body(s, &ips)),
+        )
+        .await?;
+        let at = wait_for(events, &format!("{fresh}:8080"), Duration::from_secs(30))?;
+        lat.push(at - sent);
+        // Put it back for the next round, and wait past the min-sync-period.
+        let back: Vec<String> = (0..sizes.endpoints).map(|e| endpoint_ip(s, e)).collect();
+        pool.expect(
+            Method::PUT,
+            &format!("/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/svc-{s}-1"),
+            Some(slice_body(s, &back)),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        while events.try_recv().is_ok() {}
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        while events.try_recv().is_ok() {}
+    }
+    Ok(lat)
+}
+
+/// `ferrokube kube-proxy --cleanup`: no mode's rules left.
+fn cleanup(bin: &Path) -> Result<()> {
+    if !Command::new(bin)
+        .args(["kube-proxy", "--cleanup"])
+        .status()?
+        .success()
+    {
+        bail!("kube-proxy --cleanup failed");
+    }
+    Ok(())
 }
 
 /// `ferrokube kube-proxy` in `mode` for the benchmark's node.

@@ -1,12 +1,15 @@
 //! kube-proxy: watches Services and EndpointSlices and programs the node's data path
 //! so that cluster IPs, external IPs, load-balancer IPs and node ports reach the
 //! ready endpoints behind them. [`model`] says what to program; [`nftables`] does it
-//! in the kernel (the default mode), with [`conntrack`] ending UDP flows to
-//! endpoints that left; [`userspace`] does it with no packet filter, relaying
-//! connections itself. [`run`] keeps the data path in step with the API, at most
+//! in the kernel (the default mode), [`iptables`] the same with iptables chains,
+//! both with [`conntrack`] ending UDP flows to endpoints that left; [`userspace`]
+//! does it with no packet filter, relaying connections itself. [`run`] keeps the data path in step with the API, at most
 //! once per `--min-sync-period`, and changes only what changed.
 
 pub mod conntrack;
+#[cfg(test)]
+mod fixtures;
+pub mod iptables;
 pub mod model;
 pub mod nftables;
 pub mod userspace;
@@ -19,6 +22,7 @@ use kube::Client;
 use tracing::{debug, info, warn};
 
 use crate::conntrack::Conntrack;
+use crate::iptables::Iptables;
 use crate::nftables::{Networks, Nftables, Ruleset, SyncKind};
 use crate::userspace::Userspace;
 
@@ -31,6 +35,9 @@ const PROXIED: &str = "!service.kubernetes.io/service-proxy-name,!service.kubern
 pub enum ProxyMode {
     /// nftables, one `ip kube-proxy` table, changed incrementally.
     Nftables,
+    /// iptables chains in the `nat` and `filter` tables, as upstream's iptables
+    /// mode makes them, through `iptables-restore`.
+    Iptables,
     /// The proxy itself relays connections, round robin, on Service addresses it
     /// makes local; needs no packet filter.
     Userspace,
@@ -63,6 +70,10 @@ pub struct ProxyConfig {
     /// The `nft` command.
     #[arg(long = "nft-path", default_value = "nft")]
     pub nft_path: String,
+    /// The `iptables` command of the iptables mode; its `-save` and `-restore`
+    /// siblings are used (e.g. `iptables-legacy` for `iptables-legacy-restore`).
+    #[arg(long = "iptables-path", default_value = "iptables")]
+    pub iptables_path: String,
     /// The `conntrack` command (deletes UDP flows to endpoints that left).
     #[arg(long = "conntrack-path", default_value = "conntrack")]
     pub conntrack_path: String,
@@ -85,6 +96,8 @@ pub enum ProxyError {
     #[error(transparent)]
     Nft(#[from] nftables::NftError),
     #[error(transparent)]
+    Iptables(#[from] iptables::IptablesError),
+    #[error(transparent)]
     Userspace(#[from] userspace::UserspaceError),
     #[error("the {0} watch ended")]
     WatchEnded(&'static str),
@@ -101,13 +114,37 @@ pub fn node_name(config: &ProxyConfig) -> String {
         .unwrap_or_default()
 }
 
-/// Removes the rules a proxy made (`--cleanup`).
+/// Removes the rules a proxy made in any mode (`--cleanup`).
 pub async fn cleanup(config: &ProxyConfig) -> Result<(), ProxyError> {
     Nftables::new(&config.nft_path, Networks::default())
         .cleanup()
         .await?;
+    Iptables::new(&config.iptables_path).cleanup().await?;
     userspace::cleanup().await?;
     Ok(())
+}
+
+/// Removes what the other modes may have left (a proxy that ran in another mode
+/// before), so that two data paths never answer for the same Service. A missing
+/// tool means that mode left nothing.
+async fn cleanup_other_modes(config: &ProxyConfig) {
+    let mode = config.proxy_mode;
+    if mode != ProxyMode::Nftables {
+        let mut nft = Nftables::new(&config.nft_path, Networks::default());
+        if let Err(e) = nft.cleanup().await {
+            debug!(error = %e, "no nftables rules of another mode removed");
+        }
+    }
+    if mode != ProxyMode::Iptables {
+        if let Err(e) = Iptables::new(&config.iptables_path).cleanup().await {
+            warn!(error = %e, "removing the iptables mode's rules failed");
+        }
+    }
+    if mode != ProxyMode::Userspace {
+        if let Err(e) = userspace::cleanup().await {
+            warn!(error = %e, "removing the userspace mode's addresses failed");
+        }
+    }
 }
 
 /// Runs the proxy until `shutdown` completes. The rules stay in place when it
@@ -128,9 +165,11 @@ pub async fn run(
     };
     let mut path = match config.proxy_mode {
         ProxyMode::Nftables => DataPath::Nft(Nftables::new(&config.nft_path, masq.clone())),
+        ProxyMode::Iptables => DataPath::Ipt(Iptables::new(&config.iptables_path)),
         ProxyMode::Userspace => DataPath::Userspace(Userspace::new(config.udp_timeout)),
     };
     info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
+    cleanup_other_modes(&config).await;
     let mut conntrack = Conntrack::new(&config.conntrack_path);
     let mut programmed: Vec<model::ServicePort> = Vec::new();
     let mut cache = ServiceCache::watch(client, Some(PROXIED));
@@ -146,12 +185,15 @@ pub async fn run(
         let ports = model::service_ports(&svcs, &eps, &node);
         let synced = match &mut path {
             DataPath::Nft(nft) => sync(nft, &ports, &masq).await.map_err(ProxyError::from),
+            DataPath::Ipt(ipt) => sync_iptables(ipt, &ports, &masq)
+                .await
+                .map_err(ProxyError::from),
             DataPath::Userspace(u) => u.sync(&ports).await.map_err(ProxyError::from),
         };
         match synced {
             Ok(()) => {
                 cache.succeeded();
-                if matches!(path, DataPath::Nft(_)) {
+                if !matches!(path, DataPath::Userspace(_)) {
                     // Only once the rules no longer send new packets to them.
                     let stale = model::stale_udp_flows(&programmed, &ports);
                     conntrack.clear(&stale).await;
@@ -169,6 +211,7 @@ pub async fn run(
 /// The data path of the chosen mode.
 enum DataPath {
     Nft(Nftables),
+    Ipt(Iptables),
     Userspace(Userspace),
 }
 
@@ -180,11 +223,26 @@ async fn sync(
     let started = Instant::now();
     let rs = Ruleset::build(ports, masq);
     let kind = nft.sync(rs).await?;
+    log_sync(kind, ports.len(), started);
+    Ok(())
+}
+
+async fn sync_iptables(
+    ipt: &mut Iptables,
+    ports: &[model::ServicePort],
+    masq: &Networks,
+) -> Result<(), iptables::IptablesError> {
+    let started = Instant::now();
+    let kind = ipt.sync(iptables::Rules::build(ports, masq)).await?;
+    log_sync(kind, ports.len(), started);
+    Ok(())
+}
+
+fn log_sync(kind: SyncKind, service_ports: usize, started: Instant) {
     let ms = started.elapsed().as_millis() as u64;
     match kind {
-        SyncKind::Full => info!(service_ports = ports.len(), ms, "wrote the whole data path"),
-        SyncKind::Partial => debug!(service_ports = ports.len(), ms, "updated the data path"),
+        SyncKind::Full => info!(service_ports, ms, "wrote the whole data path"),
+        SyncKind::Partial => debug!(service_ports, ms, "updated the data path"),
         SyncKind::Unchanged => {}
     }
-    Ok(())
 }

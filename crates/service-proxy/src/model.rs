@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -76,6 +77,19 @@ pub struct Endpoint {
     pub terminating: bool,
     /// On this proxy's node.
     pub local: bool,
+}
+
+/// The cluster's address ranges, and how traffic to Services is masqueraded.
+#[derive(Clone, Debug, Default)]
+pub struct Networks {
+    /// Traffic to a cluster IP from outside this range (not from a pod) is
+    /// masqueraded; `None` leaves it alone.
+    pub cluster_cidr: Option<Ipv4Net>,
+    /// The Service range: traffic to an address of it that no Service holds is
+    /// dropped here rather than routed on.
+    pub service_cidr: Option<Ipv4Net>,
+    /// Masquerade all traffic to cluster IPs.
+    pub all: bool,
 }
 
 /// A Service port as the proxy programs it.

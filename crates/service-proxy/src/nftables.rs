@@ -23,10 +23,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+pub use crate::model::Networks;
 use crate::model::{Endpoint, ServicePort};
 
 /// The table's name, as upstream's proxy names it.
@@ -40,19 +40,6 @@ pub const SERVICE_NODEPORTS: &str = "service-nodeports";
 pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const CLUSTER_IPS: &str = "cluster-ips";
-
-/// The cluster's address ranges, and how traffic to Services is masqueraded.
-#[derive(Clone, Debug, Default)]
-pub struct Networks {
-    /// Traffic to a cluster IP from outside this range (not from a pod) is
-    /// masqueraded; `None` leaves it alone.
-    pub cluster_cidr: Option<Ipv4Net>,
-    /// The Service range: traffic to an address of it that no Service holds is
-    /// dropped here rather than routed on.
-    pub service_cidr: Option<Ipv4Net>,
-    /// Masquerade all traffic to cluster IPs.
-    pub all: bool,
-}
 
 /// Everything of the table that depends on Services: non-base chains with their
 /// rules, affinity sets, and the elements of the verdict maps and sets.
@@ -522,46 +509,8 @@ impl Nftables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Protocol, ServicePortName};
+    use crate::fixtures::{ep, networks as masq, port};
     use std::net::Ipv4Addr;
-
-    fn ep(last: u8, local: bool) -> Endpoint {
-        Endpoint {
-            ip: Ipv4Addr::new(10, 42, 0, last),
-            port: 8080,
-            ready: true,
-            serving: true,
-            terminating: false,
-            local,
-        }
-    }
-
-    fn port(name: &str, endpoints: Vec<Endpoint>) -> ServicePort {
-        ServicePort {
-            id: ServicePortName {
-                namespace: "default".into(),
-                name: name.into(),
-                port: "http".into(),
-                protocol: Protocol::Tcp,
-            },
-            cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
-            port: 80,
-            node_port: None,
-            external_ips: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            endpoints,
-        }
-    }
-
-    fn masq() -> Networks {
-        Networks {
-            cluster_cidr: Some("10.42.0.0/16".parse().unwrap()),
-            service_cidr: Some("10.43.0.0/16".parse().unwrap()),
-            all: false,
-        }
-    }
 
     #[test]
     fn cluster_ip_balances_over_endpoint_chains() {

@@ -431,35 +431,22 @@ pub async fn cleanup() -> Result<(), UserspaceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ServicePortName;
+    use crate::fixtures;
 
     fn ep(last: u8, ready: bool, local: bool) -> Endpoint {
         Endpoint {
-            ip: Ipv4Addr::new(10, 42, 0, last),
-            port: 8080,
             ready,
             serving: ready,
-            terminating: false,
-            local,
+            ..fixtures::ep(last, local)
         }
     }
 
     fn port(endpoints: Vec<Endpoint>) -> ServicePort {
         ServicePort {
-            id: ServicePortName {
-                namespace: "default".into(),
-                name: "web".into(),
-                port: "http".into(),
-                protocol: Protocol::Tcp,
-            },
             cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 20)],
-            port: 80,
             node_port: Some(30080),
             external_ips: vec![Ipv4Addr::new(192, 0, 2, 50)],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            endpoints,
+            ..fixtures::port("web", endpoints)
         }
     }
 

@@ -6,109 +6,16 @@
 //! IP lacks the port; UDP flows move to a new endpoint once the stale conntrack
 //! entries are deleted.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
+use common::{answers, ask, ask_udp, dns, ep, serve, serve_udp, web, Netns};
 use service_proxy::conntrack::Conntrack;
-use service_proxy::model::{stale_udp_flows, Endpoint, Protocol, ServicePort, ServicePortName};
+use service_proxy::model::{stale_udp_flows, ServicePort};
 use service_proxy::nftables::{Networks, Nftables, Ruleset, SyncKind, TABLE};
-
-/// A namespace entered by the calling thread; removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn enter(role: &str) -> Netns {
-        let name = format!("fkproxy-{}-{role}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        assert!(Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success());
-        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let ns = Netns(name);
-        for cmd in [
-            "link set lo up",
-            "link add vA type veth peer name vB",
-            "link set vA up",
-            "link set vB up",
-            "addr add 10.42.0.5/32 dev vA",
-            "addr add 10.42.0.6/32 dev vB",
-            // A load-balancer address of this node.
-            "addr add 192.0.2.50/32 dev vB",
-            "route add 10.43.0.0/16 dev vA",
-        ] {
-            let args: Vec<&str> = cmd.split(' ').collect();
-            assert!(
-                Command::new("ip").args(&args).status().unwrap().success(),
-                "{cmd}"
-            );
-        }
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A listener answering each connection with its name.
-fn serve(ip: Ipv4Addr, name: &'static str) {
-    let l = TcpListener::bind((ip, 8080)).unwrap();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let _ = s.write_all(name.as_bytes());
-        }
-    });
-}
-
-/// Who answers at `addr`, or the connection's error kind.
-fn ask(addr: &str) -> Result<String, std::io::ErrorKind> {
-    let addr: SocketAddr = addr.parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.kind())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.kind())?;
-    Ok(out)
-}
-
-fn ep(last: u8) -> Endpoint {
-    Endpoint {
-        ip: Ipv4Addr::new(10, 42, 0, last),
-        port: 8080,
-        ready: true,
-        serving: true,
-        terminating: false,
-        local: true,
-    }
-}
-
-fn web(endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        id: ServicePortName {
-            namespace: "default".into(),
-            name: "web".into(),
-            port: "http".into(),
-            protocol: Protocol::Tcp,
-        },
-        cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
-        port: 80,
-        node_port: Some(30080),
-        external_ips: vec![Ipv4Addr::new(192, 0, 2, 50)],
-        affinity_timeout: None,
-        external_local: false,
-        internal_local: false,
-        endpoints,
-    }
-}
-
-fn answers(addr: &str, tries: usize) -> std::collections::BTreeSet<String> {
-    (0..tries).map(|_| ask(addr).unwrap()).collect()
-}
 
 #[test]
 fn cluster_ips_and_node_ports_reach_endpoints() {
@@ -194,50 +101,6 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
     assert!(!listing.contains("default/web"), "{listing}");
     assert!(!listing.contains("10.43.0.10"), "{listing}");
     rt.block_on(nft.cleanup()).unwrap();
-}
-
-/// A UDP listener answering each datagram with its name.
-fn serve_udp(ip: Ipv4Addr, name: &'static str) {
-    let s = std::net::UdpSocket::bind((ip, 8053)).unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((_, from)) = s.recv_from(&mut buf) {
-            let _ = s.send_to(name.as_bytes(), from);
-        }
-    });
-}
-
-/// Who answers one datagram from `client` to 10.43.0.20:53.
-fn ask_udp(client: &std::net::UdpSocket) -> String {
-    client.send_to(b"?", "10.43.0.20:53").unwrap();
-    let mut buf = [0u8; 64];
-    let n = client.recv(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).to_string()
-}
-
-fn dns(endpoints: &[u8]) -> ServicePort {
-    ServicePort {
-        id: ServicePortName {
-            namespace: "kube-system".into(),
-            name: "dns".into(),
-            port: "dns".into(),
-            protocol: Protocol::Udp,
-        },
-        cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 20)],
-        port: 53,
-        node_port: None,
-        external_ips: vec![],
-        affinity_timeout: None,
-        external_local: false,
-        internal_local: false,
-        endpoints: endpoints
-            .iter()
-            .map(|l| Endpoint {
-                port: 8053,
-                ..ep(*l)
-            })
-            .collect(),
-    }
 }
 
 /// A UDP flow keeps its endpoint while the conntrack entry lives: after the
