@@ -508,6 +508,41 @@ fn services_and_namespaces(_c: &Cluster, k: &Kubectl) {
     let np = k.json(&["get", "svc", "np", "-n", "team"]);
     let port = np["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
     assert!((30000..=32767).contains(&port), "{port}");
+    // A LoadBalancer with the Local external policy gets a health-check node port
+    // of its own; it goes back to the range when the policy no longer needs it.
+    let lb = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n{extra}  ports: [{{port: 80}}]\n"
+        )
+    };
+    k.apply(&[], &lb("lb", ""));
+    let svc = k.json(&["get", "svc", "lb", "-n", "team"]);
+    let hc = svc["spec"]["healthCheckNodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&hc), "{svc:#}");
+    assert_ne!(hc, svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap());
+    let taken = lb("lb2", &format!("  healthCheckNodePort: {hc}\n"));
+    let err =
+        String::from_utf8_lossy(&k.run_stdin(&["create", "-f", "-"], &taken).stderr).to_string();
+    assert!(
+        err.contains(&format!(
+            "spec.healthCheckNodePort: Invalid value: {hc}: provided port is already allocated"
+        )),
+        "{err}"
+    );
+    k.ok(&[
+        "patch",
+        "svc",
+        "lb",
+        "-n",
+        "team",
+        "-p",
+        r#"{"spec":{"externalTrafficPolicy":"Cluster"}}"#,
+    ]);
+    let svc = k.json(&["get", "svc", "lb", "-n", "team"]);
+    assert!(svc["spec"]["healthCheckNodePort"].is_null(), "{svc:#}");
+    k.apply(&[], &taken);
+    let svc = k.json(&["get", "svc", "lb2", "-n", "team"]);
+    assert_eq!(svc["spec"]["healthCheckNodePort"], hc);
     let ns = k.json(&["get", "ns", "team"]);
     assert_eq!(ns["status"]["phase"], "Active");
     let k8s = k.json(&["get", "svc", "kubernetes", "-n", "default"]);

@@ -1547,6 +1547,32 @@ spec:
   - {port: 80}
 "#;
 
+/// LoadBalancers with the Local external traffic policy, one over the web pods
+/// and one with no endpoints: each gets a health check node port.
+const LOCAL_LB_SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-local
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports:
+  - {name: http, port: 8088, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nobody-local
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: nobody}
+  ports:
+  - {port: 8089}
+"#;
+
 /// A pod (of the `web` Service) answering HTTP on 8080 with its name, ready while
 /// /tmp/ready exists; with `host_port`, the port is also the node's.
 fn web_pod(name: &str, host_port: Option<u16>) -> String {
@@ -1617,8 +1643,9 @@ fn answers_from_netns(ns: &TestNetns, url: &str) -> std::collections::BTreeSet<S
 /// from the node itself, its node port does the same for the outside client, pods
 /// resolve it by name (dig checks A, SRV, PTR, pod and missing names), a pod's host
 /// port reaches it from outside, from the node and from itself, an endpoint that
-/// stops being ready leaves the rotation, and a Service without endpoints refuses
-/// connections.
+/// stops being ready leaves the rotation, a Service without endpoints refuses
+/// connections, and LoadBalancers with the Local policy report this node's ready
+/// endpoints on their health check node ports.
 #[test]
 fn services_reach_ready_endpoints() {
     services_reach_ready_endpoints_in("nftables");
@@ -1799,10 +1826,48 @@ fn services_reach_ready_endpoints_in(mode: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("refused"), "{err}");
 
+    // LoadBalancers with the Local policy: their health check node ports tell
+    // load balancers (the outside client here) how many ready endpoints this node
+    // has, 503 when none; the proxy's own healthz answers too.
+    k.apply(&[], LOCAL_LB_SERVICES);
+    let hc_url = |svc: &str| {
+        let hc = k.json(&["get", "service", svc])["spec"]["healthCheckNodePort"]
+            .as_u64()
+            .unwrap();
+        format!("http://192.0.2.1:{hc}/")
+    };
+    let (web_hc, nobody_hc) = (hc_url("web-local"), hc_url("nobody-local"));
+    let health = |url: &str| outside.exec(&["timeout", "2", "busybox", "wget", "-qO-", url]);
+    let local_endpoints = |n: usize| {
+        let out = health(&web_hc);
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(&format!("\"localEndpoints\": {n}"))
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || local_endpoints(2)),
+        "{:?}",
+        health(&web_hc)
+    );
+    let out = health(&nobody_hc);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("503"),
+        "{out:?}"
+    );
+    let out = health("http://192.0.2.1:10256/healthz");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("lastUpdated"),
+        "{out:?}"
+    );
+
     // web-b stops being ready: it leaves the rotation everywhere.
     k.ok(&["exec", "web-b", "--", "rm", "/tmp/ready"]);
     assert_pod_answers(&k, &url, &["web-a"]);
     assert_eq!(answers_from_netns(&outside, &node_url), set(&["web-a"]));
+    assert!(
+        eventually(Duration::from_secs(20), || local_endpoints(1)),
+        "{:?}",
+        health(&web_hc)
+    );
 
     let table = Command::new("nft")
         .args(["list", "table", "ip", "kube-proxy"])

@@ -568,56 +568,93 @@ async fn allocate_service(
         if want > 0 && old_ports.contains(&want) {
             continue;
         }
-        let port = if want == 0 {
-            let o = if dry_run {
-                a.ports.peek_free().await
-            } else {
-                a.ports.allocate_next().await
-            };
-            let o = o.map_err(|e| alloc_internal(ctx, svc, &path, e))?;
+        let port = allocate_node_port(ctx, svc, &path, want, dry_run, admitted).await?;
+        svc["spec"]["ports"][i]["nodePort"] = json!(port);
+    }
+    // A LoadBalancer with the Local external policy gets a node port of its own
+    // for load balancers' health checks, kept across updates that still need it.
+    let needs_health_check =
+        ty == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"] == "Local";
+    if needs_health_check {
+        let path = Path::new("spec").child("healthCheckNodePort");
+        let want = svc["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0);
+        let kept = old
+            .and_then(|o| o["spec"]["healthCheckNodePort"].as_i64())
+            .filter(|p| *p > 0);
+        let port = match kept {
+            Some(k) if want == 0 || want == k => k,
+            _ => allocate_node_port(ctx, svc, &path, want, dry_run, admitted).await?,
+        };
+        svc["spec"]["healthCheckNodePort"] = json!(port);
+    }
+    Ok(())
+}
+
+/// Allocates node port `want` (any free one when 0) from the node-port range;
+/// failures are errors of the field at `path`.
+async fn allocate_node_port(
+    ctx: &Ctx<'_>,
+    svc: &Value,
+    path: &Path,
+    want: i64,
+    dry_run: bool,
+    admitted: &mut Admitted,
+) -> ApiResult<i64> {
+    let a = &ctx.server.services;
+    if want == 0 {
+        let o = if dry_run {
+            a.ports.peek_free().await
+        } else {
+            a.ports.allocate_next().await
+        };
+        let o = o.map_err(|e| alloc_internal(ctx, svc, path, e))?;
+        if !dry_run {
+            admitted.ports.push(o);
+        }
+        return Ok(i64::from(a.node_port_base) + o as i64);
+    }
+    let range = format!("{}-{}", a.node_port_base, a.node_port_last);
+    if want < i64::from(a.node_port_base) || want > i64::from(a.node_port_last) {
+        return Err(invalid(
+            ctx,
+            svc,
+            vec![FieldError::invalid(
+                path,
+                json!(want),
+                format!(
+                    "provided port is not in the valid range. The range of valid ports is {range}"
+                ),
+            )],
+        ));
+    }
+    let o = (want - i64::from(a.node_port_base)) as u64;
+    let r = if dry_run {
+        match a.ports.is_free(o).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AllocError::Taken),
+            Err(e) => Err(e),
+        }
+    } else {
+        a.ports.allocate(o).await
+    };
+    match r {
+        Ok(()) => {
             if !dry_run {
                 admitted.ports.push(o);
             }
-            i64::from(a.node_port_base) + o as i64
-        } else {
-            let range = format!("{}-{}", a.node_port_base, a.node_port_last);
-            if want < i64::from(a.node_port_base) || want > i64::from(a.node_port_last) {
-                return Err(invalid(ctx, svc, vec![FieldError::invalid(&path, json!(want), format!("provided port is not in the valid range. The range of valid ports is {range}"))]));
-            }
-            let o = (want - i64::from(a.node_port_base)) as u64;
-            let r = if dry_run {
-                match a.ports.is_free(o).await {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(AllocError::Taken),
-                    Err(e) => Err(e),
-                }
-            } else {
-                a.ports.allocate(o).await
-            };
-            match r {
-                Ok(()) => {
-                    if !dry_run {
-                        admitted.ports.push(o);
-                    }
-                }
-                Err(AllocError::Taken) => {
-                    return Err(invalid(
-                        ctx,
-                        svc,
-                        vec![FieldError::invalid(
-                            &path,
-                            json!(want),
-                            "provided port is already allocated",
-                        )],
-                    ))
-                }
-                Err(e) => return Err(alloc_internal(ctx, svc, &path, e)),
-            }
-            want
-        };
-        svc["spec"]["ports"][i]["nodePort"] = json!(port);
+            Ok(want)
+        }
+        Err(AllocError::Taken) => Err(invalid(
+            ctx,
+            svc,
+            vec![FieldError::invalid(
+                path,
+                json!(want),
+                "provided port is already allocated",
+            )],
+        )),
+        Err(e) => Err(alloc_internal(ctx, svc, path, e)),
     }
-    Ok(())
 }
 
 fn default_families(spec: &mut Value) {

@@ -9,11 +9,14 @@
 pub mod conntrack;
 #[cfg(test)]
 mod fixtures;
+pub mod healthcheck;
 pub mod iptables;
 pub mod model;
 pub mod nftables;
 pub mod userspace;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use controllers::servicecache::ServiceCache;
@@ -22,6 +25,7 @@ use kube::Client;
 use tracing::{debug, info, warn};
 
 use crate::conntrack::Conntrack;
+use crate::healthcheck::{HealthServers, ProxyHealth};
 use crate::iptables::Iptables;
 use crate::nftables::{Networks, Nftables, Ruleset, SyncKind};
 use crate::userspace::Userspace;
@@ -81,6 +85,9 @@ pub struct ProxyConfig {
     /// userspace `--udp-timeout`).
     #[arg(long = "udp-timeout", default_value = "250ms", value_parser = parse_duration)]
     pub udp_timeout: Duration,
+    /// Where the proxy serves its own `/healthz` and `/livez`; empty for nowhere.
+    #[arg(long = "healthz-bind-address", default_value = "0.0.0.0:10256")]
+    pub healthz_bind_address: String,
     /// Remove the rules this proxy made and exit.
     #[arg(long = "cleanup", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub cleanup: bool,
@@ -170,6 +177,24 @@ pub async fn run(
     };
     info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
     cleanup_other_modes(&config).await;
+    let health = Arc::new(ProxyHealth::default());
+    // Kept while the proxy runs; a port another process holds is only reported,
+    // as upstream does.
+    let _healthz = match config.healthz_bind_address.as_str() {
+        "" => None,
+        a => match a.parse::<SocketAddr>() {
+            Ok(addr) => healthcheck::serve_proxy_healthz(addr, health.clone())
+                .await
+                .map_err(|e| warn!(address = a, error = %e, "cannot serve the proxy's healthz"))
+                .ok()
+                .map(AbortOnDrop),
+            Err(e) => {
+                warn!(address = a, error = %e, "invalid --healthz-bind-address");
+                None
+            }
+        },
+    };
+    let mut health_servers = HealthServers::new(health.clone());
     let mut conntrack = Conntrack::new(&config.conntrack_path);
     let mut programmed: Vec<model::ServicePort> = Vec::new();
     let mut cache = ServiceCache::watch(client, Some(PROXIED));
@@ -190,9 +215,13 @@ pub async fn run(
                 .map_err(ProxyError::from),
             DataPath::Userspace(u) => u.sync(&ports).await.map_err(ProxyError::from),
         };
+        health_servers
+            .sync(model::health_checks(&svcs, &ports))
+            .await;
         match synced {
             Ok(()) => {
                 cache.succeeded();
+                health.synced();
                 if !matches!(path, DataPath::Userspace(_)) {
                     // Only once the rules no longer send new packets to them.
                     let stale = model::stale_udp_flows(&programmed, &ports);
@@ -203,8 +232,18 @@ pub async fn run(
             Err(e) => {
                 warn!(error = %e, "syncing the data path failed; retrying");
                 cache.failed();
+                health.failed();
             }
         }
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// The EndpointSlice label naming the Service a slice belongs to.
@@ -177,6 +177,15 @@ impl ServicePort {
     }
 }
 
+/// A Service's namespace, name and spec, when it has them all.
+fn parts(svc: &Service) -> Option<(&str, &str, &ServiceSpec)> {
+    Some((
+        svc.metadata.namespace.as_deref()?,
+        svc.metadata.name.as_deref()?,
+        svc.spec.as_ref()?,
+    ))
+}
+
 /// The Service ports to program from the Services and EndpointSlices the proxy
 /// sees, for the node `node_name`. Headless and ExternalName Services have no
 /// virtual address and are left out, as are IPv6 addresses (this proxy programs
@@ -208,11 +217,7 @@ pub fn service_ports(
     let mut out = Vec::new();
     for svc in services {
         let svc: &Service = svc.borrow();
-        let (Some(ns), Some(name), Some(spec)) = (
-            svc.metadata.namespace.as_deref(),
-            svc.metadata.name.as_deref(),
-            svc.spec.as_ref(),
-        ) else {
+        let Some((ns, name, spec)) = parts(svc) else {
             continue;
         };
         if spec.type_.as_deref() == Some("ExternalName") {
@@ -333,6 +338,55 @@ pub fn service_ports(
     out
 }
 
+/// A Service's health check node port, as this node answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub namespace: String,
+    pub name: String,
+    /// Ready endpoints of the Service on this node (the most of any of its ports).
+    pub local_endpoints: usize,
+}
+
+/// The health check node ports this node serves: those of LoadBalancer Services
+/// with the Local external traffic policy, with their local ready endpoints in
+/// `ports` (from [`service_ports`]).
+pub fn health_checks(
+    services: &[impl Borrow<Service>],
+    ports: &[ServicePort],
+) -> BTreeMap<u16, HealthCheck> {
+    let mut out = BTreeMap::new();
+    for svc in services {
+        let svc: &Service = svc.borrow();
+        let Some((ns, name, spec)) = parts(svc) else {
+            continue;
+        };
+        let Some(port) = spec
+            .health_check_node_port
+            .filter(|_| spec.type_.as_deref() == Some("LoadBalancer"))
+            .filter(|_| spec.external_traffic_policy.as_deref() == Some("Local"))
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        let local_endpoints = ports
+            .iter()
+            .filter(|p| p.id.namespace == ns && p.id.name == name)
+            .map(|p| p.endpoints.iter().filter(|e| e.local && e.ready).count())
+            .max()
+            .unwrap_or(0);
+        out.insert(
+            port,
+            HealthCheck {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                local_endpoints,
+            },
+        );
+    }
+    out
+}
+
 /// Connection-tracking entries to delete after a sync: UDP has no connection to
 /// end, so a client's flow keeps going to the endpoint it was first sent to until
 /// its conntrack entry expires, even after that endpoint left the Service.
@@ -413,6 +467,27 @@ mod tests {
                  "conditions": {"ready": false, "serving": false}}
             ]
         }))
+    }
+
+    #[test]
+    fn health_checks_count_local_ready_endpoints() {
+        let mut s = web();
+        let spec = s.spec.as_mut().unwrap();
+        spec.type_ = Some("LoadBalancer".into());
+        spec.external_traffic_policy = Some("Local".into());
+        spec.health_check_node_port = Some(31000);
+        let on = |s: &Service, node: &str| {
+            let ports = service_ports(std::slice::from_ref(s), &[web_slice()], node);
+            health_checks(std::slice::from_ref(s), &ports)
+        };
+        let n1 = on(&s, "n1");
+        assert_eq!(n1.len(), 1);
+        assert_eq!(n1[&31000].name, "web");
+        assert_eq!(n1[&31000].local_endpoints, 1);
+        assert_eq!(on(&s, "elsewhere")[&31000].local_endpoints, 0);
+        // Only LoadBalancers with the Local policy have one.
+        s.spec.as_mut().unwrap().external_traffic_policy = Some("Cluster".into());
+        assert!(on(&s, "n1").is_empty());
     }
 
     #[test]

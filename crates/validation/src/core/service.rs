@@ -821,9 +821,9 @@ pub fn validate_service(svc: &Service) -> Vec<FieldError> {
         if hc != 0 {
             errs.push(FieldError::invalid(&sp.child("healthCheckNodePort"), hc, "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"));
         }
-    } else if hc == 0 {
-        errs.push(FieldError::required(&sp.child("healthCheckNodePort"), ""));
-    } else {
+    } else if hc != 0 {
+        // Unset is fine: validation runs before the apiserver allocates the port
+        // (upstream allocates first and then requires it).
         for m in av::is_valid_port_num(i64::from(hc)) {
             errs.push(FieldError::invalid(&sp.child("healthCheckNodePort"), hc, m));
         }
