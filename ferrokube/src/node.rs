@@ -146,6 +146,8 @@ pub async fn plan(
                 Some(overlay_network::OverlayConfig {
                     node_name: name.clone(),
                     public_ip,
+                    // Always, as flannel in k3s masquerades pods' IPv4 egress.
+                    masquerade: ranges.cluster_cidr.parse().ok(),
                 })
             }
             other => {

@@ -2063,6 +2063,42 @@ impl Drop for Agent {
     }
 }
 
+/// An HTTP server on `addr` in the namespace `ns`, answering every request with
+/// the caller's address; it lives as long as the test process.
+fn serve_caller_address(ns: &TestNetns, addr: &str) {
+    use std::io::{Read, Write};
+    let file = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
+    let addr = addr.to_string();
+    let (ready, bound) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = std::net::TcpListener::bind(&addr).unwrap();
+        ready.send(()).unwrap();
+        for mut s in listener.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 512];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => req.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let peer = s
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            let body = format!("{peer}\n");
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    bound.recv().unwrap();
+}
+
 /// Pins a pod manifest to a node.
 fn on_node(manifest: &str, node: &str) -> String {
     manifest.replacen("spec:\n", &format!("spec:\n  nodeName: {node}\n"), 1)
@@ -2074,7 +2110,8 @@ fn on_node(manifest: &str, node: &str) -> String {
 /// different nodes reach each other over the VXLAN overlay; a Service balances
 /// across backends on the two agents from a pod on the server, by cluster IP and
 /// by DNS name; its node port on the server (which has no backend) answers the
-/// outside client; a backend that stops being ready leaves the rotation; `dig`
+/// outside client, which pods reach as their node (egress is masqueraded); a
+/// backend that stops being ready leaves the rotation; `dig`
 /// from an agent checks the records; logs and exec reach pods on the agents; and
 /// the guestbook example (examples/guestbook.yaml) works through any node's port.
 /// Each node runs another kube-proxy mode: nftables on the server, iptables on
@@ -2188,6 +2225,23 @@ fn nodes_join_and_pods_reach_each_other_across_them() {
     for (pod, name) in [("web-a", "web-a"), ("web-b", "web-b")] {
         let url = format!("http://{}:8080/", pod_ip(&k, pod));
         assert_eq!(client_get(&k, &url), format!("{name}\n"));
+    }
+    // Pods reach addresses outside the cluster (the outside client, which has no
+    // route to pod addresses) as their node: egress is masqueraded.
+    serve_caller_address(&outside.ns, &format!("{}:8099", outside.ip));
+    let outside_url = format!("http://{}:8099/", outside.ip);
+    for (pod, node) in [("client", h1), ("web-a", h2)] {
+        let seen = k.ok(&[
+            "exec",
+            pod,
+            "--",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            &outside_url,
+        ]);
+        assert_eq!(seen.trim(), node.ip, "{pod}");
     }
     // The Service from a pod on another node, by cluster IP and by name.
     let svc = k.json(&["get", "service", "web"]);

@@ -8,7 +8,9 @@
 //!   `.../backend-data: {"VNI":1,"VtepMAC":"…"}`, `.../public-ip` and
 //!   `.../kube-subnet-manager: "true"`;
 //! - each node watches the Nodes and routes every other node's podCIDR through its
-//!   endpoint ([`peers`] reads them, [`pod_network::Vtep::sync_peers`] programs them).
+//!   endpoint ([`peers`] reads them, [`pod_network::Vtep::sync_peers`] programs them);
+//! - with a cluster CIDR given, pods' traffic leaving the cluster is masqueraded
+//!   ([`pod_network::egress`], flannel's `--ip-masq`).
 //!
 //! [`run`] does all three until shut down, retrying after failures.
 
@@ -64,6 +66,9 @@ pub struct OverlayConfig {
     pub node_name: String,
     /// The node's address: where other nodes send its pods' traffic.
     pub public_ip: Ipv4Addr,
+    /// The cluster's pod range, to masquerade pods' traffic leaving it; `None`
+    /// leaves pods' traffic as it is (and removes rules an earlier run made).
+    pub masquerade: Option<Ipv4Net>,
 }
 
 /// The annotations a node publishes for its endpoint.
@@ -124,6 +129,8 @@ struct State {
     vtep: Option<(Ipv4Net, VtepInfo)>,
     /// The peers last programmed.
     programmed: Option<Vec<Peer>>,
+    /// The podCIDR the masquerade rules were written for.
+    masquerade: Option<Ipv4Net>,
 }
 
 /// One pass: the endpoint, the node's annotations, the peers.
@@ -151,6 +158,14 @@ async fn sync(
             info
         }
     };
+    if let Some(cluster) = config.masquerade {
+        if state.masquerade != Some(cidr) {
+            state.masquerade = None;
+            nft_blocking(move |nft| pod_network::egress::apply(nft, cluster, cidr)).await?;
+            tracing::info!(%cluster, %cidr, "pods' traffic leaving the cluster is masqueraded");
+            state.masquerade = Some(cidr);
+        }
+    }
     let want = annotations(&info, vtep.vni, config.public_ip);
     let have = me.metadata.annotations.clone().unwrap_or_default();
     if want.iter().any(|(k, v)| have.get(k) != Some(v)) {
@@ -174,6 +189,21 @@ async fn sync(
         state.programmed = Some(peers);
     }
     Ok(())
+}
+
+/// Runs `f` with the `nft` command on a blocking thread.
+async fn nft_blocking(
+    f: impl FnOnce(&std::path::Path) -> Result<(), NetError> + Send + 'static,
+) -> Result<(), OverlayError> {
+    tokio::task::spawn_blocking(move || f(std::path::Path::new("nft")))
+        .await
+        .map_err(|e| {
+            OverlayError::Net(NetError::Io {
+                context: "running nft".into(),
+                source: std::io::Error::other(e),
+            })
+        })?
+        .map_err(OverlayError::from)
 }
 
 /// Runs this node's part of the overlay until `shutdown` completes. The device and
@@ -203,6 +233,11 @@ pub async fn run(
     let watch = tokio::spawn(watch);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut state = State::default();
+    if config.masquerade.is_none() {
+        if let Err(e) = nft_blocking(pod_network::egress::remove).await {
+            tracing::debug!(error = %e, "no egress masquerade rules removed");
+        }
+    }
     let result = async {
         tokio::select! {
             r = store.wait_until_ready() => r.map_err(|_| OverlayError::WatchEnded)?,

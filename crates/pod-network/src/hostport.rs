@@ -8,10 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use parking_lot::Mutex;
 
@@ -83,46 +81,14 @@ impl HostPorts {
 
     fn apply(&self, by_pod: &BTreeMap<String, Vec<HostPort>>) -> Result<(), NetError> {
         let script = render(by_pod.values().flatten());
-        let io = |source| NetError::Io {
-            context: format!("running {} for host ports", self.nft.display()),
-            source,
-        };
-        let mut child = Command::new(&self.nft)
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(script.as_bytes()).map_err(io)?;
-        }
-        let out = child.wait_with_output().map_err(io)?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(NetError::Io {
-                context: format!(
-                    "nft rejected the host port rules: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                source: std::io::Error::other("nft failed"),
-            })
-        }
+        crate::nft::run(&self.nft, &script, "host port rules")
     }
 }
 
 /// The transaction that replaces the table with rules for `ports`.
 pub fn render<'a>(ports: impl Iterator<Item = &'a HostPort>) -> String {
     let t = format!("ip {TABLE}");
-    let mut out = String::new();
-    let _ = writeln!(out, "add table {t}");
-    let _ = writeln!(out, "delete table {t}");
-    let _ = writeln!(out, "add table {t}");
-    let _ = writeln!(
-        out,
-        "add chain {t} prerouting {{ type nat hook prerouting priority dstnat ; }}"
-    );
+    let mut out = crate::nft::replace_table(TABLE, "prerouting", "prerouting priority dstnat");
     let _ = writeln!(
         out,
         "add chain {t} output {{ type nat hook output priority -100 ; }}"

@@ -2,11 +2,14 @@
 //! node's podCIDR and keeps them on disk; [`bridge::Bridge`] connects each pod's
 //! network namespace to the node's bridge through a veth pair; [`hostport::HostPorts`]
 //! forwards pods' host ports; [`vxlan::Vtep`] is the node's end of the VXLAN overlay
-//! that carries pod traffic between nodes.
+//! that carries pod traffic between nodes; [`egress`] masquerades pods' traffic
+//! leaving the cluster.
 
 pub mod bridge;
+pub mod egress;
 pub mod hostport;
 pub mod ipam;
+mod nft;
 pub mod vxlan;
 
 pub use bridge::{host_ifname, Bridge, NetError, POD_IFNAME};
