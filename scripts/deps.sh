@@ -3,13 +3,13 @@
 #   build: protobuf-compiler (etcd client code generation)
 #   tests: etcd-server (the etcd backend); busybox-static (the test images' root
 #          filesystem); runc and crun (the kubelet's alternative OCI runtimes);
-#          docker-registry and skopeo (a local registry to pull from); nftables and conntrack (kube-proxy's
-#          data path); dnsutils (dig, to check cluster DNS);
+#          docker-registry and skopeo (a local registry to pull from); nftables, iptables and conntrack
+#          (kube-proxy's data paths); dnsutils (dig, to check cluster DNS);
 #          containernetworking-plugins (standard CNI plugins for --cni-conf-dir); a Python venv with the official
 #          `kubernetes` client in target/test-venv for the client-library test
 set -euo pipefail
 need=()
-for pkg in protobuf-compiler etcd-server busybox-static runc crun docker-registry skopeo nftables conntrack dnsutils containernetworking-plugins; do
+for pkg in protobuf-compiler etcd-server busybox-static runc crun docker-registry skopeo nftables iptables conntrack dnsutils containernetworking-plugins; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
