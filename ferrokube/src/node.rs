@@ -222,6 +222,14 @@ pub async fn start(
                 tracing::error!(error = %e, "overlay stopped");
             }
         }));
+    } else {
+        // No overlay, so no masquerade of pods' egress: rules an earlier run with
+        // the overlay left go (another network plugin decides now).
+        tasks.push(tokio::task::spawn_blocking(|| {
+            if let Err(e) = pod_network::egress::remove(Path::new("nft")) {
+                tracing::debug!(error = %e, "no egress masquerade rules removed");
+            }
+        }));
     }
     if let Some(config) = plan.kube_proxy {
         let client = crate::client_from(kubeconfig, "kube-proxy").await?;

@@ -1659,7 +1659,8 @@ fn services_reach_ready_endpoints_userspace() {
 }
 
 /// The same Service checks with kube-proxy in iptables mode (upstream's chains,
-/// through Debian's default iptables, the nf_tables backend).
+/// through Debian's default iptables, the nf_tables backend), chosen by kube-proxy
+/// itself because it finds no `nft` command.
 #[test]
 fn services_reach_ready_endpoints_iptables() {
     services_reach_ready_endpoints_in("iptables");
@@ -1682,7 +1683,13 @@ fn services_reach_ready_endpoints_in(mode: &str) {
     ip(&format!("-n {} link set fkout1 up", outside.0));
 
     let node = format!("kubelet-e2e-{}", std::process::id());
-    let proxy_mode = format!("proxy-mode={mode}");
+    // The iptables mode is reached the way a node without nftables reaches it:
+    // no --proxy-mode, and no working `nft` for kube-proxy.
+    let proxy_mode = if mode == "iptables" {
+        "nft-path=/nonexistent/nft".to_string()
+    } else {
+        format!("proxy-mode={mode}")
+    };
     let c = Cluster::start_agent_in(
         data_dir_with_image(),
         &[

@@ -5,7 +5,7 @@
 //!   traffic only to nodes that keep it local;
 //! - the proxy's own `/healthz` and `/livez` (`--healthz-bind-address`, port 10256),
 //!   unhealthy once a change has waited longer than the health timeout to reach
-//!   the data path.
+//!   the data path (a sync that fails or hangs).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,6 +54,11 @@ impl Default for ProxyHealth {
 impl ProxyHealth {
     fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A change is waiting to reach the data path.
+    pub fn queued(&self) {
+        self.lock().waiting_since.get_or_insert_with(Instant::now);
     }
 
     /// A sync brought the data path up to date.

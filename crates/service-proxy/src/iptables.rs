@@ -49,12 +49,14 @@ const POSTROUTING: &str = "KUBE-POSTROUTING";
 const FORWARD: &str = "KUBE-FORWARD";
 
 /// Prefixes of the chains that belong to one Service port or endpoint.
-const PORT_CHAIN_PREFIXES: [&str; 5] = [
+/// `KUBE-XLB-` and `KUBE-FW-` are older upstream versions' chains, removed when found.
+const PORT_CHAIN_PREFIXES: [&str; 6] = [
     "KUBE-SVC-",
     "KUBE-SVL-",
     "KUBE-EXT-",
     "KUBE-SEP-",
     "KUBE-FW-",
+    "KUBE-XLB-",
 ];
 
 /// The chains of each table this proxy owns outright (flushed and rewritten on a
@@ -509,6 +511,17 @@ pub fn full_restore(rules: &Rules, existing: &BTreeMap<String, Existing>) -> Str
         {
             let _ = writeln!(out, ":{c} - [0:0]");
         }
+        // Jumps from built-in chains to chains that go (another proxy's, e.g.
+        // upstream's filter KUBE-NODEPORTS) go first, or the chains could not be
+        // deleted.
+        for j in &there.jumps {
+            let target = j.rsplit_once(" -j ").map(|(_, t)| t.trim());
+            if target.is_some_and(|t| stale.iter().any(|c| c.as_str() == t)) {
+                if let Some(rule) = j.strip_prefix("-A ") {
+                    let _ = writeln!(out, "-D {rule}");
+                }
+            }
+        }
         for (t, chain, rule) in JUMPS {
             let present = there.jumps.iter().any(|j| {
                 j.starts_with(&format!("-A {chain} "))
@@ -671,7 +684,8 @@ impl Iptables {
             .spawn()
             .map_err(spawn)?;
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(input.as_bytes()).await.map_err(spawn)?;
+            // A tool that stops reading early says why on stderr, read below.
+            let _ = stdin.write_all(input.as_bytes()).await;
         }
         let out = child.wait_with_output().await.map_err(spawn)?;
         if out.status.success() {
@@ -693,9 +707,19 @@ impl Iptables {
 
     /// Runs one `iptables-restore --noflush` transaction.
     pub async fn restore(&self, input: &str) -> Result<(), IptablesError> {
-        self.command("-restore", &["-w", "--noflush"], Some(input))
-            .await
-            .map(drop)
+        // Waits at most 5 s for the xtables lock (the legacy backend's), as upstream.
+        self.command(
+            "-restore",
+            &["-w", "5", "-W", "100000", "--noflush"],
+            Some(input),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Makes the next sync write everything, whatever the kernel was last given.
+    pub fn force_full(&mut self) {
+        self.applied = None;
     }
 
     /// Brings the kernel to `rules`: everything the first time and after a
@@ -955,6 +979,19 @@ mod tests {
             .rfind(|l| l.starts_with("-A KUBE-SERVICES"))
             .unwrap();
         assert!(last.ends_with("-j KUBE-NODEPORTS"), "{nat}");
+
+        // A node that ran upstream's proxy: its filter KUBE-NODEPORTS and the jump
+        // to it go, and an old KUBE-XLB- chain is deleted with the rest.
+        let upstream = parse_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n:KUBE-NODEPORTS - [0:0]\n\
+             -A INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS\nCOMMIT\n\
+             *nat\n:KUBE-XLB-OLDOLDOLDOLDOLDO - [0:0]\nCOMMIT\n",
+        );
+        let tx = full_restore(&r, &upstream);
+        let filter = &tx[tx.find("*filter").unwrap()..];
+        assert!(filter.contains("-D INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS\n"), "{tx}");
+        assert!(filter.contains("-X KUBE-NODEPORTS\n"), "{tx}");
+        assert!(tx.contains("-X KUBE-XLB-OLDOLDOLDOLDOLDO\n"), "{tx}");
 
         let cleanup = cleanup_restore(&existing).unwrap();
         assert!(cleanup.contains("-D PREROUTING -m comment"), "{cleanup}");

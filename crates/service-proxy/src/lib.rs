@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use controllers::servicecache::ServiceCache;
+use controllers::servicecache::{ServiceCache, Snapshot};
 use ipnet::Ipv4Net;
 use kube::Client;
 use tracing::{debug, info, warn};
@@ -65,9 +65,10 @@ pub struct ProxyConfig {
     /// Masquerade all traffic to cluster IPs.
     #[arg(long = "masquerade-all", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub masquerade_all: bool,
-    /// How the data path is built.
-    #[arg(long = "proxy-mode", value_enum, default_value = "nftables")]
-    pub proxy_mode: ProxyMode,
+    /// How the data path is built. Unset: nftables where this node can use it
+    /// (the kernel and the `nft` command), else iptables, else userspace.
+    #[arg(long = "proxy-mode", value_enum)]
+    pub proxy_mode: Option<ProxyMode>,
     /// The shortest time between two syncs of the data path (a Go duration).
     #[arg(long = "min-sync-period", default_value = "1s", value_parser = parse_duration)]
     pub min_sync_period: Duration,
@@ -121,21 +122,49 @@ pub fn node_name(config: &ProxyConfig) -> String {
         .unwrap_or_default()
 }
 
-/// Removes the rules a proxy made in any mode (`--cleanup`).
+/// Removes the rules a proxy made in any mode (`--cleanup`): every mode is tried
+/// (a mode whose tool or kernel support is missing left nothing); the first
+/// failure is returned.
 pub async fn cleanup(config: &ProxyConfig) -> Result<(), ProxyError> {
-    Nftables::new(&config.nft_path, Networks::default())
-        .cleanup()
-        .await?;
-    Iptables::new(&config.iptables_path).cleanup().await?;
-    userspace::cleanup().await?;
-    Ok(())
+    let mut failed: Option<ProxyError> = None;
+    let mut nft = Nftables::new(&config.nft_path, Networks::default());
+    if nft.available().await.is_ok() {
+        if let Err(e) = nft.cleanup().await {
+            failed.get_or_insert(e.into());
+        }
+    }
+    if let Err(e) = Iptables::new(&config.iptables_path).cleanup().await {
+        failed.get_or_insert(e.into());
+    }
+    if let Err(e) = userspace::cleanup().await {
+        failed.get_or_insert(e.into());
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// The mode to run: the configured one, else the first of nftables, iptables and
+/// userspace that works on this node (its command runs and the kernel answers).
+pub async fn choose_mode(config: &ProxyConfig) -> ProxyMode {
+    if let Some(mode) = config.proxy_mode {
+        return mode;
+    }
+    let nft = Nftables::new(&config.nft_path, Networks::default());
+    if let Err(e) = nft.available().await {
+        info!(error = %e, "nftables cannot be used here; trying iptables");
+    } else {
+        return ProxyMode::Nftables;
+    }
+    if let Err(e) = Iptables::new(&config.iptables_path).existing().await {
+        info!(error = %e, "iptables cannot be used here; using the userspace mode");
+        return ProxyMode::Userspace;
+    }
+    ProxyMode::Iptables
 }
 
 /// Removes what the other modes may have left (a proxy that ran in another mode
 /// before), so that two data paths never answer for the same Service. A missing
 /// tool means that mode left nothing.
-async fn cleanup_other_modes(config: &ProxyConfig) {
-    let mode = config.proxy_mode;
+async fn cleanup_other_modes(config: &ProxyConfig, mode: ProxyMode) {
     if mode != ProxyMode::Nftables {
         let mut nft = Nftables::new(&config.nft_path, Networks::default());
         if let Err(e) = nft.cleanup().await {
@@ -170,13 +199,14 @@ pub async fn run(
         service_cidr: config.service_cluster_ip_range,
         all: config.masquerade_all,
     };
-    let mut path = match config.proxy_mode {
+    let mode = choose_mode(&config).await;
+    let mut path = match mode {
         ProxyMode::Nftables => DataPath::Nft(Nftables::new(&config.nft_path, masq.clone())),
         ProxyMode::Iptables => DataPath::Ipt(Iptables::new(&config.iptables_path)),
         ProxyMode::Userspace => DataPath::Userspace(Userspace::new(config.udp_timeout)),
     };
-    info!(node, mode = ?config.proxy_mode, "kube-proxy starting");
-    cleanup_other_modes(&config).await;
+    info!(node, ?mode, "kube-proxy starting");
+    cleanup_other_modes(&config, mode).await;
     let health = Arc::new(ProxyHealth::default());
     // Kept while the proxy runs; a port another process holds is only reported,
     // as upstream does.
@@ -198,13 +228,30 @@ pub async fn run(
     let mut conntrack = Conntrack::new(&config.conntrack_path);
     let mut programmed: Vec<model::ServicePort> = Vec::new();
     let mut cache = ServiceCache::watch(client, Some(PROXIED));
+    // The Services and slices last programmed, for the periodic full sync.
+    let mut last: Option<Snapshot> = None;
+    let mut full_due = tokio::time::Instant::now() + FULL_SYNC_PERIOD;
     tokio::pin!(shutdown);
     loop {
         let (svcs, eps) = tokio::select! {
             s = cache.changed(config.min_sync_period) => match s {
-                Some(s) => s,
+                Some(s) => {
+                    health.queued();
+                    s
+                }
                 None => return Err(ProxyError::WatchEnded("service")),
             },
+            // Rules changed behind the proxy's back (a flushed table, a deleted
+            // jump) are put back by rewriting everything now and then, as
+            // upstream does every hour.
+            _ = tokio::time::sleep_until(full_due), if last.is_some() => {
+                full_due = tokio::time::Instant::now() + FULL_SYNC_PERIOD;
+                path.force_full();
+                match &last {
+                    Some(s) => s.clone(),
+                    None => continue,
+                }
+            }
             _ = &mut shutdown => return Ok(()),
         };
         let ports = model::service_ports(&svcs, &eps, &node);
@@ -215,13 +262,14 @@ pub async fn run(
                 .map_err(ProxyError::from),
             DataPath::Userspace(u) => u.sync(&ports).await.map_err(ProxyError::from),
         };
-        health_servers
-            .sync(model::health_checks(&svcs, &ports))
-            .await;
         match synced {
             Ok(()) => {
                 cache.succeeded();
                 health.synced();
+                health_servers
+                    .sync(model::health_checks(&svcs, &ports))
+                    .await;
+                last = Some((svcs, eps));
                 if !matches!(path, DataPath::Userspace(_)) {
                     // Only once the rules no longer send new packets to them.
                     let stale = model::stale_udp_flows(&programmed, &ports);
@@ -254,6 +302,20 @@ enum DataPath {
     Userspace(Userspace),
 }
 
+impl DataPath {
+    /// Makes the next sync rewrite everything rather than only what changed.
+    fn force_full(&mut self) {
+        match self {
+            DataPath::Nft(nft) => nft.force_full(),
+            DataPath::Ipt(ipt) => ipt.force_full(),
+            DataPath::Userspace(u) => u.force_full(),
+        }
+    }
+}
+
+/// How often the whole data path is rewritten even if nothing changed.
+const FULL_SYNC_PERIOD: Duration = Duration::from_secs(3600);
+
 async fn sync(
     nft: &mut Nftables,
     ports: &[model::ServicePort],
@@ -283,5 +345,42 @@ fn log_sync(kind: SyncKind, service_ports: usize, started: Instant) {
         SyncKind::Full => info!(service_ports, ms, "wrote the whole data path"),
         SyncKind::Partial => debug!(service_ports, ms, "updated the data path"),
         SyncKind::Unchanged => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: ProxyConfig,
+    }
+
+    fn config(args: &[&str]) -> ProxyConfig {
+        let argv = std::iter::once("kube-proxy").chain(args.iter().copied());
+        Flags::try_parse_from(argv).unwrap().config
+    }
+
+    /// Without `--proxy-mode`, the first mode whose tools work is chosen (reading
+    /// only: `nft list tables`, `iptables-save`).
+    #[tokio::test]
+    async fn unset_mode_falls_back_to_what_works() {
+        assert_eq!(
+            choose_mode(&config(&["--proxy-mode", "userspace"])).await,
+            ProxyMode::Userspace
+        );
+        assert_eq!(choose_mode(&config(&[])).await, ProxyMode::Nftables);
+        let no_nft = config(&["--nft-path", "/nonexistent/nft"]);
+        assert_eq!(choose_mode(&no_nft).await, ProxyMode::Iptables);
+        let neither = config(&[
+            "--nft-path",
+            "/nonexistent/nft",
+            "--iptables-path",
+            "/nonexistent/iptables",
+        ]);
+        assert_eq!(choose_mode(&neither).await, ProxyMode::Userspace);
     }
 }

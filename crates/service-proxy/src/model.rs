@@ -343,7 +343,8 @@ pub fn service_ports(
 pub struct HealthCheck {
     pub namespace: String,
     pub name: String,
-    /// Ready endpoints of the Service on this node (the most of any of its ports).
+    /// Ready endpoints (address and port) of the Service on this node, over all
+    /// its ports.
     pub local_endpoints: usize,
 }
 
@@ -372,9 +373,10 @@ pub fn health_checks(
         let local_endpoints = ports
             .iter()
             .filter(|p| p.id.namespace == ns && p.id.name == name)
-            .map(|p| p.endpoints.iter().filter(|e| e.local && e.ready).count())
-            .max()
-            .unwrap_or(0);
+            .flat_map(|p| p.endpoints.iter().filter(|e| e.local && e.ready))
+            .map(|e| (e.ip, e.port))
+            .collect::<BTreeSet<_>>()
+            .len();
         out.insert(
             port,
             HealthCheck {

@@ -481,6 +481,31 @@ impl Nftables {
         }
     }
 
+    /// Whether nftables works here: the `nft` command runs and the kernel answers
+    /// it (a kernel without nf_tables refuses the request).
+    pub async fn available(&self) -> Result<(), NftError> {
+        let out = tokio::process::Command::new(&self.nft)
+            .args(["list", "tables"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| NftError::Spawn(self.nft.display().to_string(), e))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(NftError::Rejected(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
+    }
+
+    /// Makes the next sync write everything, whatever the kernel was last given.
+    pub fn force_full(&mut self) {
+        self.applied = None;
+    }
+
     /// Brings the kernel to `rs`: the whole table the first time and after a failure,
     /// only the differences otherwise.
     pub async fn sync(&mut self, rs: Ruleset) -> Result<SyncKind, NftError> {

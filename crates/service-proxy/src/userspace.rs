@@ -204,6 +204,11 @@ impl Userspace {
         }
     }
 
+    /// Makes the next sync set the Service addresses again, whatever was set last.
+    pub fn force_full(&mut self) {
+        self.addresses = None;
+    }
+
     /// Makes the listeners, backends and local addresses those of `ports`.
     pub async fn sync(&mut self, ports: &[ServicePort]) -> Result<(), UserspaceError> {
         let (frontends, local) = plan(ports);

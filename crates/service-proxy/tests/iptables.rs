@@ -4,8 +4,9 @@
 //! both ends live in that namespace. Connections to cluster IPs, node ports and
 //! load-balancer addresses must reach them, follow endpoint changes applied as
 //! partial restores, and be refused when a Service has no endpoint; other
-//! programs' rules stay; a restore that fails because the rules changed behind the
-//! proxy's back is followed by a full one; cleanup leaves no chain of ours.
+//! programs' rules stay while upstream kube-proxy's leftovers go; a restore that
+//! fails because the rules changed behind the proxy's back is followed by a full
+//! one; cleanup leaves no chain of ours.
 
 mod common;
 
@@ -39,6 +40,19 @@ fn data_path(tool: &str, role: &str) {
     run(tool, "-t nat -N OTHER");
     run(tool, "-t nat -A OTHER -s 198.51.100.1/32 -j RETURN");
     run(tool, "-A INPUT -s 198.51.100.2/32 -j ACCEPT");
+    // What upstream's proxy leaves on a node: a filter KUBE-NODEPORTS jumped to
+    // from INPUT, and an old local-policy chain jumping to an endpoint chain.
+    run(tool, "-N KUBE-NODEPORTS");
+    run(
+        tool,
+        "-A INPUT -m comment --comment upstream -j KUBE-NODEPORTS",
+    );
+    run(tool, "-t nat -N KUBE-SEP-OLDOLDOLDOLDOLDO");
+    run(tool, "-t nat -N KUBE-XLB-OLDOLDOLDOLDOLDO");
+    run(
+        tool,
+        "-t nat -A KUBE-XLB-OLDOLDOLDOLDOLDO -j KUBE-SEP-OLDOLDOLDOLDOLDO",
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,6 +75,10 @@ fn data_path(tool: &str, role: &str) {
     assert_eq!(answers("10.42.0.5:30080", 40), both);
     assert_eq!(answers("192.0.2.50:80", 40), both);
     let saved = save(tool);
+    assert!(
+        !saved.contains("OLDOLD") && !saved.contains("upstream"),
+        "{saved}"
+    );
     // Upstream's chain names, e.g. KUBE-SVC-<16 base32 characters>.
     assert!(
         saved.contains("-A KUBE-SERVICES -d 10.43.0.10/32 -p tcp -m comment --comment \"default/web:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-"),
