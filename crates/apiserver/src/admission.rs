@@ -332,39 +332,41 @@ fn default_toleration_seconds(pod: &mut Value) {
     spec.insert("tolerations".into(), Value::Array(all));
 }
 
-/// Admission for an update.
+/// Admission for an update. What it allocated is returned: rolled back by the
+/// caller if the object is not written, and followed by [`updated`] if it is.
 pub async fn admit_update(
     ctx: &Ctx<'_>,
     new: &mut Value,
     old: &Value,
     dry_run: bool,
-) -> ApiResult<()> {
+) -> ApiResult<Admitted> {
     if is_priority_class(ctx) {
         check_single_global_default(ctx, new).await?;
     }
+    let mut admitted = Admitted::default();
     if is_core(ctx, "services") {
-        let mut admitted = Admitted::default();
         if let Err(e) = allocate_service(ctx, new, Some(old), dry_run, &mut admitted).await {
             admitted.rollback(ctx.server).await;
             return Err(e);
         }
-        if ctx.server.admission_enabled("ResourceQuota") {
-            if let Err(e) =
-                quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await
-            {
-                admitted.rollback(ctx.server).await;
-                return Err(e);
-            }
-        }
-        if !dry_run {
-            release_dropped(&ctx.server.services, old, new).await;
-        }
-        return Ok(());
     }
     if ctx.server.admission_enabled("ResourceQuota") {
-        quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await?;
+        if let Err(e) = quota::admit(ctx, ::quota::Operation::Update, new, Some(old), dry_run).await
+        {
+            admitted.rollback(ctx.server).await;
+            return Err(e);
+        }
     }
-    Ok(())
+    Ok(admitted)
+}
+
+/// After an update was written: a Service's addresses and ports that `old` held
+/// and `new` does not go back to their ranges (only now, so that a write that
+/// fails or is retried releases nothing still in use).
+pub async fn updated(ctx: &Ctx<'_>, old: &Value, new: &Value) {
+    if is_core(ctx, "services") {
+        release_dropped(&ctx.server.services, old, new).await;
+    }
 }
 
 /// Admission for a delete.

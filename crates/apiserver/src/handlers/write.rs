@@ -469,7 +469,7 @@ pub async fn update_object(
         if !matches!(change, Change::Applied(_)) {
             crate::fieldmanager::on_update(ctx, &old, &mut new, endpoint)?;
         }
-        admission::admit_update(ctx, &mut new, &old, dry_run).await?;
+        let admitted = admission::admit_update(ctx, &mut new, &old, dry_run).await?;
         let stored = object::to_stored(&new);
         object::meta_mut(&mut new).remove("resourceVersion");
         let written = |obj: Value, rev, stored: Bytes| Written {
@@ -480,6 +480,7 @@ pub async fn update_object(
         };
         if stored == current.kv.value || dry_run {
             // Nothing changed (or nothing may): no write, same resourceVersion.
+            admitted.rollback(ctx.server).await;
             return Ok(written(new, current.kv.mod_revision, stored));
         }
         match store
@@ -488,6 +489,7 @@ pub async fn update_object(
             .await
         {
             Ok(rev) => {
+                admission::updated(ctx, &old, &new).await;
                 let rev = super::delete::finish_if_finalized(ctx, store, &key, &new, rev)
                     .await?
                     .unwrap_or(rev);
@@ -496,9 +498,14 @@ pub async fn update_object(
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
                 if precondition.is_none() =>
             {
-                continue
+                // Admitted again against the object as it is now.
+                admitted.rollback(ctx.server).await;
+                continue;
             }
-            Err(e) => return Err(ApiError::from_store(e, &target)),
+            Err(e) => {
+                admitted.rollback(ctx.server).await;
+                return Err(ApiError::from_store(e, &target));
+            }
         }
     }
 }
