@@ -1547,6 +1547,32 @@ spec:
   - {port: 80}
 "#;
 
+/// LoadBalancers over the web pods with `loadBalancerSourceRanges`: one open to
+/// the three-host test's outside client, one only to pods and the server's node.
+const LB_SOURCE_RANGES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-open
+spec:
+  type: LoadBalancer
+  loadBalancerSourceRanges: [192.0.2.4/32]
+  selector: {app: web}
+  ports:
+  - {name: http, port: 8090, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-closed
+spec:
+  type: LoadBalancer
+  loadBalancerSourceRanges: [10.42.0.0/16, 192.0.2.1/32]
+  selector: {app: web}
+  ports:
+  - {name: http, port: 8091, targetPort: 8080}
+"#;
+
 /// LoadBalancers with the Local external traffic policy, one over the web pods
 /// and one with no endpoints: each gets a health check node port.
 const LOCAL_LB_SERVICES: &str = r#"
@@ -2117,7 +2143,8 @@ fn on_node(manifest: &str, node: &str) -> String {
 /// different nodes reach each other over the VXLAN overlay; a Service balances
 /// across backends on the two agents from a pod on the server, by cluster IP and
 /// by DNS name; its node port on the server (which has no backend) answers the
-/// outside client, which pods reach as their node (egress is masqueraded); a
+/// outside client, which pods reach as their node (egress is masqueraded), and
+/// load balancers admit only clients of their source ranges; a
 /// backend that stops being ready leaves the rotation; `dig`
 /// from an agent checks the records; logs and exec reach pods on the agents; and
 /// the guestbook example (examples/guestbook.yaml) works through any node's port.
@@ -2267,6 +2294,50 @@ fn nodes_join_and_pods_reach_each_other_across_them() {
         answers_from_netns(&outside.ns, &node_url),
         set(&["web-a", "web-b"])
     );
+    // loadBalancerSourceRanges, on each node's address (servicelb's ingress) and
+    // so in each kube-proxy mode: the open load balancer admits the outside
+    // client; the other admits pods and the server's node (pods' traffic to other
+    // nodes leaves as their node) but not the outside client.
+    k.apply(&[], LB_SOURCE_RANGES);
+    let ingress = |svc: &str| {
+        k.json(&["get", "service", svc])["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || ingress("web-open") == 3
+            && ingress("web-closed") == 3),
+        "{:#}",
+        k.json(&["get", "service", "web-open", "web-closed"])
+    );
+    for host in [h1, h2, h3] {
+        let open = format!("http://{}:8090/", host.ip);
+        let answered = || !answers_from_netns(&outside.ns, &open).is_empty();
+        assert!(eventually(Duration::from_secs(20), answered), "{open}");
+        let closed = format!("http://{}:8091/", host.ip);
+        let from_pod = || {
+            let out = k.run(&[
+                "exec", "client", "--", "timeout", "2", "wget", "-qO-", &closed,
+            ]);
+            out.status.success()
+        };
+        assert!(
+            eventually(Duration::from_secs(20), from_pod),
+            "{closed} from a pod: {:?}\n{}",
+            k.run(&["exec", "client", "--", "timeout", "2", "wget", "-qO-", &closed]),
+            String::from_utf8_lossy(
+                &Command::new("nft")
+                    .args(["list", "table", "ip", "kube-proxy"])
+                    .output()
+                    .unwrap()
+                    .stdout
+            )
+        );
+        let out = outside
+            .ns
+            .exec(&["timeout", "2", "busybox", "wget", "-qO-", &closed]);
+        assert!(!out.status.success(), "{closed} from outside: {out:?}");
+    }
     // DNS records, asked from an agent's host.
     let dig = h2.ns.exec(&[
         "dig",

@@ -29,6 +29,8 @@ pub(crate) fn port(name: &str, endpoints: Vec<Endpoint>) -> ServicePort {
         port: 80,
         node_port: None,
         external_ips: vec![],
+        load_balancer_ips: vec![],
+        source_ranges: vec![],
         affinity_timeout: None,
         external_local: false,
         internal_local: false,

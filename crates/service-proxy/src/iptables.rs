@@ -43,6 +43,8 @@ pub const NAT_NODEPORTS: &str = "KUBE-NODEPORTS";
 /// In the `filter` table.
 pub const FILTER_SERVICES: &str = "KUBE-SERVICES";
 pub const FILTER_EXTERNAL: &str = "KUBE-EXTERNAL-SERVICES";
+/// Drops what `KUBE-FW-` chains did not let through to a load-balancer address.
+pub const FILTER_FIREWALL: &str = "KUBE-PROXY-FIREWALL";
 
 const MARK_MASQ: &str = "KUBE-MARK-MASQ";
 const POSTROUTING: &str = "KUBE-POSTROUTING";
@@ -62,11 +64,26 @@ const PORT_CHAIN_PREFIXES: [&str; 6] = [
 /// The chains of each table this proxy owns outright (flushed and rewritten on a
 /// full sync, deleted by `--cleanup`).
 const NAT_CHAINS: [&str; 4] = [NAT_SERVICES, NAT_NODEPORTS, POSTROUTING, MARK_MASQ];
-const FILTER_CHAINS: [&str; 3] = [FILTER_SERVICES, FILTER_EXTERNAL, FORWARD];
+const FILTER_CHAINS: [&str; 4] = [FILTER_SERVICES, FILTER_EXTERNAL, FILTER_FIREWALL, FORWARD];
 
 /// The rules in built-in chains that lead to this proxy's chains:
 /// (table, built-in chain, rule). Present once each.
-const JUMPS: [(&str, &str, &str); 8] = [
+const JUMPS: [(&str, &str, &str); 11] = [
+    (
+        "filter",
+        "INPUT",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL",
+    ),
+    (
+        "filter",
+        "OUTPUT",
+        "-m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL",
+    ),
     (
         "nat",
         "PREROUTING",
@@ -172,6 +189,7 @@ struct Names {
     service: String,
     local: String,
     external: String,
+    firewall: String,
 }
 
 impl Names {
@@ -182,6 +200,7 @@ impl Names {
             service: format!("KUBE-SVC-{h}"),
             local: format!("KUBE-SVL-{h}"),
             external: format!("KUBE-EXT-{h}"),
+            firewall: format!("KUBE-FW-{h}"),
             port,
         }
     }
@@ -203,7 +222,7 @@ impl Rules {
     pub fn build(ports: &[ServicePort], nets: &Networks) -> Rules {
         let mut rules = Rules {
             nat: TableRules::new(&[NAT_SERVICES, NAT_NODEPORTS]),
-            filter: TableRules::new(&[FILTER_SERVICES, FILTER_EXTERNAL]),
+            filter: TableRules::new(&[FILTER_SERVICES, FILTER_EXTERNAL, FILTER_FIREWALL]),
         };
         for sp in ports {
             rules.add_port(sp, nets);
@@ -380,12 +399,41 @@ impl Rules {
         }
         rules.push(format!("-j {target}"));
         self.nat.chains.insert(names.external.clone(), rules);
+        // Load-balancer addresses with source ranges go through KUBE-FW-, which
+        // lets the allowed clients on; the others are not translated and the
+        // filter table's KUBE-PROXY-FIREWALL drops them.
+        let firewalled = !sp.source_ranges.is_empty();
+        if firewalled {
+            let rules = sp
+                .source_ranges
+                .iter()
+                .map(|r| {
+                    format!(
+                        "-s {r} -m comment --comment \"{} loadbalancer IP\" -j {}",
+                        names.port, names.external
+                    )
+                })
+                .collect();
+            self.nat.chains.insert(names.firewall.clone(), rules);
+        }
         for ip in &sp.external_ips {
+            let (kind, chain) = if firewalled && sp.load_balancer_ips.contains(ip) {
+                self.filter.share(
+                    FILTER_FIREWALL,
+                    format!(
+                        "-d {ip}/32 -p {p} -m comment --comment \"{} traffic not accepted by {}\" -m {p} --dport {} -j DROP",
+                        names.port, names.firewall, sp.port
+                    ),
+                );
+                ("loadbalancer IP", &names.firewall)
+            } else {
+                ("external IP", &names.external)
+            };
             self.nat.share(
                 NAT_SERVICES,
                 format!(
-                    "-d {ip}/32 -p {p} -m comment --comment \"{} external IP\" -m {p} --dport {} -j {}",
-                    names.port, sp.port, names.external
+                    "-d {ip}/32 -p {p} -m comment --comment \"{} {kind}\" -m {p} --dport {} -j {chain}",
+                    names.port, sp.port
                 ),
             );
         }

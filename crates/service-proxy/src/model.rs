@@ -102,6 +102,12 @@ pub struct ServicePort {
     /// `spec.externalIPs` and load-balancer ingress addresses: reached from outside,
     /// so they follow the external traffic policy, like the node port.
     pub external_ips: Vec<Ipv4Addr>,
+    /// The load-balancer ingress addresses among `external_ips`: the ones
+    /// `source_ranges` restricts.
+    pub load_balancer_ips: Vec<Ipv4Addr>,
+    /// `loadBalancerSourceRanges` (or the older annotation): only clients in these
+    /// ranges may use the load-balancer addresses; empty allows everyone.
+    pub source_ranges: Vec<Ipv4Net>,
     /// `sessionAffinity: ClientIP`, with its timeout in seconds.
     pub affinity_timeout: Option<u32>,
     /// `externalTrafficPolicy: Local` on a Service reachable from outside.
@@ -177,6 +183,37 @@ impl ServicePort {
     }
 }
 
+/// The annotation older clients set instead of `loadBalancerSourceRanges`.
+pub const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
+
+/// The IPv4 ranges allowed to reach a LoadBalancer's addresses, as upstream reads
+/// them: the spec field, else the annotation (comma separated); empty (allow all)
+/// when neither is set, for other types, or when a range allows everyone.
+fn source_ranges(svc: &Service, spec: &ServiceSpec) -> Vec<Ipv4Net> {
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return Vec::new();
+    }
+    let given: Vec<String> = match spec.load_balancer_source_ranges.as_ref() {
+        Some(r) if !r.is_empty() => r.clone(),
+        _ => svc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SOURCE_RANGES_ANNOTATION))
+            .map(|v| v.split(',').map(|r| r.trim().to_string()).collect())
+            .unwrap_or_default(),
+    };
+    let ranges: BTreeSet<Ipv4Net> = given
+        .iter()
+        .filter_map(|r| r.parse::<Ipv4Net>().ok())
+        .map(|n| n.trunc())
+        .collect();
+    if ranges.iter().any(|r| r.prefix_len() == 0) {
+        return Vec::new();
+    }
+    ranges.into_iter().collect()
+}
+
 /// A Service's namespace, name and spec, when it has them all.
 fn parts(svc: &Service) -> Option<(&str, &str, &ServiceSpec)> {
     Some((
@@ -241,6 +278,7 @@ pub fn service_ports(
             .flatten()
             .filter_map(|ip| ip.parse().ok())
             .collect();
+        let mut load_balancer_ips = BTreeSet::new();
         if spec.type_.as_deref() == Some("LoadBalancer") {
             // An ingress in "Proxy" mode is reached through its load balancer,
             // which sends to the node port: not programmed here.
@@ -255,9 +293,11 @@ pub fn service_ports(
                 }
                 if let Some(ip) = i.ip.as_deref().and_then(|ip| ip.parse().ok()) {
                     external_ips.insert(ip);
+                    load_balancer_ips.insert(ip);
                 }
             }
         }
+        let source_ranges = source_ranges(svc, spec);
         let affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
             spec.session_affinity_config
                 .as_ref()
@@ -324,6 +364,8 @@ pub fn service_ports(
                 port,
                 node_port,
                 external_ips: external_ips.iter().copied().collect(),
+                load_balancer_ips: load_balancer_ips.iter().copied().collect(),
+                source_ranges: source_ranges.clone(),
                 affinity_timeout,
                 external_local: false,
                 internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
@@ -469,6 +511,56 @@ mod tests {
                  "conditions": {"ready": false, "serving": false}}
             ]
         }))
+    }
+
+    #[test]
+    fn source_ranges_come_from_the_spec_or_the_annotation() {
+        let ranges = |v: serde_json::Value| -> Vec<String> {
+            let s = svc(v);
+            source_ranges(&s, s.spec.as_ref().unwrap())
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
+        };
+        let lb = |extra: serde_json::Value| {
+            let mut v = json!({"metadata": {"namespace": "default", "name": "lb"},
+                               "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}});
+            if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                for (k, x) in e {
+                    if k == "spec" {
+                        for (sk, sx) in x.as_object().unwrap() {
+                            m["spec"][sk] = sx.clone();
+                        }
+                    } else {
+                        m.insert(k.clone(), x.clone());
+                    }
+                }
+            }
+            v
+        };
+        assert_eq!(
+            ranges(lb(
+                json!({"spec": {"loadBalancerSourceRanges": ["10.1.2.3/16", "192.0.2.4/32"]}})
+            )),
+            ["10.1.0.0/16", "192.0.2.4/32"]
+        );
+        assert_eq!(
+            ranges(lb(
+                json!({"metadata": {"namespace": "default", "name": "lb",
+                "annotations": {SOURCE_RANGES_ANNOTATION: "198.51.100.0/24, 203.0.113.0/24"}}})
+            )),
+            ["198.51.100.0/24", "203.0.113.0/24"]
+        );
+        // Allowing everyone is no restriction; other types have none.
+        assert!(ranges(lb(
+            json!({"spec": {"loadBalancerSourceRanges": ["0.0.0.0/0"]}})
+        ))
+        .is_empty());
+        assert!(
+            ranges(json!({"metadata": {"namespace": "default", "name": "c"},
+            "spec": {"type": "NodePort", "loadBalancerSourceRanges": ["10.0.0.0/8"]}}))
+            .is_empty()
+        );
     }
 
     #[test]
@@ -618,6 +710,8 @@ mod tests {
                 port: 53,
                 node_port: Some(30053),
                 external_ips: vec![],
+                load_balancer_ips: vec![],
+                source_ranges: vec![],
                 affinity_timeout: None,
                 external_local: false,
                 internal_local: false,

@@ -64,6 +64,7 @@ struct Names {
     service: String,
     local: String,
     external: String,
+    firewall: String,
 }
 
 impl Names {
@@ -74,6 +75,7 @@ impl Names {
             service: format!("service-{h}-{id}"),
             local: format!("local-{h}-{id}"),
             external: format!("external-{h}-{id}"),
+            firewall: format!("firewall-{h}-{id}"),
         }
     }
 
@@ -233,8 +235,25 @@ impl Ruleset {
         } else {
             (NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS)
         };
+        // Load-balancer addresses with source ranges: other clients are dropped.
+        let firewalled = target.is_some() && !sp.source_ranges.is_empty();
+        if firewalled {
+            let ranges: Vec<String> = sp.source_ranges.iter().map(|r| r.to_string()).collect();
+            self.chains.insert(
+                names.firewall.clone(),
+                vec![
+                    format!("ip saddr {{ {} }} {verdict}", ranges.join(", ")),
+                    "drop".to_string(),
+                ],
+            );
+        }
         for ip in &sp.external_ips {
-            self.element(ips_map, format!("{ip} . {proto} . {}", sp.port), &verdict);
+            let verdict = if firewalled && sp.load_balancer_ips.contains(ip) {
+                format!("goto {}", names.firewall)
+            } else {
+                verdict.clone()
+            };
+            self.element(ips_map, format!("{ip} . {proto} . {}", sp.port), verdict);
         }
         if let Some(np) = sp.node_port {
             self.element(ports_map, format!("{proto} . {np}"), &verdict);

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::{LinkBridge, LinkUnspec};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -52,6 +53,8 @@ type Pins = Mutex<HashMap<IpAddr, (SocketAddrV4, Instant)>>;
 /// The endpoints a frontend relays to, replaced on each sync.
 struct Backends {
     endpoints: RwLock<Vec<SocketAddrV4>>,
+    /// The clients it serves (`loadBalancerSourceRanges`); empty serves all.
+    allowed: RwLock<Vec<Ipv4Net>>,
     next: AtomicUsize,
     /// `sessionAffinity: ClientIP`: the timeout and each client's endpoint.
     affinity: Option<(Duration, Pins)>,
@@ -61,6 +64,7 @@ impl Backends {
     fn new(endpoints: Vec<SocketAddrV4>, affinity: Option<u32>) -> Backends {
         Backends {
             endpoints: RwLock::new(endpoints),
+            allowed: RwLock::new(Vec::new()),
             next: AtomicUsize::new(0),
             affinity: affinity.map(|t| {
                 (
@@ -69,6 +73,13 @@ impl Backends {
                 )
             }),
         }
+    }
+
+    /// Whether `client` may use this frontend.
+    fn allows(&self, client: IpAddr) -> bool {
+        let allowed = self.allowed.read().map(|a| a.clone()).unwrap_or_default();
+        allowed.is_empty()
+            || matches!(client, IpAddr::V4(c) if allowed.iter().any(|r| r.contains(&c)))
     }
 
     fn current(&self) -> Vec<SocketAddrV4> {
@@ -118,6 +129,10 @@ fn rotate(mut eps: Vec<SocketAddrV4>, first: usize) -> Vec<SocketAddrV4> {
 struct Plan {
     endpoints: Vec<SocketAddrV4>,
     affinity: Option<u32>,
+    /// Clients allowed (load-balancer addresses with source ranges); empty: all.
+    allowed: Vec<Ipv4Net>,
+    /// A load-balancer address, served only where it is already this node's own.
+    load_balancer: bool,
 }
 
 fn addrs(eps: &[&Endpoint]) -> Vec<SocketAddrV4> {
@@ -127,13 +142,20 @@ fn addrs(eps: &[&Endpoint]) -> Vec<SocketAddrV4> {
 }
 
 /// Every frontend of `ports` with its plan, and the Service addresses to make
-/// local (all cluster and external IPs, with or without endpoints).
+/// local: cluster IPs and `externalIPs`, with or without endpoints. Load-balancer
+/// addresses are not made local: they may be other nodes' own addresses (as
+/// servicelb publishes them), which this node must still reach.
 fn plan(ports: &[ServicePort]) -> (HashMap<Frontend, Plan>, BTreeSet<Ipv4Addr>) {
     let mut frontends = HashMap::new();
     let mut local = BTreeSet::new();
     for sp in ports {
         local.extend(sp.cluster_ips.iter().copied());
-        local.extend(sp.external_ips.iter().copied());
+        local.extend(
+            sp.external_ips
+                .iter()
+                .filter(|ip| !sp.load_balancer_ips.contains(ip))
+                .copied(),
+        );
         let cat = sp.categorize();
         if !cat.any {
             continue;
@@ -148,7 +170,9 @@ fn plan(ports: &[ServicePort]) -> (HashMap<Frontend, Plan>, BTreeSet<Ipv4Addr>) 
         } else {
             &cat.cluster
         };
-        let mut add = |ip: Ipv4Addr, port: u16, eps: &[&Endpoint]| {
+        let mut add = |ip: Ipv4Addr, port: u16, eps: &[&Endpoint], allowed: &[Ipv4Net]| {
+            // An address that is also a plain external IP is made local anyway.
+            let load_balancer = sp.load_balancer_ips.contains(&ip) && !local_external(sp, ip);
             frontends.insert(
                 Frontend {
                     addr: SocketAddrV4::new(ip, port),
@@ -157,20 +181,33 @@ fn plan(ports: &[ServicePort]) -> (HashMap<Frontend, Plan>, BTreeSet<Ipv4Addr>) 
                 Plan {
                     endpoints: addrs(eps),
                     affinity: sp.affinity_timeout,
+                    allowed: allowed.to_vec(),
+                    load_balancer,
                 },
             );
         };
         for ip in &sp.cluster_ips {
-            add(*ip, sp.port, internal);
+            add(*ip, sp.port, internal, &[]);
         }
         for ip in &sp.external_ips {
-            add(*ip, sp.port, external);
+            let allowed = if sp.load_balancer_ips.contains(ip) {
+                &sp.source_ranges[..]
+            } else {
+                &[]
+            };
+            add(*ip, sp.port, external, allowed);
         }
         if let Some(np) = sp.node_port {
-            add(Ipv4Addr::UNSPECIFIED, np, external);
+            add(Ipv4Addr::UNSPECIFIED, np, external, &[]);
         }
     }
     (frontends, local)
+}
+
+/// Whether `ip` is one of the port's external IPs that are made local (not only
+/// a load-balancer address).
+fn local_external(sp: &ServicePort, ip: Ipv4Addr) -> bool {
+    sp.external_ips.contains(&ip) && !sp.load_balancer_ips.contains(&ip)
 }
 
 struct Running {
@@ -230,21 +267,36 @@ impl Userspace {
                 if let Ok(mut eps) = r.backends.endpoints.write() {
                     *eps = p.endpoints;
                 }
+                if let Ok(mut allowed) = r.backends.allowed.write() {
+                    *allowed = p.allowed;
+                }
                 continue;
             }
             let backends = Arc::new(Backends::new(p.endpoints, p.affinity));
+            if let Ok(mut allowed) = backends.allowed.write() {
+                *allowed = p.allowed;
+            }
+            // A load-balancer address that is not this node's is another node's
+            // to serve: binding it fails, which is expected.
+            let cannot_listen = |e: std::io::Error| {
+                if p.load_balancer && e.kind() == std::io::ErrorKind::AddrNotAvailable {
+                    tracing::debug!(frontend = %f.addr, "load-balancer address of another node");
+                } else {
+                    tracing::warn!(frontend = %f.addr, error = %e, "cannot listen");
+                }
+            };
             let task = match f.protocol {
                 Protocol::Tcp => match TcpListener::bind(f.addr).await {
                     Ok(l) => tokio::spawn(serve_tcp(l, backends.clone())),
                     Err(e) => {
-                        tracing::warn!(frontend = %f.addr, error = %e, "cannot listen");
+                        cannot_listen(e);
                         continue;
                     }
                 },
                 Protocol::Udp => match UdpSocket::bind(f.addr).await {
                     Ok(s) => tokio::spawn(serve_udp(s, backends.clone(), self.udp_timeout)),
                     Err(e) => {
-                        tracing::warn!(frontend = %f.addr, error = %e, "cannot listen");
+                        cannot_listen(e);
                         continue;
                     }
                 },
@@ -269,6 +321,9 @@ async fn serve_tcp(listener: TcpListener, backends: Arc<Backends>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        if !backends.allows(peer.ip()) {
+            continue; // closed: the client is outside the source ranges
+        }
         let backends = backends.clone();
         tokio::spawn(async move {
             for ep in backends.pick(peer.ip()) {
@@ -305,6 +360,9 @@ async fn serve_udp(socket: UdpSocket, backends: Arc<Backends>, idle: Duration) {
                 s.task.abort();
                 sessions.remove(&client);
             }
+        }
+        if !backends.allows(client.ip()) {
+            continue;
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = sessions.entry(client) {
             let Some(endpoint) = backends.pick(client.ip()).first().copied() else {
@@ -453,6 +511,26 @@ mod tests {
             external_ips: vec![Ipv4Addr::new(192, 0, 2, 50)],
             ..fixtures::port("web", endpoints)
         }
+    }
+
+    #[test]
+    fn load_balancer_addresses_are_not_made_local() {
+        let mut sp = port(vec![ep(2, true, true)]);
+        sp.load_balancer_ips = sp.external_ips.clone();
+        sp.source_ranges = vec!["198.51.100.0/24".parse().unwrap()];
+        let (frontends, local) = plan(&[sp]);
+        assert!(!local.contains(&Ipv4Addr::new(192, 0, 2, 50)), "{local:?}");
+        assert!(local.contains(&Ipv4Addr::new(10, 43, 0, 20)));
+        let lb = &frontends[&Frontend {
+            addr: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 50), 80),
+            protocol: Protocol::Tcp,
+        }];
+        assert!(lb.load_balancer);
+        assert_eq!(lb.allowed, ["198.51.100.0/24".parse::<Ipv4Net>().unwrap()]);
+        let backends = Backends::new(lb.endpoints.clone(), None);
+        *backends.allowed.write().unwrap() = lb.allowed.clone();
+        assert!(backends.allows("198.51.100.7".parse().unwrap()));
+        assert!(!backends.allows("192.0.2.4".parse().unwrap()));
     }
 
     #[test]

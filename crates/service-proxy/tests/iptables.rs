@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{answers, ask, ask_udp, dns, ep, serve, serve_udp, web, Netns};
+use common::{answers, ask, ask_udp, dns, ep, serve, serve_udp, source_ranges_hold, web, Netns};
 use service_proxy::conntrack::Conntrack;
 use service_proxy::iptables::{Iptables, Rules, SyncKind};
 use service_proxy::model::{stale_udp_flows, Networks, ServicePort};
@@ -97,6 +97,13 @@ fn data_path(tool: &str, role: &str) {
     pinned.affinity_timeout = Some(30);
     assert_eq!(sync(&mut ipt, &[pinned]), SyncKind::Partial);
     assert_eq!(answers("10.43.0.10:80", 20).len(), 1);
+
+    // Source ranges on the load-balancer address: only clients in them get
+    // through; the cluster IP and the node port stay open to everyone.
+    let mut limited = web(vec![ep(5), ep(6)]);
+    limited.source_ranges = vec!["10.42.0.6/32".parse().unwrap()];
+    assert_eq!(sync(&mut ipt, &[limited]), SyncKind::Partial);
+    source_ranges_hold();
 
     // No endpoint: refused at once, on every address.
     assert_eq!(sync(&mut ipt, &[web(vec![])]), SyncKind::Partial);

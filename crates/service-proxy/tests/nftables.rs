@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{answers, ask, ask_udp, dns, ep, serve, serve_udp, web, Netns};
+use common::{answers, ask, ask_udp, dns, ep, serve, serve_udp, source_ranges_hold, web, Netns};
 use service_proxy::conntrack::Conntrack;
 use service_proxy::model::{stale_udp_flows, ServicePort};
 use service_proxy::nftables::{Networks, Nftables, Ruleset, SyncKind, TABLE};
@@ -61,6 +61,13 @@ fn cluster_ips_and_node_ports_reach_endpoints() {
     pinned.affinity_timeout = Some(30);
     assert_eq!(sync(&mut nft, &[pinned]), SyncKind::Partial);
     assert_eq!(answers("10.43.0.10:80", 20).len(), 1);
+
+    // Source ranges on the load-balancer address: only clients in them get
+    // through; the cluster IP and the node port stay open to everyone.
+    let mut limited = web(vec![ep(5), ep(6)]);
+    limited.source_ranges = vec!["10.42.0.6/32".parse().unwrap()];
+    assert_eq!(sync(&mut nft, &[limited]), SyncKind::Partial);
+    source_ranges_hold();
 
     // No endpoint: refused at once, on both addresses.
     assert_eq!(sync(&mut nft, &[web(vec![])]), SyncKind::Partial);

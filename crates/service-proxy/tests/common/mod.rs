@@ -94,6 +94,8 @@ pub fn web(endpoints: Vec<Endpoint>) -> ServicePort {
         port: 80,
         node_port: Some(30080),
         external_ips: vec![Ipv4Addr::new(192, 0, 2, 50)],
+        load_balancer_ips: vec![Ipv4Addr::new(192, 0, 2, 50)],
+        source_ranges: vec![],
         affinity_timeout: None,
         external_local: false,
         internal_local: false,
@@ -136,6 +138,8 @@ pub fn dns(endpoints: &[u8]) -> ServicePort {
         port: 53,
         node_port: None,
         external_ips: vec![],
+        load_balancer_ips: vec![],
+        source_ranges: vec![],
         affinity_timeout: None,
         external_local: false,
         internal_local: false,
@@ -147,4 +151,40 @@ pub fn dns(endpoints: &[u8]) -> ServicePort {
             })
             .collect(),
     }
+}
+
+/// Who answers at `addr` for a client bound to the address `from`, or the
+/// connection's error kind (timing out after 2 s).
+pub fn ask_from(from: Ipv4Addr, addr: &str) -> Result<String, std::io::ErrorKind> {
+    use tokio::io::AsyncReadExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().map_err(|e| e.kind())?;
+        s.bind((from, 0).into()).map_err(|e| e.kind())?;
+        let connect = s.connect(addr.parse().unwrap());
+        let mut c = tokio::time::timeout(Duration::from_secs(2), connect)
+            .await
+            .map_err(|_| std::io::ErrorKind::TimedOut)?
+            .map_err(|e| e.kind())?;
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.map_err(|e| e.kind())?;
+        Ok(out)
+    })
+}
+
+/// With [`web`]'s source ranges set to 10.42.0.6/32: a client from that address
+/// reaches the load-balancer address, one from 10.42.0.5 times out there, and
+/// both reach the cluster IP and the node port.
+pub fn source_ranges_hold() {
+    let (inside, outside) = (Ipv4Addr::new(10, 42, 0, 6), Ipv4Addr::new(10, 42, 0, 5));
+    assert!(ask_from(inside, "192.0.2.50:80").is_ok());
+    assert_eq!(
+        ask_from(outside, "192.0.2.50:80"),
+        Err(std::io::ErrorKind::TimedOut)
+    );
+    assert!(ask_from(outside, "10.43.0.10:80").is_ok());
+    assert!(ask_from(outside, "10.42.0.5:30080").is_ok());
 }
