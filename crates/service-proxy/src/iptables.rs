@@ -25,11 +25,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 
+use crate::tool::ToolError;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::model::{Endpoint, Networks, ServicePort, ServicePortName};
 pub use crate::nftables::SyncKind;
@@ -719,32 +718,12 @@ impl Iptables {
         input: Option<&str>,
     ) -> Result<String, IptablesError> {
         let tool = self.tool(suffix);
-        let spawn = |e| IptablesError::Spawn(tool.clone(), e);
-        let mut child = tokio::process::Command::new(&tool)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+        crate::tool::run(Path::new(&tool), args, input)
+            .await
+            .map_err(|e| match e {
+                ToolError::Spawn(e) => IptablesError::Spawn(tool.clone(), e),
+                ToolError::Failed(msg) => IptablesError::Rejected(tool.clone(), msg),
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn)?;
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            // A tool that stops reading early says why on stderr, read below.
-            let _ = stdin.write_all(input.as_bytes()).await;
-        }
-        let out = child.wait_with_output().await.map_err(spawn)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Err(IptablesError::Rejected(
-                tool.clone(),
-                err.lines().take(6).collect::<Vec<_>>().join("\n"),
-            ))
-        }
     }
 
     /// What `iptables-save` shows of this proxy now.

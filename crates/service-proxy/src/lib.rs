@@ -13,6 +13,7 @@ pub mod healthcheck;
 pub mod iptables;
 pub mod model;
 pub mod nftables;
+mod tool;
 pub mod userspace;
 
 use std::net::SocketAddr;

@@ -706,26 +706,16 @@ mod tests {
                     port: "dns".into(),
                     protocol: Protocol::Udp,
                 },
-                cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
                 port: 53,
                 node_port: Some(30053),
-                external_ips: vec![],
-                load_balancer_ips: vec![],
-                source_ranges: vec![],
-                affinity_timeout: None,
-                external_local: false,
-                internal_local: false,
                 endpoints: eps
                     .iter()
                     .map(|l| Endpoint {
-                        ip: Ipv4Addr::new(10, 42, 0, *l),
                         port: 53,
-                        ready: true,
-                        serving: true,
-                        terminating: false,
-                        local: true,
+                        ..crate::fixtures::ep(*l, true)
                     })
                     .collect(),
+                ..crate::fixtures::port("dns", vec![])
             }
         };
         assert!(stale_udp_flows(&[dns(&[5, 6])], &[dns(&[5, 6, 7])]).is_empty());

@@ -21,10 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
 
+use crate::tool::ToolError;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 pub use crate::model::Networks;
 use crate::model::{Endpoint, ServicePort};
@@ -473,50 +472,20 @@ impl Nftables {
 
     /// Runs one transaction.
     pub async fn run(&self, script: &str) -> Result<(), NftError> {
-        let mut child = tokio::process::Command::new(&self.nft)
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| NftError::Spawn(self.nft.display().to_string(), e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(script.as_bytes())
-                .await
-                .map_err(|e| NftError::Spawn(self.nft.display().to_string(), e))?;
-        }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| NftError::Spawn(self.nft.display().to_string(), e))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Err(NftError::Rejected(
-                err.lines().take(6).collect::<Vec<_>>().join("\n"),
-            ))
-        }
+        self.nft_tool(&["-f", "-"], Some(script)).await
     }
 
     /// Whether nftables works here: the `nft` command runs and the kernel answers
     /// it (a kernel without nf_tables refuses the request).
     pub async fn available(&self) -> Result<(), NftError> {
-        let out = tokio::process::Command::new(&self.nft)
-            .args(["list", "tables"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .await
-            .map_err(|e| NftError::Spawn(self.nft.display().to_string(), e))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(NftError::Rejected(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ))
+        self.nft_tool(&["list", "tables"], None).await
+    }
+
+    async fn nft_tool(&self, args: &[&str], input: Option<&str>) -> Result<(), NftError> {
+        match crate::tool::run(&self.nft, args, input).await {
+            Ok(_) => Ok(()),
+            Err(ToolError::Spawn(e)) => Err(NftError::Spawn(self.nft.display().to_string(), e)),
+            Err(ToolError::Failed(msg)) => Err(NftError::Rejected(msg)),
         }
     }
 

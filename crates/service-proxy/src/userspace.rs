@@ -171,8 +171,7 @@ fn plan(ports: &[ServicePort]) -> (HashMap<Frontend, Plan>, BTreeSet<Ipv4Addr>) 
             &cat.cluster
         };
         let mut add = |ip: Ipv4Addr, port: u16, eps: &[&Endpoint], allowed: &[Ipv4Net]| {
-            // An address that is also a plain external IP is made local anyway.
-            let load_balancer = sp.load_balancer_ips.contains(&ip) && !local_external(sp, ip);
+            let load_balancer = sp.load_balancer_ips.contains(&ip);
             frontends.insert(
                 Frontend {
                     addr: SocketAddrV4::new(ip, port),
@@ -202,12 +201,6 @@ fn plan(ports: &[ServicePort]) -> (HashMap<Frontend, Plan>, BTreeSet<Ipv4Addr>) 
         }
     }
     (frontends, local)
-}
-
-/// Whether `ip` is one of the port's external IPs that are made local (not only
-/// a load-balancer address).
-fn local_external(sp: &ServicePort, ip: Ipv4Addr) -> bool {
-    sp.external_ips.contains(&ip) && !sp.load_balancer_ips.contains(&ip)
 }
 
 struct Running {
