@@ -1,5 +1,5 @@
-//! The three ways of running a container behind one interface: youki's libcontainer
-//! in-process (builtin), or the `runc`/`crun` command line (`create`/`start`/`exec`/
+//! The three ways of running a container behind one interface: ferrokube's own runtime
+//! in-process (builtin, see [`crate::native`]), or the `runc`/`crun` command line (`create`/`start`/`exec`/
 //! `delete` with a per-runtime `--root`). Used by the shim to create, start and exec
 //! (in the foreground with inherited stdio, or detached with a pseudo-terminal whose
 //! master goes to a console socket), and by the runtime to clean up after a shim that
@@ -16,10 +16,6 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
-use libcontainer::syscall::syscall::SyscallType;
 
 use crate::store::{ContainerDir, Meta, RuntimeKind, INIT_PID_FILE};
 
@@ -41,54 +37,11 @@ pub(crate) fn create_and_start(
     console_socket: Option<&Path>,
 ) -> Result<i32, String> {
     match meta.runtime {
-        RuntimeKind::Builtin => builtin_create_and_start(meta, dir, stdio, console_socket),
+        RuntimeKind::Builtin => crate::native::create_and_start(meta, dir, stdio, console_socket),
         RuntimeKind::Runc | RuntimeKind::Crun => {
             cli_create_and_start(meta, dir, stdio, console_socket)
         }
     }
-}
-
-fn builtin_create_and_start(
-    meta: &Meta,
-    dir: &ContainerDir,
-    stdio: Stdio3,
-    console_socket: Option<&Path>,
-) -> Result<i32, String> {
-    let create_failed = |e: &dyn std::error::Error| {
-        format!(
-            "OCI runtime create failed: {}",
-            normalize_message(&error_chain(e))
-        )
-    };
-    let builder = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
-        .with_root_path(&meta.runtime_root)
-        .map_err(|e| create_failed(&e))?
-        .with_stdin(stdio.stdin)
-        .with_stdout(stdio.stdout)
-        .with_stderr(stdio.stderr)
-        .with_console_socket(console_socket)
-        .validate_id()
-        .map_err(|e| create_failed(&e))?;
-    // The container's processes are clones of this one: they must start with the default
-    // SIGPIPE disposition (the Rust runtime ignores it).
-    crate::sys::set_signal_default(libc::SIGPIPE, true);
-    let built = builder
-        .as_init(&dir.path)
-        .with_systemd(false)
-        .with_detach(true)
-        .build();
-    crate::sys::set_signal_default(libc::SIGPIPE, false);
-    let mut container = built.map_err(|e| create_failed(&e))?;
-    let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
-        "OCI runtime create failed: no pid recorded for the container".to_string()
-    })?;
-    container.start().map_err(|e| {
-        format!(
-            "OCI runtime start failed: {}",
-            normalize_message(&error_chain(&e))
-        )
-    })?;
-    Ok(pid)
 }
 
 fn cli_create_and_start(
@@ -156,21 +109,15 @@ fn cli_create_and_start(
 /// Removes the runtime's record of the container, killing what is left of it. Succeeds
 /// when there is nothing to remove.
 pub(crate) fn delete(meta: &Meta, dir: &ContainerDir) -> Result<(), String> {
+    if meta.runtime == RuntimeKind::Builtin {
+        return crate::native::delete(meta);
+    }
     let state = meta.runtime_root.join(&meta.id);
     if !state.exists() {
         return Ok(());
     }
     match meta.runtime {
-        RuntimeKind::Builtin => {
-            let res = Container::load(state.clone())
-                .and_then(|mut c| c.delete(true))
-                .map_err(|e| error_chain(&e));
-            if state.exists() {
-                let _ = fs::remove_dir_all(&state);
-            }
-            res
-        }
-        RuntimeKind::Runc | RuntimeKind::Crun => {
+        RuntimeKind::Builtin | RuntimeKind::Runc | RuntimeKind::Crun => {
             let log = dir.file("delete.log");
             let mut cmd = runtime_command(meta, &log).map_err(|e| e.to_string())?;
             let out = cmd
@@ -204,39 +151,15 @@ pub(crate) enum ExecEnd {
 
 /// Runs the process described by `process_json` in the running container, with this
 /// process's standard streams, and waits for it. Its host pid is written to `pid_file`.
-pub(crate) fn exec(meta: &Meta, process_json: &Path, pid_file: &Path, log: &Path) -> ExecEnd {
+pub(crate) fn exec(
+    meta: &Meta,
+    dir: &ContainerDir,
+    process_json: &Path,
+    pid_file: &Path,
+    log: &Path,
+) -> ExecEnd {
     match meta.runtime {
-        RuntimeKind::Builtin => {
-            let builder = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
-                .with_root_path(&meta.runtime_root)
-                .and_then(|b| b.with_pid_file(Some(pid_file)));
-            let builder = match builder {
-                Ok(b) => b,
-                Err(e) => return ExecEnd::Failed(exec_failed(&error_chain(&e))),
-            };
-            crate::sys::set_signal_default(libc::SIGPIPE, true);
-            let built = builder
-                .as_tenant()
-                .with_process(Some(process_json))
-                .with_detach(false)
-                .build();
-            crate::sys::set_signal_default(libc::SIGPIPE, false);
-            let pid = match built {
-                Ok(p) => p.as_raw(),
-                Err(e) => return ExecEnd::Failed(exec_failed(&error_chain(&e))),
-            };
-            let mut status = 0;
-            loop {
-                // SAFETY: waitpid(2) on our own child with a valid status pointer.
-                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-                if r == pid {
-                    return ExecEnd::Exited(crate::sys::decode_wait_status(status).0);
-                }
-                if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    return ExecEnd::Failed("lost track of the exec process".into());
-                }
-            }
-        }
+        RuntimeKind::Builtin => crate::native::exec(meta, dir, process_json, pid_file),
         RuntimeKind::Runc | RuntimeKind::Crun => {
             let mut cmd = match runtime_command(meta, log) {
                 Ok(c) => c,
@@ -274,6 +197,7 @@ pub(crate) fn exec(meta: &Meta, process_json: &Path, pid_file: &Path, log: &Path
 /// process.
 pub(crate) fn exec_detached(
     meta: &Meta,
+    dir: &ContainerDir,
     process_json: &Path,
     pid_file: &Path,
     log: &Path,
@@ -281,21 +205,7 @@ pub(crate) fn exec_detached(
 ) -> Result<i32, String> {
     match meta.runtime {
         RuntimeKind::Builtin => {
-            let builder = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
-                .with_root_path(&meta.runtime_root)
-                .and_then(|b| b.with_pid_file(Some(pid_file)))
-                .map_err(|e| exec_failed(&error_chain(&e)))?
-                .with_console_socket(Some(console_socket));
-            crate::sys::set_signal_default(libc::SIGPIPE, true);
-            let built = builder
-                .as_tenant()
-                .with_process(Some(process_json))
-                .with_detach(true)
-                .build();
-            crate::sys::set_signal_default(libc::SIGPIPE, false);
-            built
-                .map(|p| p.as_raw())
-                .map_err(|e| exec_failed(&error_chain(&e)))
+            crate::native::exec_detached(meta, dir, process_json, pid_file, console_socket)
         }
         RuntimeKind::Runc | RuntimeKind::Crun => {
             let mut cmd = runtime_command(meta, log).map_err(|e| exec_failed(&e.to_string()))?;
@@ -409,21 +319,6 @@ fn last_runtime_error(log: &Path) -> Option<String> {
         .filter(|v| matches!(v["level"].as_str(), Some("error" | "fatal")))
         .filter_map(|v| v["msg"].as_str().map(str::to_string))
         .next_back()
-}
-
-/// An error with its sources, joined by ": ".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let t = src.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = src.source();
-    }
-    s
 }
 
 /// Rewrites the runtimes' "executable not found" messages to runc's wording, which is

@@ -195,7 +195,7 @@ fn hierarchy_roots() -> Vec<PathBuf> {
 }
 
 /// The directory of `cgroup` in the hierarchy that carries `controller`.
-fn controller_dir(controller: &str, cgroup: &str) -> Result<Option<PathBuf>, Error> {
+pub(crate) fn controller_dir(controller: &str, cgroup: &str) -> Result<Option<PathBuf>, Error> {
     let rel = relative(cgroup)?;
     let m = mounts();
     Ok(match version() {
@@ -206,6 +206,60 @@ fn controller_dir(controller: &str, cgroup: &str) -> Result<Option<PathBuf>, Err
                 .map(|(_, p)| p.join(&rel))
         }
     })
+}
+
+/// The directory of `cgroup` in each hierarchy that carries limits, named as the
+/// hierarchy's mount point is (`memory`, `cpu,cpuacct`; one unnamed entry on cgroup v2).
+/// A hybrid setup's v2 mount is left out, as runc leaves it out of containers.
+pub(crate) fn named_dirs(cgroup: &str) -> Result<Vec<(String, PathBuf)>, Error> {
+    let rel = relative(cgroup)?;
+    let m = mounts();
+    let roots: Vec<PathBuf> = match version() {
+        CgroupVersion::V2 => m.v2.iter().cloned().collect(),
+        CgroupVersion::V1 => m.v1.iter().map(|(_, p)| p.clone()).collect(),
+    };
+    Ok(roots
+        .into_iter()
+        .map(|r| {
+            let name = match version() {
+                CgroupVersion::V2 => String::new(),
+                CgroupVersion::V1 => r
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            (name, r.join(&rel))
+        })
+        .collect())
+}
+
+/// The symlinks next to the v1 hierarchies (`cpu -> cpu,cpuacct`), as (name, target).
+pub(crate) fn hierarchy_links() -> Vec<(String, String)> {
+    let Some(base) = hierarchy_roots()
+        .first()
+        .and_then(|r| r.parent().map(Path::to_path_buf))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in fs::read_dir(&base).into_iter().flatten().flatten() {
+        if let Ok(target) = fs::read_link(e.path()) {
+            let target = target.to_string_lossy().into_owned();
+            if !target.contains('/') {
+                out.push((e.file_name().to_string_lossy().into_owned(), target));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Moves process `pid` into `cgroup` on every hierarchy.
+pub(crate) fn add_process(cgroup: &str, pid: i32) -> Result<(), Error> {
+    for dir in all_dirs(cgroup)? {
+        write_file(&dir, "cgroup.procs", &pid.to_string())?;
+    }
+    Ok(())
 }
 
 /// Every directory of `cgroup` across hierarchies.
@@ -426,7 +480,7 @@ fn enable_v2_controllers(dir: &Path) {
     }
 }
 
-fn write_limits(cgroup: &str, r: &PodResources) -> Result<(), Error> {
+pub(crate) fn write_limits(cgroup: &str, r: &PodResources) -> Result<(), Error> {
     match version() {
         CgroupVersion::V1 => {
             if let Some(cpu) = controller_dir("cpu", cgroup)? {

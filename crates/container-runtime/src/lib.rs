@@ -1,6 +1,6 @@
 //! Container runtime for the kubelet: runs OCI containers through a small per-container
-//! shim process, with the built-in runtime (youki's libcontainer, in-process in the shim)
-//! or Debian's `runc`/`crun` binaries.
+//! shim process, with the built-in runtime (ferrokube's own, in-process in the shim, see
+//! the `native` module) or Debian's `runc`/`crun` binaries.
 //!
 //! The kubelet builds the OCI [`oci_spec::runtime::Spec`] itself and hands it to
 //! [`ContainerRuntime::start`]. Each container gets a shim (the hidden `container-shim`
@@ -25,6 +25,7 @@ mod backend;
 pub mod cgroups;
 mod crilog;
 mod interactive;
+mod native;
 mod runtime;
 pub mod sandbox;
 mod shim;
@@ -117,7 +118,7 @@ impl Error {
 /// Which OCI runtime starts the containers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OciRuntime {
-    /// youki's libcontainer, linked into the shim.
+    /// ferrokube's own OCI runtime, run inside the shim.
     Builtin,
     /// The `runc` binary at this path.
     Runc(PathBuf),

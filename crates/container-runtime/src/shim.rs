@@ -730,9 +730,9 @@ fn exec_in_container(dir: &Path, token: &str, cmd: Vec<String>, tty: bool) -> i3
         return fail(format!("writing {}: {e}", process_path.display()));
     }
     let end = if tty {
-        exec_with_terminal(&meta, &process_path, &pid_path, &log_path)
+        exec_with_terminal(&meta, &cdir, &process_path, &pid_path, &log_path)
     } else {
-        backend::exec(&meta, &process_path, &pid_path, &log_path)
+        backend::exec(&meta, &cdir, &process_path, &pid_path, &log_path)
     };
     let _ = fs::remove_file(&process_path);
     let _ = fs::remove_file(&log_path);
@@ -762,6 +762,7 @@ const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// waits for the process.
 fn exec_with_terminal(
     meta: &Meta,
+    cdir: &ContainerDir,
     process_path: &Path,
     pid_path: &Path,
     log_path: &Path,
@@ -782,10 +783,11 @@ fn exec_with_terminal(
         Ok(c) => c,
         Err(e) => return ExecEnd::Failed(format!("creating the console socket: {e}")),
     };
-    let pid = match backend::exec_detached(meta, process_path, pid_path, log_path, &console.path) {
-        Ok(pid) => pid,
-        Err(msg) => return ExecEnd::Failed(msg),
-    };
+    let pid =
+        match backend::exec_detached(meta, cdir, process_path, pid_path, log_path, &console.path) {
+            Ok(pid) => pid,
+            Err(msg) => return ExecEnd::Failed(msg),
+        };
     let handed_over = console
         .receive_master(CONSOLE_TIMEOUT)
         .and_then(|master| send_fd(channel.as_fd(), master.as_fd()));

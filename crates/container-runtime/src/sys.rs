@@ -185,19 +185,6 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Sets the disposition of `signal` to the default or to ignore.
-pub(crate) fn set_signal_default(signal: i32, default: bool) {
-    let handler = if default {
-        libc::SIG_DFL
-    } else {
-        libc::SIG_IGN
-    };
-    // SAFETY: installing SIG_DFL/SIG_IGN (no handler code) is always sound.
-    unsafe {
-        libc::signal(signal, handler);
-    }
-}
-
 /// Decodes a `waitpid` status into (exit code, signal): a signal death gives 128+signal.
 pub(crate) fn decode_wait_status(status: i32) -> (i32, Option<i32>) {
     if libc::WIFSIGNALED(status) {

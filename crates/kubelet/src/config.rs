@@ -21,7 +21,7 @@ pub struct KubeletConfig {
     /// Container logs, as `<dir>/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
     #[arg(long, default_value = "/var/log/pods")]
     pub pod_logs_dir: PathBuf,
-    /// OCI runtime: `builtin` (youki's libcontainer inside ferrokube), `runc` or `crun`.
+    /// OCI runtime: `builtin` (ferrokube's own, inside the shim), `runc` or `crun`.
     #[arg(long, default_value = "builtin")]
     pub oci_runtime: String,
     /// The cgroup under which the `kubepods` tree is made (upstream's `--cgroup-root`).
