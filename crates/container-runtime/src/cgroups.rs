@@ -136,6 +136,13 @@ fn mounts() -> &'static Mounts {
     })
 }
 
+/// Looks up the cgroup mount table and interface now, so processes forked later
+/// inherit them instead of reading `/proc/self/mountinfo` again.
+pub(crate) fn warm() {
+    let _ = mounts();
+    let _ = version();
+}
+
 /// The cgroup interface of this machine.
 pub fn version() -> CgroupVersion {
     static VERSION: OnceLock<CgroupVersion> = OnceLock::new();

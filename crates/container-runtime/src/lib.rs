@@ -31,6 +31,7 @@ pub mod sandbox;
 mod shim;
 mod store;
 mod sys;
+mod zygote;
 
 pub use attach::{AttachSession, OutputStream};
 pub use crilog::format_rfc3339_nano;

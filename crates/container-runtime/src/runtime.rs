@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,8 @@ pub struct ContainerRuntime {
 struct Inner {
     config: RuntimeConfig,
     exec_seq: AtomicU64,
+    /// Forks the shims of new containers.
+    launcher: crate::zygote::Launcher,
 }
 
 impl ContainerRuntime {
@@ -66,6 +69,7 @@ impl ContainerRuntime {
             inner: Arc::new(Inner {
                 config,
                 exec_seq: AtomicU64::new(0),
+                launcher: Default::default(),
             }),
         })
     }
@@ -190,37 +194,81 @@ impl ContainerRuntime {
             .append(true)
             .open(dir.file(SHIM_LOG))
             .map_err(|e| Error::io("creating shim.log", e))?;
-        let mut cmd = tokio::process::Command::new(&cfg.shim_program);
-        cmd.args(&cfg.shim_args)
-            .arg("run")
-            .arg(&dir.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(shim_log));
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::StartFailed(format!(
-                "failed to start container shim {}: {e}",
-                cfg.shim_program.display()
-            ))
-        })?;
-        let mut out = child
-            .stdout
-            .take()
-            .ok_or_else(|| Error::StartFailed("container shim has no status pipe".into()))?;
-        let read = async {
-            let mut buf = Vec::new();
-            out.read_to_end(&mut buf).await.map(|_| buf)
+        let devnull = fs::File::open("/dev/null").map_err(|e| Error::io("opening /dev/null", e))?;
+        let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io("pipe", e.into()))?;
+        let args: Vec<std::ffi::OsString> = vec!["run".into(), dir.path.clone().into()];
+        // Forked by the launcher; with the launcher unavailable, started as a new process.
+        let launched = {
+            let inner = self.inner.clone();
+            let args = args.clone();
+            tokio::task::spawn_blocking(move || {
+                inner.launcher.launch(
+                    &inner.config.shim_program,
+                    &inner.config.shim_args,
+                    &args,
+                    [devnull.as_fd(), status_write.as_fd(), shim_log.as_fd()],
+                )
+            })
+            .await
+            .map_err(|e| Error::StartFailed(format!("container shim launch: {e}")))?
         };
-        let buf = tokio::time::timeout(START_TIMEOUT, read).await;
-        // The first shim process exits right after forking the real one.
-        let _ = child.wait().await;
-        let buf = match buf {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Err(Error::io("reading the shim's report", e)),
-            Err(_) => {
-                return Err(Error::StartFailed(
+        let read_report = |out: tokio::net::unix::pipe::Receiver| async move {
+            let mut out = out;
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(START_TIMEOUT, out.read_to_end(&mut buf)).await;
+            match read {
+                Ok(Ok(_)) => Ok(buf),
+                Ok(Err(e)) => Err(Error::io("reading the shim's report", e)),
+                Err(_) => Err(Error::StartFailed(
                     "timed out waiting for the container shim".into(),
-                ))
+                )),
+            }
+        };
+        let buf = match launched {
+            Ok(_) => {
+                let out = tokio::net::unix::pipe::Receiver::from_owned_fd(status_read)
+                    .map_err(|e| Error::io("watching the shim's status pipe", e))?;
+                read_report(out).await?
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "container shim launcher unavailable; starting the shim directly");
+                drop(status_read);
+                let shim_log = fs::OpenOptions::new()
+                    .append(true)
+                    .open(dir.file(SHIM_LOG))
+                    .map_err(|e| Error::io("opening shim.log", e))?;
+                let mut cmd = tokio::process::Command::new(&cfg.shim_program);
+                cmd.args(&cfg.shim_args)
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::from(shim_log));
+                let mut child = cmd.spawn().map_err(|e| {
+                    Error::StartFailed(format!(
+                        "failed to start container shim {}: {e}",
+                        cfg.shim_program.display()
+                    ))
+                })?;
+                let mut out = child.stdout.take().ok_or_else(|| {
+                    Error::StartFailed("container shim has no status pipe".into())
+                })?;
+                let read = async {
+                    let mut buf = Vec::new();
+                    out.read_to_end(&mut buf).await.map(|_| buf)
+                };
+                let buf = tokio::time::timeout(START_TIMEOUT, read).await;
+                // The first shim process exits right after forking the real one.
+                let _ = child.wait().await;
+                match buf {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => return Err(Error::io("reading the shim's report", e)),
+                    Err(_) => {
+                        return Err(Error::StartFailed(
+                            "timed out waiting for the container shim".into(),
+                        ))
+                    }
+                }
             }
         };
         serde_json::from_slice(&buf).map_err(|source| Error::Json {

@@ -6,8 +6,10 @@
 //! starts the container with its stdout/stderr on pipes, reports `{"pid":N}` or
 //! `{"error":"..."}` on its original stdout (a pipe the starter reads to EOF), then copies
 //! the container's output into the CRI log file until the container exits, reads the
-//! cgroup's OOM-kill counter, deletes the runtime state and cgroup, and durably records the
-//! exit status. SIGUSR1 makes it reopen the log file (log rotation).
+//! cgroup's OOM-kill counter, deletes the runtime state and cgroup, and records the exit
+//! status. SIGUSR1 makes it reopen the log file (log rotation).
+//!
+//! `zygote`: the launcher that forks the `run` shims (see the `zygote` module).
 //!
 //! `exec <container dir> <token> <cmd>...`: runs a command in the running container with
 //! this process's stdio and exits with its status; the command's pid goes to
@@ -73,7 +75,7 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 pub fn shim_main(args: Vec<OsString>) -> i32 {
     let Some(pos) = args
         .iter()
-        .position(|a| a == "run" || a == "exec" || a == "exec-tty")
+        .position(|a| a == "run" || a == "exec" || a == "exec-tty" || a == "zygote")
     else {
         eprintln!(
             "usage: container-shim run <container-dir> | exec[-tty] <container-dir> <token> <cmd>..."
@@ -82,7 +84,9 @@ pub fn shim_main(args: Vec<OsString>) -> i32 {
     };
     let mode = args[pos].clone();
     let rest = &args[pos + 1..];
-    if mode == "run" {
+    if mode == "zygote" {
+        crate::zygote::zygote_main()
+    } else if mode == "run" {
         match rest.first() {
             Some(dir) if rest.len() == 1 => run_shim(PathBuf::from(dir)),
             _ => {
@@ -915,6 +919,17 @@ pub(crate) fn recv_fd_with(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<(usize, Option<OwnedFd>)> {
+    let (n, fds, _) = recv_fds(sock, buf)?;
+    Ok((n, fds.into_iter().next()))
+}
+
+/// Receives at most `buf.len()` bytes and up to four descriptors (close-on-exec);
+/// returns the byte count (0 at end of stream), the descriptors, and whether the
+/// message was longer than `buf`.
+pub(crate) fn recv_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<OwnedFd>, bool)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut iov = [io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
@@ -930,19 +945,16 @@ pub(crate) fn recv_fd_with(
             Err(e) => return Err(e.into()),
         }
     };
-    let mut out = None;
+    let mut out = Vec::new();
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             for raw in fds {
                 // SAFETY: the kernel installed these descriptors for us.
-                let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-                if out.is_none() {
-                    out = Some(fd);
-                }
+                out.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
             }
         }
     }
-    Ok((msg.bytes, out))
+    Ok((msg.bytes, out, msg.flags.contains(MsgFlags::MSG_TRUNC)))
 }
 
 /// Waits for the process `pid` (our child, possibly adopted as subreaper), reaping other

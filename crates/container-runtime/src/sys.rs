@@ -115,8 +115,11 @@ pub(crate) fn signal_process(pid: i32, start_time: u64, signal: i32) -> io::Resu
     }
 }
 
-/// Writes `data` to `path` atomically and durably: temporary file, fsync, rename, fsync
-/// of the directory.
+/// Writes `data` to `path` atomically (temporary file, rename): readers see the old or
+/// the new content, also after this process is killed mid-way. Not fsynced: runtime
+/// state describes processes, which do not outlive the machine either (the state
+/// directory belongs on a tmpfs such as /run, as containerd's does), and every fsync
+/// costs the whole node during a burst of pod starts.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -132,13 +135,8 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    fs::rename(&tmp, path)
 }
 
 /// Serializes `value` as JSON into `path` with [`write_atomic`].

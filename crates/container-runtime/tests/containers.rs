@@ -537,3 +537,58 @@ async fn log_reopen_after_rotation() {
     assert_eq!(new, vec!["two".to_string()]);
     assert!(matches!(ctx.rt.reopen_log(&id), Err(Error::NotRunning(_))));
 }
+
+/// Pids of this test process's children whose command line mentions `needle`.
+fn children_mentioning(needle: &str) -> Vec<i32> {
+    common::processes_mentioning(needle)
+        .into_iter()
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            ppid == Some(std::process::id())
+        })
+        .collect()
+}
+
+/// Shims are forked by one launcher per runtime, named after their container, and a
+/// launcher that died is replaced; dropping the runtime ends its launcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shims_are_forked_by_a_launcher() {
+    let mut ctx = Ctx::new(Kind::Builtin);
+    let launcher_name = format!("{}\0zygote\0", env!("CARGO_BIN_EXE_ferrokube-shim"));
+    // Under `cargo test` other tests' launchers are this process's children too.
+    let ours = || children_mentioning(&launcher_name);
+    let before = ours();
+    let a = ctx.id("launched-a");
+    ctx.start(&a, &ctx.spec(&a, &["sleep", "1000"])).await;
+    let shim = ctx.rt.shim_pid(&a).unwrap().expect("shim runs");
+    let cmdline = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap();
+    let title = String::from_utf8_lossy(&cmdline);
+    let expected = format!("container-shim run {}", ctx.state_dir.join(&a).display());
+    assert!(title.starts_with(&expected), "shim is named {title:?}");
+    let launchers: Vec<i32> = ours().into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(launchers.len(), 1, "one new launcher: {launchers:?}");
+
+    // SAFETY: kill(2) on the launcher we just found.
+    assert_eq!(unsafe { libc::kill(launchers[0], libc::SIGKILL) }, 0);
+    let b = ctx.id("launched-b");
+    ctx.start(&b, &ctx.spec(&b, &["sleep", "1000"])).await;
+    assert!(ctx.rt.shim_pid(&b).unwrap().is_some());
+    let replaced: Vec<i32> = ours().into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(replaced.len(), 1, "one launcher again: {replaced:?}");
+    assert_ne!(replaced[0], launchers[0]);
+    // The first container's shim did not depend on the launcher.
+    assert!(ctx.rt.shim_pid(&a).unwrap().is_some());
+
+    // A restarted kubelet's runtime starts its own launcher when it needs one; the old
+    // one ends with the old runtime.
+    ctx.reopen();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", replaced[0])).exists(),
+        "launcher outlived its runtime"
+    );
+}

@@ -14,6 +14,9 @@ use crate::digest::{digest_hex, HashingReader};
 use crate::error::IoContext;
 use crate::{archive, compress, mount, unpack, Error, Image};
 
+/// How precisely the last use of an image is recorded (one minute).
+const LAST_USED_GRANULARITY_NANOS: u64 = 60_000_000_000;
+
 impl ImageStore {
     /// Root filesystem for one container: unpacks the image's layers (once per chain id,
     /// shared by all images, atomically), then mounts overlayfs at
@@ -77,7 +80,10 @@ impl ImageStore {
         }
     }
 
-    /// Records that the image was used now; returns its record.
+    /// Records that the image was used now; returns its record. The time is kept to
+    /// the minute (garbage collection orders images by it, and marks images in use as
+    /// used at each pass): within a minute of the last record nothing is written, so a
+    /// burst of container starts does not rewrite the store's metadata for each.
     fn touch(&self, id: &str) -> Result<ImageRecord, Error> {
         let _lock = self.lock()?;
         let mut meta = self.load_meta()?;
@@ -85,7 +91,14 @@ impl ImageStore {
             .images
             .get_mut(id)
             .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        rec.last_used = Some(now_nanos());
+        let now = now_nanos();
+        if rec
+            .last_used
+            .is_some_and(|t| now.saturating_sub(t) < LAST_USED_GRANULARITY_NANOS)
+        {
+            return Ok(rec.clone());
+        }
+        rec.last_used = Some(now);
         let out = rec.clone();
         self.save_meta(&meta)?;
         Ok(out)
