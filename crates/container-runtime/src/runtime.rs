@@ -199,78 +199,61 @@ impl ContainerRuntime {
             .map_err(|e| Error::io("pipe", e.into()))?;
         let args: Vec<std::ffi::OsString> = vec!["run".into(), dir.path.clone().into()];
         // Forked by the launcher; with the launcher unavailable, started as a new process.
-        let launched = {
+        let (launched, status_write, shim_log) = {
             let inner = self.inner.clone();
             let args = args.clone();
             tokio::task::spawn_blocking(move || {
-                inner.launcher.launch(
+                let launched = inner.launcher.launch(
                     &inner.config.shim_program,
                     &inner.config.shim_args,
                     &args,
                     [devnull.as_fd(), status_write.as_fd(), shim_log.as_fd()],
-                )
+                );
+                (launched, status_write, shim_log)
             })
             .await
             .map_err(|e| Error::StartFailed(format!("container shim launch: {e}")))?
         };
-        let read_report = |out: tokio::net::unix::pipe::Receiver| async move {
-            let mut out = out;
-            let mut buf = Vec::new();
-            let read = tokio::time::timeout(START_TIMEOUT, out.read_to_end(&mut buf)).await;
-            match read {
-                Ok(Ok(_)) => Ok(buf),
-                Ok(Err(e)) => Err(Error::io("reading the shim's report", e)),
-                Err(_) => Err(Error::StartFailed(
-                    "timed out waiting for the container shim".into(),
-                )),
-            }
-        };
-        let buf = match launched {
+        let direct = match launched {
             Ok(_) => {
-                let out = tokio::net::unix::pipe::Receiver::from_owned_fd(status_read)
-                    .map_err(|e| Error::io("watching the shim's status pipe", e))?;
-                read_report(out).await?
+                drop(status_write);
+                None
             }
             Err(e) => {
                 tracing::warn!(error = %e, "container shim launcher unavailable; starting the shim directly");
-                drop(status_read);
-                let shim_log = fs::OpenOptions::new()
-                    .append(true)
-                    .open(dir.file(SHIM_LOG))
-                    .map_err(|e| Error::io("opening shim.log", e))?;
-                let mut cmd = tokio::process::Command::new(&cfg.shim_program);
-                cmd.args(&cfg.shim_args)
+                let child = tokio::process::Command::new(&cfg.shim_program)
+                    .args(&cfg.shim_args)
                     .args(&args)
                     .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::from(shim_log));
-                let mut child = cmd.spawn().map_err(|e| {
-                    Error::StartFailed(format!(
-                        "failed to start container shim {}: {e}",
-                        cfg.shim_program.display()
-                    ))
-                })?;
-                let mut out = child.stdout.take().ok_or_else(|| {
-                    Error::StartFailed("container shim has no status pipe".into())
-                })?;
-                let read = async {
-                    let mut buf = Vec::new();
-                    out.read_to_end(&mut buf).await.map(|_| buf)
-                };
-                let buf = tokio::time::timeout(START_TIMEOUT, read).await;
-                // The first shim process exits right after forking the real one.
-                let _ = child.wait().await;
-                match buf {
-                    Ok(Ok(b)) => b,
-                    Ok(Err(e)) => return Err(Error::io("reading the shim's report", e)),
-                    Err(_) => {
-                        return Err(Error::StartFailed(
-                            "timed out waiting for the container shim".into(),
+                    .stdout(Stdio::from(status_write))
+                    .stderr(Stdio::from(shim_log))
+                    .spawn()
+                    .map_err(|e| {
+                        Error::StartFailed(format!(
+                            "failed to start container shim {}: {e}",
+                            cfg.shim_program.display()
                         ))
-                    }
-                }
+                    })?;
+                Some(child)
             }
         };
+        let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(status_read)
+            .map_err(|e| Error::io("watching the shim's status pipe", e))?;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(START_TIMEOUT, out.read_to_end(&mut buf)).await;
+        // The first shim process exits right after forking the real one.
+        if let Some(mut child) = direct {
+            let _ = child.wait().await;
+        }
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(Error::io("reading the shim's report", e)),
+            Err(_) => {
+                return Err(Error::StartFailed(
+                    "timed out waiting for the container shim".into(),
+                ))
+            }
+        }
         serde_json::from_slice(&buf).map_err(|source| Error::Json {
             context: "decoding the shim's report".into(),
             source,

@@ -74,11 +74,9 @@ impl Launcher {
             .map_err(|_| io::Error::other("shim launcher lock poisoned"))?;
         let mut last = None;
         for _ in 0..2 {
-            if live.is_none() {
-                *live = Some(start(program, pre_args)?);
-            }
-            let Some(running) = live.as_ref() else {
-                continue;
+            let running = match &mut *live {
+                Some(r) => r,
+                empty => empty.insert(start(program, pre_args)?),
             };
             match request(running.sock.as_fd(), args, stdio) {
                 Ok(Reply::Pid(pid)) => return Ok(pid),
