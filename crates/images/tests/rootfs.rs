@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
-use images::{busybox_image, Error, ImageStore, TestImage};
+use images::{busybox_image, Error, ImageStore, MountPoint, TestImage};
 
 /// True when overlay mounts can be tested here; prints why not otherwise.
 fn can_mount() -> bool {
@@ -118,6 +118,66 @@ fn busybox_rootfs_runs_sh() {
     ImageStore::unmount_rootfs(&cdir).unwrap();
     assert!(mounts_under(dir.path()).is_empty());
     assert!(!cdir.exists());
+}
+
+#[test]
+fn init_layer_holds_the_mount_points() {
+    if !can_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = MountGuard(dir.path().to_path_buf());
+    let store = open_store(dir.path());
+    // As in Debian's images, /var/run is a link to /run, and /etc has no hosts file.
+    let img = TestImage::new("ferrokube.test/links:1")
+        .dir("/etc")
+        .bytes("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644)
+        .dir_mode("/run", 0o710)
+        .dir("/var")
+        .symlink("/var/run", "../run");
+    let image = import(&store, &img, dir.path());
+    let points = [
+        MountPoint::File("/etc/hosts".into()),
+        MountPoint::Dir("/var/run/secrets/kubernetes.io/serviceaccount".into()),
+        MountPoint::Dir("/proc".into()),
+    ];
+    let c1 = dir.path().join("containers/c1");
+    let rootfs = store.mount_rootfs_with(&image, &c1, &points).unwrap();
+    assert!(rootfs.join("etc/hosts").is_file());
+    assert!(rootfs.join("etc/passwd").is_file());
+    assert!(rootfs.join("proc").is_dir());
+    assert!(fs::symlink_metadata(rootfs.join("var/run"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(rootfs
+        .join("run/secrets/kubernetes.io/serviceaccount")
+        .is_dir());
+    // Parents made over the image keep its owners and modes.
+    assert_eq!(
+        fs::metadata(rootfs.join("run")).unwrap().mode() & 0o7777,
+        0o710
+    );
+    // The container's writable layer holds nothing of it.
+    assert_eq!(names_in(&c1.join("upper")), Vec::<String>::new());
+
+    // A second container shares the init layer; other points get their own.
+    let c2 = dir.path().join("containers/c2");
+    store.mount_rootfs_with(&image, &c2, &points).unwrap();
+    let init = store.root().join("init");
+    assert_eq!(names_in(&init).len(), 1, "{:?}", names_in(&init));
+    let c3 = dir.path().join("containers/c3");
+    let r3 = store.mount_rootfs_with(&image, &c3, &points[..1]).unwrap();
+    assert!(!r3.join("proc").exists());
+    assert_eq!(names_in(&init).len(), 2);
+
+    // Removing the image removes its init layers once no container uses them.
+    for c in [&c1, &c2, &c3] {
+        ImageStore::unmount_rootfs(c).unwrap();
+    }
+    store.remove("ferrokube.test/links:1").unwrap();
+    assert_eq!(names_in(&init), Vec::<String>::new());
+    assert!(mounts_under(dir.path()).is_empty());
 }
 
 #[test]

@@ -819,13 +819,15 @@ impl PodWorker {
         let container_dir = self.shared.config.root_dir.join("containers").join(&id);
         let store = self.shared.images.clone();
         let (img, dir) = (image.clone(), container_dir.clone());
-        let rootfs = tokio::task::spawn_blocking(move || store.mount_rootfs(&img, &dir))
-            .await
-            .map_err(|e| waiting("CreateContainerError", e.to_string()))?
-            .map_err(|e| {
-                let msg = format!("failed to create containerd container: {e}");
-                waiting("CreateContainerError", msg)
-            })?;
+        let points = init_mount_points(c);
+        let rootfs =
+            tokio::task::spawn_blocking(move || store.mount_rootfs_with(&img, &dir, &points))
+                .await
+                .map_err(|e| waiting("CreateContainerError", e.to_string()))?
+                .map_err(|e| {
+                    let msg = format!("failed to create containerd container: {e}");
+                    waiting("CreateContainerError", msg)
+                })?;
         let fail = |this: &Self, reason: &str, msg: String| {
             let _ = images::ImageStore::unmount_rootfs(&container_dir);
             this.event(
@@ -1729,6 +1731,34 @@ fn format_delay(d: Duration) -> String {
     } else {
         format!("{}m{}s", s / 60, s % 60)
     }
+}
+
+/// Where the service account admission mounts a pod's API token.
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The mount points every container of an image gets (the runtime's `/proc`, `/sys`
+/// and `/dev`, the pod's etc files) plus the service account directory when `c`
+/// mounts the token: made once per image in its init layer rather than in each
+/// container's writable layer.
+fn init_mount_points(c: &Container) -> Vec<images::MountPoint> {
+    use images::MountPoint::{Dir, File};
+    let mut points = vec![
+        Dir("/proc".into()),
+        Dir("/sys".into()),
+        Dir("/dev".into()),
+        File("/etc/hosts".into()),
+        File("/etc/hostname".into()),
+        File("/etc/resolv.conf".into()),
+    ];
+    let token = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.mount_path.trim_end_matches('/') == SERVICE_ACCOUNT_DIR);
+    if token {
+        points.push(Dir(SERVICE_ACCOUNT_DIR.into()));
+    }
+    points
 }
 
 #[cfg(test)]

@@ -7,129 +7,14 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use nix::mount::MsFlags;
 
+use root_path::{open_in_root, Create};
+
 use super::cstr;
 use super::plan::{CgroupView, MountKind, MountPlan, RootPlan};
-
-/// What to make when a path is missing.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Create {
-    Nothing,
-    Dir,
-    File,
-}
-
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
-
-fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> io::Result<OwnedFd> {
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: openat2 reads the path and the open_how structure, both alive for the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: the kernel returned a new descriptor.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    }
-}
-
-/// The path relative to the root, as openat2 wants it (`.` for the root itself).
-fn relative(path: &Path) -> CString {
-    let mut rel = Vec::new();
-    for c in path.components() {
-        if let Component::Normal(p) = c {
-            if !rel.is_empty() {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(p.as_bytes());
-        }
-    }
-    if rel.is_empty() {
-        rel.push(b'.');
-    }
-    CString::new(rel).unwrap_or_else(|_| c".".to_owned())
-}
-
-/// Opens `path` inside the root `root` (an `O_PATH` descriptor), making what is missing.
-pub(crate) fn open_in_root(
-    root: BorrowedFd<'_>,
-    path: &Path,
-    create: Create,
-) -> io::Result<OwnedFd> {
-    match openat2(root, &relative(path), libc::O_PATH) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::Nothing => {}
-        other => return other,
-    }
-    let parts: Vec<&std::ffi::OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let mut dir = openat2(root, c".", libc::O_PATH)?;
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let prefix: std::path::PathBuf = parts[..=i].iter().collect();
-        match openat2(root, &relative(&prefix), libc::O_PATH) {
-            Ok(fd) => {
-                dir = fd;
-                continue;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-        let name = CString::new(part.as_bytes()).map_err(io::Error::other)?;
-        // SAFETY: *at calls on a directory descriptor with a NUL-terminated name.
-        let r = unsafe {
-            if last && create == Create::File {
-                let fd = libc::openat(
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                    0o755,
-                );
-                if fd >= 0 {
-                    libc::close(fd);
-                }
-                fd
-            } else {
-                libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755)
-            }
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e);
-            }
-        }
-        dir = openat2(root, &relative(&prefix), libc::O_PATH)?;
-    }
-    Ok(dir)
-}
 
 /// `/proc/self/fd/N`: how mount(2) is pointed at a descriptor's file.
 fn fd_path(fd: &OwnedFd) -> CString {

@@ -38,6 +38,7 @@ mod rootfs;
 pub use gc::{DiskUsage, GcReport};
 pub use import::ARCHIVE_SUFFIXES;
 pub use pull::PullOptions;
+pub use rootfs::MountPoint;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -207,6 +208,7 @@ impl ImageStore {
         for dir in [
             root.join("blobs/sha256"),
             root.join("layers"),
+            root.join("init"),
             root.join("tmp"),
         ] {
             fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
@@ -262,6 +264,11 @@ impl ImageStore {
 
     fn layers_dir(&self) -> PathBuf {
         self.root.join("layers")
+    }
+
+    /// Init layers: per image, the mount points its containers need.
+    fn init_dir(&self) -> PathBuf {
+        self.root.join("init")
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -476,6 +483,26 @@ impl ImageStore {
                     .ctx(|| format!("renaming {}", entry.path().display()))?;
                 fs::remove_dir_all(&trash).ctx(|| format!("removing {}", trash.display()))?;
             }
+        }
+        // Init layers go with the top layer they were made over; half-made ones with
+        // the process that made them.
+        let init_dir = self.init_dir();
+        for entry in fs::read_dir(&init_dir).ctx(|| format!("reading {}", init_dir.display()))? {
+            let entry = entry.ctx(|| format!("reading {}", init_dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = if name.starts_with(".tmp-") {
+                !pid_alive(tmp_pid(&name))
+            } else {
+                name.split('-').next().is_none_or(|c| !chains.contains(c))
+            };
+            if !stale || mountinfo.contains(&format!("{}/{name}/", init_dir.display())) {
+                continue;
+            }
+            tracing::debug!(init = %name, "deleting unreferenced init layer");
+            let path = entry.path();
+            // A leftover temporary may still have its layers mounted.
+            let _ = nix::mount::umount2(&path.join("mnt"), nix::mount::MntFlags::MNT_DETACH);
+            fs::remove_dir_all(&path).ctx(|| format!("removing {}", path.display()))?;
         }
         Ok(())
     }

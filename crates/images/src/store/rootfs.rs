@@ -1,13 +1,14 @@
 //! Container root filesystems: layers unpacked once per chain id (atomically, by
-//! rename) and overlayfs mounts over them.
+//! rename), an init layer per image holding the mount points every container of it
+//! needs, and overlayfs mounts over them.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{now_nanos, ImageRecord, ImageStore, LayerRecord, TMP_COUNTER};
 use crate::digest::{digest_hex, HashingReader};
@@ -17,6 +18,25 @@ use crate::{archive, compress, mount, unpack, Error, Image};
 /// How precisely the last use of an image is recorded (one minute).
 const LAST_USED_GRANULARITY_NANOS: u64 = 60_000_000_000;
 
+/// A path the runtime mounts over in every container of an image (`/etc/hosts`, the
+/// service account directory, `/proc`): made once in the image's init layer, so a
+/// container start creates nothing in its writable layer for it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MountPoint {
+    /// A directory, absolute path.
+    Dir(String),
+    /// An empty file, absolute path.
+    File(String),
+}
+
+impl MountPoint {
+    fn path(&self) -> &str {
+        match self {
+            MountPoint::Dir(p) | MountPoint::File(p) => p,
+        }
+    }
+}
+
 impl ImageStore {
     /// Root filesystem for one container: unpacks the image's layers (once per chain id,
     /// shared by all images, atomically), then mounts overlayfs at
@@ -25,6 +45,20 @@ impl ImageStore {
     /// already mounted (a restarted kubelet adopting a container) it is returned as is.
     /// Records the image as used now.
     pub fn mount_rootfs(&self, image: &Image, container_dir: &Path) -> Result<PathBuf, Error> {
+        self.mount_rootfs_with(image, container_dir, &[])
+    }
+
+    /// [`mount_rootfs`](Self::mount_rootfs), with `points` present in the root
+    /// filesystem: they are made once per image and set of points in an init layer,
+    /// the topmost lower directory, following the image's symlinks inside its root (a
+    /// `/var/run` linked to `/run` stays a link). A point that cannot be made there (a
+    /// file in the way, a dangling link) is left to the runtime, as without this.
+    pub fn mount_rootfs_with(
+        &self,
+        image: &Image,
+        container_dir: &Path,
+        points: &[MountPoint],
+    ) -> Result<PathBuf, Error> {
         fs::create_dir_all(container_dir)
             .ctx(|| format!("creating {}", container_dir.display()))?;
         let cdir = fs::canonicalize(container_dir)
@@ -42,6 +76,11 @@ impl ImageStore {
             lowers.push(self.ensure_layer(layer)?);
         }
         lowers.reverse();
+        if !points.is_empty() && !lowers.is_empty() {
+            if let Some(init) = self.ensure_init_layer(&rec, &lowers, points) {
+                lowers.insert(0, init);
+            }
+        }
         let upper = cdir.join("upper");
         let work = cdir.join("work");
         for d in [&upper, &work, &rootfs] {
@@ -104,6 +143,15 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// The lock making one directory of `layers` or `init` at a time per name.
+    fn unpack_lock(&self, name: String) -> Arc<Mutex<()>> {
+        let mut locks = self
+            .layer_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        locks.entry(name).or_default().clone()
+    }
+
     /// Unpacks a layer (if not yet unpacked) and returns its directory.
     fn ensure_layer(&self, layer: &LayerRecord) -> Result<PathBuf, Error> {
         let chain_hex = digest_hex(&layer.chain_id)?.to_string();
@@ -113,13 +161,7 @@ impl ImageStore {
         if final_dir.is_dir() {
             return Ok(fs_dir);
         }
-        let lock = {
-            let mut locks = self
-                .layer_locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            locks.entry(chain_hex.clone()).or_default().clone()
-        };
+        let lock = self.unpack_lock(chain_hex.clone());
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
         if final_dir.is_dir() {
             return Ok(fs_dir);
@@ -149,6 +191,55 @@ impl ImageStore {
             }
         }
         Ok(fs_dir)
+    }
+
+    /// The init layer of the image with these `lowers` (topmost first) holding
+    /// `points`, made if missing; `None` (logged) when it cannot be made, so the
+    /// container goes without. Named `<top chain id>-<hash of the points>`, so the
+    /// store's sweep removes it with the image's layers.
+    fn ensure_init_layer(
+        &self,
+        rec: &ImageRecord,
+        lowers: &[PathBuf],
+        points: &[MountPoint],
+    ) -> Option<PathBuf> {
+        let top = rec.layers.last()?;
+        let chain_hex = digest_hex(&top.chain_id).ok()?;
+        let mut sorted: Vec<&MountPoint> = points.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let key = format!("{chain_hex}-{}", points_hash(&sorted));
+        let init_dir = self.init_dir();
+        let final_dir = init_dir.join(&key);
+        let fs_dir = final_dir.join("fs");
+        if final_dir.is_dir() {
+            return Some(fs_dir);
+        }
+        let lock = self.unpack_lock(format!("init-{key}"));
+        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if final_dir.is_dir() {
+            return Some(fs_dir);
+        }
+        let tmp = init_dir.join(format!(
+            ".tmp-{key}-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let made = make_init_layer(&tmp, lowers, &sorted).and_then(|()| {
+            fs::rename(&tmp, &final_dir).ctx(|| format!("renaming {}", tmp.display()))
+        });
+        match made {
+            Ok(()) => Some(fs_dir),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                if final_dir.is_dir() {
+                    // Another process made it first.
+                    return Some(fs_dir);
+                }
+                tracing::warn!(image = %rec.id, error = %e, "making the image's init layer; containers make their mount points themselves");
+                None
+            }
+        }
     }
 
     fn unpack_into(&self, layer: &LayerRecord, tmp: &Path) -> Result<(), Error> {
@@ -193,4 +284,59 @@ impl ImageStore {
         }
         Ok(())
     }
+}
+
+/// A short stable name for a set of mount points (sorted, deduplicated).
+fn points_hash(points: &[&MountPoint]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in points {
+        let kind = match p {
+            MountPoint::Dir(_) => "d",
+            MountPoint::File(_) => "f",
+        };
+        h.update(kind.as_bytes());
+        h.update(p.path().as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Makes `<tmp>/fs` hold `points` over `lowers`: mounts the layers with `<tmp>/fs` as
+/// the upper directory, so what is made follows the image's own directories and
+/// links (parents are copied up with their owners and modes), then unmounts and
+/// leaves only `<tmp>/fs`.
+fn make_init_layer(tmp: &Path, lowers: &[PathBuf], points: &[&MountPoint]) -> Result<(), Error> {
+    let (upper, work, mnt) = (tmp.join("fs"), tmp.join("work"), tmp.join("mnt"));
+    for d in [&upper, &work, &mnt] {
+        fs::create_dir_all(d).ctx(|| format!("creating {}", d.display()))?;
+    }
+    fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
+        .ctx(|| format!("chmod {}", upper.display()))?;
+    mount::mount_overlay(lowers, &upper, &work, &mnt)?;
+    let made = (|| -> Result<(), Error> {
+        let root = File::open(&mnt).ctx(|| format!("opening {}", mnt.display()))?;
+        for p in points {
+            let create = match p {
+                MountPoint::Dir(_) => root_path::Create::Dir,
+                MountPoint::File(_) => root_path::Create::File,
+            };
+            if let Err(e) = root_path::open_in_root(root.as_fd(), Path::new(p.path()), create) {
+                tracing::debug!(path = p.path(), error = %e, "mount point left to the runtime");
+            }
+        }
+        Ok(())
+    })();
+    let unmounted = nix::mount::umount2(&mnt, nix::mount::MntFlags::empty())
+        .map_err(|e| Error::io(format!("unmounting {}", mnt.display()), e.into()));
+    made?;
+    unmounted?;
+    for d in [&work, &mnt] {
+        fs::remove_dir_all(d).ctx(|| format!("removing {}", d.display()))?;
+    }
+    archive::sync_dir(tmp)?;
+    Ok(())
 }
