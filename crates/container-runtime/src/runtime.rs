@@ -20,7 +20,7 @@ use crate::backend;
 use crate::cgroups::{self, Stats};
 use crate::interactive::{ExecLaunch, ExecSession};
 use crate::shim::{read_pid_file, ExecResult, StartReport};
-use crate::store::{ContainerDir, Meta, RuntimeKind, CONFIG_FILE, META_FILE, SHIM_LOG};
+use crate::store::{ContainerDir, Meta, RuntimeKind, CONFIG_FILE, EXIT_FILE, META_FILE, SHIM_LOG};
 use crate::sys;
 use crate::{
     validate_container_id, ContainerInfo, ContainerIo, ContainerState, Error, ExecOutput,
@@ -354,7 +354,15 @@ impl ContainerRuntime {
             });
             match afd {
                 Some(Ok(afd)) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), afd.readable()).await;
+                    // Until that process ends; meanwhile one look a second for an exit
+                    // record, since a shim outlives its container while something
+                    // else holds the container's output open.
+                    let exit_file = dir.file(EXIT_FILE);
+                    while tokio::time::timeout(Duration::from_secs(1), afd.readable())
+                        .await
+                        .is_err()
+                        && !exit_file.exists()
+                    {}
                 }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }

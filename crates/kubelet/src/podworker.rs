@@ -97,7 +97,11 @@ pub(crate) struct PodWorker {
     pod_ip: Option<std::net::IpAddr>,
     first_seen: Timestamp,
     last_status: Option<PodStatus>,
+    /// Containers watched for exit; the watchers add the ones that exited to `exited`.
     watched: HashSet<String>,
+    exited: Arc<parking_lot::Mutex<HashSet<String>>>,
+    /// When every instance's state was last read from the runtime.
+    states_read: Option<Instant>,
     wake: Arc<Notify>,
     volume_paths: BTreeMap<String, PathBuf>,
     /// When the volumes were last set up or refreshed.
@@ -166,6 +170,8 @@ impl PodWorker {
             first_seen: Timestamp::now(),
             last_status: None,
             watched: HashSet::new(),
+            exited: Arc::default(),
+            states_read: None,
             wake: Arc::new(Notify::new()),
             volume_paths: BTreeMap::new(),
             volumes_synced: None,
@@ -259,9 +265,27 @@ impl PodWorker {
 
     /// Re-reads the state of every known instance and watches running ones for exit.
     fn refresh(&mut self) {
+        self.refresh_states(true);
+    }
+
+    /// [`refresh`](Self::refresh), reading from the runtime only what may have
+    /// changed unless `all`: instances whose exit a watcher reported, instances not
+    /// watched yet or still being created, and everything once per resync period. A running container's
+    /// state changes only when it exits, so a pod's many syncs during a burst need
+    /// not read every container's records from disk.
+    fn refresh_states(&mut self, all: bool) {
+        let exited = std::mem::take(&mut *self.exited.lock());
+        let all = all || self.states_read.is_none_or(|t| t.elapsed() >= RESYNC);
+        if all {
+            self.states_read = Some(Instant::now());
+        }
         for list in self.instances.values_mut() {
             for i in list.iter_mut() {
-                if i.is_running() {
+                let stale = all
+                    || matches!(i.info.state, ContainerState::Created)
+                    || exited.contains(&i.info.id)
+                    || !self.watched.contains(&i.info.id);
+                if i.is_running() && stale {
                     if let Ok(Some(info)) = self.shared.runtime.get(&i.info.id) {
                         i.info = info;
                     }
@@ -299,8 +323,10 @@ impl PodWorker {
                     let rt = self.shared.runtime.clone();
                     let id = i.info.id.clone();
                     let wake = self.wake.clone();
+                    let exited = self.exited.clone();
                     tokio::spawn(async move {
                         let _ = rt.wait(&id).await;
+                        exited.lock().insert(id);
                         wake.notify_one();
                     });
                 }
@@ -309,7 +335,7 @@ impl PodWorker {
     }
 
     async fn sync(&mut self) -> Next {
-        self.refresh();
+        self.refresh_states(false);
         if self.gone_from_api || self.pod.metadata.deletion_timestamp.is_some() {
             return self.terminate().await;
         }
