@@ -81,8 +81,6 @@ impl Sandbox {
                 hostname: hostname.to_string(),
             },
         )?;
-        fs::write(dir.join("hostname"), format!("{hostname}\n"))
-            .map_err(|e| Error::io("writing the hostname file", e))?;
 
         let wanted: Vec<(&'static str, CloneFlags)> = KINDS
             .iter()
@@ -123,11 +121,6 @@ impl Sandbox {
             ipc: ns("ipc"),
             uts: ns("uts"),
         }))
-    }
-
-    /// The file holding the pod's hostname (for a bind mount at `/etc/hostname`).
-    pub fn hostname_file(&self) -> PathBuf {
-        self.dir.join("hostname")
     }
 
     /// The pod uid and hostname the sandbox was created with.

@@ -33,7 +33,6 @@ fn sandbox_create_remove_twice() {
             assert!(p.starts_with(&dir));
         }
         assert_ne!(ns_inode(sb.net.as_ref().unwrap()), host_net);
-        assert_eq!(fs::read_to_string(sb.hostname_file()).unwrap(), "web-0\n");
         assert_eq!(
             sb.identity().unwrap(),
             ("uid-1".to_string(), "web-0".to_string())

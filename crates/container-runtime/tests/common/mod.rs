@@ -195,8 +195,13 @@ pub fn with_memory_limit(mut spec: Spec, bytes: i64) -> Spec {
     spec
 }
 
-/// Joins the sandbox's namespaces and bind-mounts its hostname file at /etc/hostname.
+/// Joins the sandbox's namespaces and bind-mounts a file with the pod's hostname at
+/// /etc/hostname (the kubelet keeps its own in the pod directory; this one goes with
+/// the sandbox directory).
 pub fn in_sandbox(mut spec: Spec, sb: &container_runtime::sandbox::Sandbox) -> Spec {
+    let (_, hostname) = sb.identity().unwrap();
+    let hostname_file = sb.dir.join("test-hostname");
+    std::fs::write(&hostname_file, format!("{hostname}\n")).unwrap();
     let mut linux = spec.linux().clone().unwrap();
     let mut nss: Vec<LinuxNamespace> = linux.namespaces().clone().unwrap_or_default();
     for ns in nss.iter_mut() {
@@ -218,7 +223,7 @@ pub fn in_sandbox(mut spec: Spec, sb: &container_runtime::sandbox::Sandbox) -> S
     let mut m = Mount::default();
     m.set_destination(PathBuf::from("/etc/hostname"));
     m.set_typ(Some("bind".into()));
-    m.set_source(Some(sb.hostname_file()));
+    m.set_source(Some(hostname_file));
     m.set_options(Some(vec!["rbind".into(), "ro".into()]));
     mounts.push(m);
     spec.set_mounts(Some(mounts));
