@@ -119,6 +119,9 @@ pub(crate) struct Shared {
     pub(crate) thresholds: Vec<eviction::Threshold>,
     /// The node is shutting down (Ready turns False).
     pub(crate) shutting_down: std::sync::atomic::AtomicBool,
+    /// Pods whose worker has finished them for good: containers, sandbox, volumes
+    /// and cgroup gone (what node shutdown waits for before it moves on).
+    pub(crate) finished: parking_lot::Mutex<HashSet<String>>,
     /// The pod network, set up when the first pod needs it (`--pod-network=bridge`).
     pub(crate) network: tokio::sync::OnceCell<Arc<network::PodNetwork>>,
 }
@@ -239,6 +242,7 @@ pub async fn run(
         pressure: Default::default(),
         thresholds,
         shutting_down: Default::default(),
+        finished: Default::default(),
         network: Default::default(),
     });
     api::start(&shared).await?;
@@ -701,16 +705,16 @@ async fn shut_down(
                 }));
             }
         }
-        // Wait for the group to finish (its pods report a terminal phase).
+        // Wait for the group's workers to finish: status reported and everything
+        // the pods held released (a terminal phase alone comes before the cleanup,
+        // which the process exiting would cut short).
         let until = tokio::time::Instant::now() + grace + std::time::Duration::from_secs(2);
         loop {
             let done = {
-                let now = shared.pods.read();
-                group.iter().all(|u| {
-                    now.get(u)
-                        .and_then(|p| p.status.as_ref()?.phase.clone())
-                        .is_none_or(|ph| ph == "Failed" || ph == "Succeeded")
-                })
+                let finished = shared.finished.lock();
+                group
+                    .iter()
+                    .all(|u| finished.contains(u) || !workers.contains_key(u))
             };
             if done || tokio::time::Instant::now() > until {
                 break;

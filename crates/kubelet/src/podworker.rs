@@ -206,6 +206,7 @@ impl PodWorker {
             match self.sync().await {
                 Next::Done => {
                     self.shared.pods.write().remove(&self.uid);
+                    self.shared.finished.lock().remove(&self.uid);
                     return;
                 }
                 Next::Continue => {}
@@ -344,6 +345,8 @@ impl PodWorker {
         }
         if self.rejection.is_some() {
             self.report_rejection().await;
+            // Turned away at admission: it holds nothing on the node.
+            self.shared.finished.lock().insert(self.uid.clone());
             return Next::Continue;
         }
         if let Some(t) = self.evicted.take() {
@@ -364,7 +367,7 @@ impl PodWorker {
             self.pod_failure = Some((t.reason, t.message));
             self.report().await;
             self.cleanup(false);
-            self.finished = true;
+            self.finish();
             return Next::Continue;
         }
         self.restart_unhealthy().await;
@@ -384,7 +387,7 @@ impl PodWorker {
             // volumes and cgroup go now, as upstream's kubelet does.
             self.stop_all(MINIMUM_GRACE).await;
             self.cleanup(false);
-            self.finished = true;
+            self.finish();
         }
         Next::Continue
     }
@@ -1655,6 +1658,12 @@ impl PodWorker {
 
     /// Removes containers, sandbox, volumes, pod directory and cgroup; with
     /// `logs`, the container logs too.
+    /// Marks the pod finished for good, for this worker and for node shutdown.
+    fn finish(&mut self) {
+        self.finished = true;
+        self.shared.finished.lock().insert(self.uid.clone());
+    }
+
     fn cleanup(&mut self, logs: bool) {
         for (_, (_, tasks)) in self.probes.drain() {
             tasks.iter().for_each(JoinHandle::abort);
