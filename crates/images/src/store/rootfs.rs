@@ -286,23 +286,24 @@ impl ImageStore {
     }
 }
 
-/// A short stable name for a set of mount points (sorted, deduplicated).
+/// A short stable name for a set of mount points (sorted, deduplicated): the first 16
+/// hex digits of the sha256 of their kinds and paths.
 fn points_hash(points: &[&MountPoint]) -> String {
-    use sha2::{Digest as _, Sha256};
-    let mut h = Sha256::new();
+    let mut data = Vec::new();
     for p in points {
-        let kind = match p {
-            MountPoint::Dir(_) => "d",
-            MountPoint::File(_) => "f",
-        };
-        h.update(kind.as_bytes());
-        h.update(p.path().as_bytes());
-        h.update([0]);
+        data.push(match p {
+            MountPoint::Dir(_) => b'd',
+            MountPoint::File(_) => b'f',
+        });
+        data.extend_from_slice(p.path().as_bytes());
+        data.push(0);
     }
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = crate::digest::sha256_digest(&data);
+    digest_hex(&digest)
+        .ok()
+        .and_then(|h| h.get(..16))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Makes `<tmp>/fs` hold `points` over `lowers`: mounts the layers with `<tmp>/fs` as
