@@ -4,7 +4,8 @@
 //! the same run: one pod created and timed to Ready five times, then a burst of 100
 //! pods created at once, each timed from its create request to the watch event
 //! that shows it Ready (p50/p99, upstream's pod startup latency with the image
-//! present). Also the kubelet's RSS idle and with the 100 pods, and the shims'.
+//! present). Also the kubelet's RSS idle and with the 100 pods, the shims', and
+//! the CPU time the burst cost: the server, the kubelet, and the whole machine.
 
 use crate::client::{Pool, Target};
 use crate::{ms, percentile, start_server_with, Proc};
@@ -31,6 +32,69 @@ struct Outcome {
     kubelet_idle_kib: u64,
     kubelet_busy_kib: u64,
     shims_kib: u64,
+    burst_cpu: BurstCpu,
+}
+
+/// CPU time spent from the first create of the burst until its last pod was Ready.
+#[derive(Default)]
+struct BurstCpu {
+    server: Duration,
+    kubelet: Duration,
+    machine: Duration,
+}
+
+/// Clock ticks per second of `/proc`'s CPU counters (`sysconf(_SC_CLK_TCK)`).
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf only reads a constant of the system.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// User plus system CPU ticks of a process, with those of its reaped children.
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which ends with the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    // utime, stime, cutime, cstime are fields 14..=17, i.e. 12..=15 after the name.
+    rest.split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
+}
+
+/// Busy CPU ticks of the whole machine (all but idle and iowait).
+fn machine_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next() else {
+        return 0;
+    };
+    // user nice system idle iowait irq softirq steal (guest counts are in user).
+    cpu.split_whitespace()
+        .skip(1)
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .filter_map(|(_, f)| f.parse::<u64>().ok())
+        .sum()
+}
+
+/// Writes `cmd` to the control FIFO named by `FERROKUBE_BENCH_PERF_CTL`, if set: with
+/// `perf record -D -1 --control=fifo:<that FIFO>` a profile covers only the burst.
+fn perf_control(cmd: &str) {
+    if let Some(fifo) = std::env::var_os("FERROKUBE_BENCH_PERF_CTL") {
+        if let Err(e) = std::fs::write(&fifo, format!("{cmd}\n")) {
+            eprintln!("perf control {}: {e}", Path::new(&fifo).display());
+        }
+    }
+}
+
+fn ticks(n: u64) -> Duration {
+    Duration::from_secs_f64(n as f64 / clock_ticks())
 }
 
 fn pod_body(name: &str) -> Bytes {
@@ -230,7 +294,13 @@ async fn run_once(
     }
 
     let names: Vec<String> = (0..burst).map(|i| format!("burst-{i}")).collect();
+    let cpu_before = (
+        process_ticks(server.pid()),
+        process_ticks(kubelet.0.id()),
+        machine_ticks(),
+    );
     let started = Instant::now();
+    perf_control("enable");
     let sends = futures::stream::iter(names.clone())
         .map(|name| {
             let pool = pool.clone();
@@ -252,6 +322,12 @@ async fn run_once(
     }
     wait_ready(&seen, &names, Duration::from_secs(300)).await?;
     let burst_total = started.elapsed();
+    perf_control("disable");
+    let burst_cpu = BurstCpu {
+        server: ticks(process_ticks(server.pid()).saturating_sub(cpu_before.0)),
+        kubelet: ticks(process_ticks(kubelet.0.id()).saturating_sub(cpu_before.1)),
+        machine: ticks(machine_ticks().saturating_sub(cpu_before.2)),
+    };
     let mut latencies = Vec::new();
     {
         let s = seen.lock().await;
@@ -272,6 +348,7 @@ async fn run_once(
         kubelet_idle_kib,
         kubelet_busy_kib,
         shims_kib: shims,
+        burst_cpu,
     })
 }
 
@@ -306,6 +383,19 @@ pub async fn run_all(
                 o.burst_total.as_secs_f64()
             ),
         );
+        let per = |d: Duration| ms(d) / burst.max(1) as f64;
+        let c = &o.burst_cpu;
+        crate::line(
+            &format!("pod startup ({runtime}): CPU per pod in the burst"),
+            format!(
+                "{:.1} ms in all on the machine: server {:.1} ms, kubelet {:.1} ms, the rest {:.1} ms",
+                per(c.machine),
+                per(c.server),
+                per(c.kubelet),
+                per(c.machine.saturating_sub(c.server + c.kubelet))
+            ),
+        );
+        results[format!("podstart_{runtime}_burst_cpu_ms_per_pod")] = json!(per(c.machine));
         let per_pod =
             o.kubelet_busy_kib.saturating_sub(o.kubelet_idle_kib) as f64 / burst.max(1) as f64;
         crate::line(
