@@ -1,6 +1,6 @@
 //! Service account tokens, as upstream's bound tokens:
 //!
-//! - [`TokenAuthority`] signs JWTs (RS256, key `pki/sa.key`) with the claims upstream
+//! - [`TokenAuthority`] signs JWTs (ES256, or RS256 with an RSA key; `pki/sa.key`) with the claims upstream
 //!   issues (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti` and the `kubernetes.io`
 //!   claim naming the namespace, service account and bound pod, secret or node), and
 //!   authenticates bearer tokens: signature, issuer, times (one minute of leeway),
@@ -122,9 +122,17 @@ struct Jwk<'a> {
     use_: &'static str,
     kty: &'static str,
     kid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crv: Option<&'static str>,
     alg: &'static str,
-    n: String,
-    e: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -259,9 +267,9 @@ impl TokenAuthority {
         &self.key
     }
 
-    /// Signs `claims` as a compact JWS (`RS256`, this key's `kid`).
+    /// Signs `claims` as a compact JWS (the key's algorithm, this key's `kid`).
     pub fn sign(&self, claims: &Value) -> ApiResult<String> {
-        let header = json!({"alg": "RS256", "kid": self.key.key_id()});
+        let header = json!({"alg": self.key.algorithm(), "kid": self.key.key_id()});
         let mut token =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(ApiError::internal)?);
         token.push('.');
@@ -270,7 +278,7 @@ impl TokenAuthority {
         );
         let sig = self
             .key
-            .sign_rs256(token.as_bytes())
+            .sign(token.as_bytes())
             .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(sig));
@@ -343,14 +351,14 @@ impl TokenAuthority {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Malformed("header"))?;
-        if header["alg"] != "RS256" {
+        if header["alg"] != self.key.algorithm() {
             return Err(TokenError::Malformed("unexpected signature algorithm"));
         }
         let sig = URL_SAFE_NO_PAD
             .decode(sig_b64)
             .map_err(|_| TokenError::Malformed("signature"))?;
         let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
-        if !self.key.verify_rs256(signed.as_bytes(), &sig) {
+        if !self.key.verify(signed.as_bytes(), &sig) {
             return Err(TokenError::Signature);
         }
         Ok(Some(claims))
@@ -520,24 +528,39 @@ impl TokenAuthority {
             jwks_uri: &self.jwks_uri,
             response_types_supported: ["id_token"],
             subject_types_supported: ["public"],
-            id_token_signing_alg_values_supported: ["RS256"],
+            id_token_signing_alg_values_supported: [self.key.algorithm()],
         })
         .unwrap_or_default()
     }
 
     /// The JSON Web Key Set of the signing key.
     pub fn jwks(&self) -> Vec<u8> {
-        serde_json::to_vec(&Jwks {
-            keys: vec![Jwk {
-                use_: "sig",
-                kty: "RSA",
-                kid: self.key.key_id(),
-                alg: "RS256",
-                n: URL_SAFE_NO_PAD.encode(self.key.modulus()),
-                e: URL_SAFE_NO_PAD.encode(self.key.exponent()),
-            }],
-        })
-        .unwrap_or_default()
+        let b64 = |v: Vec<u8>| Some(URL_SAFE_NO_PAD.encode(v));
+        let mut jwk = Jwk {
+            use_: "sig",
+            kty: "RSA",
+            kid: self.key.key_id(),
+            crv: None,
+            alg: self.key.algorithm(),
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+        };
+        match self.key.public_jwk() {
+            Ok(pki::sa::PublicJwk::Rsa { n, e }) => {
+                (jwk.n, jwk.e) = (b64(n), b64(e));
+            }
+            Ok(pki::sa::PublicJwk::EcP256 { x, y }) => {
+                (jwk.kty, jwk.crv) = ("EC", Some("P-256"));
+                (jwk.x, jwk.y) = (b64(x), b64(y));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot publish the service account key");
+                return serde_json::to_vec(&Jwks { keys: vec![] }).unwrap_or_default();
+            }
+        }
+        serde_json::to_vec(&Jwks { keys: vec![jwk] }).unwrap_or_default()
     }
 }
 
@@ -780,13 +803,60 @@ mod tests {
     fn authority() -> (tempfile::TempDir, TokenAuthority) {
         let dir = tempfile::tempdir().unwrap();
         let key = pki::sa::ServiceAccountKey::load_or_create(dir.path()).unwrap();
-        let a = TokenAuthority::new(
+        (dir, authority_with(key))
+    }
+
+    fn authority_with(key: pki::sa::ServiceAccountKey) -> TokenAuthority {
+        TokenAuthority::new(
             key,
             DEFAULT_ISSUER,
             &[],
             "https://10.0.0.1:6443/openid/v1/jwks".into(),
-        );
-        (dir, a)
+        )
+    }
+
+    /// The decoded header of a compact JWS.
+    pub(super) fn jws_header(token: &str) -> Value {
+        let b64 = token.split('.').next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
+    }
+
+    /// A token for `a` whose header says `alg`, signed by `a`'s key all the same.
+    fn token_with_alg(a: &TokenAuthority, claims: &Value, alg: &str) -> String {
+        let header = json!({"alg": alg, "kid": a.key().key_id()});
+        let mut t = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
+        t.push('.');
+        t.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap()));
+        let sig = a.key().sign(t.as_bytes()).unwrap();
+        t.push('.');
+        t.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        t
+    }
+
+    #[test]
+    fn an_rsa_key_signs_rs256_and_the_algorithm_must_match() {
+        let rsa = authority_with(pki::sa::ServiceAccountKey::generate_rsa().unwrap());
+        let (_dir, ec) = authority();
+        let sa = json!({"metadata": {"name": "builder", "namespace": "ci", "uid": "u-1"}});
+        for (a, alg, other) in [(&rsa, "RS256", "ES256"), (&ec, "ES256", "RS256")] {
+            let claims = a.claims(&sa, &Binding::default(), a.api_audiences(), 1000, 600, 0);
+            let token = a.sign(&claims).unwrap();
+            assert_eq!(jws_header(&token)["alg"], alg);
+            assert_eq!(a.verify(&token).unwrap().unwrap(), claims);
+            for wrong in [other, "none", "HS256"] {
+                assert!(
+                    matches!(
+                        a.verify(&token_with_alg(a, &claims, wrong)),
+                        Err(TokenError::Malformed(_))
+                    ),
+                    "{alg} key took a token saying {wrong}"
+                );
+            }
+        }
+        // Each key refuses the other's tokens.
+        let claims = rsa.claims(&sa, &Binding::default(), rsa.api_audiences(), 1000, 600, 0);
+        let from_rsa = rsa.sign(&claims).unwrap();
+        assert!(ec.verify(&from_rsa).is_err());
     }
 
     #[test]
@@ -796,13 +866,10 @@ mod tests {
         let sa = json!({"metadata": {"name": "builder", "namespace": "ci", "uid": "u-1"}});
         let claims = a.claims(&sa, &Binding::default(), a.api_audiences(), 1000, 600, 0);
         let token = a.sign(&claims).unwrap();
-        let header: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(token.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(header, json!({"alg": "RS256", "kid": a.key().key_id()}));
+        assert_eq!(
+            jws_header(&token),
+            json!({"alg": "ES256", "kid": a.key().key_id()})
+        );
         assert_eq!(a.verify(&token).unwrap().unwrap(), claims);
         // A changed payload no longer verifies; foreign issuers and non-JWTs are not ours.
         let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
@@ -867,7 +934,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(a.openid_configuration()).unwrap(),
             format!(
-                "{{\"issuer\":\"{DEFAULT_ISSUER}\",\"jwks_uri\":\"https://10.0.0.1:6443/openid/v1/jwks\",\"response_types_supported\":[\"id_token\"],\"subject_types_supported\":[\"public\"],\"id_token_signing_alg_values_supported\":[\"RS256\"]}}"
+                "{{\"issuer\":\"{DEFAULT_ISSUER}\",\"jwks_uri\":\"https://10.0.0.1:6443/openid/v1/jwks\",\"response_types_supported\":[\"id_token\"],\"subject_types_supported\":[\"public\"],\"id_token_signing_alg_values_supported\":[\"ES256\"]}}"
             )
         );
         assert_eq!(conf["issuer"], DEFAULT_ISSUER);
@@ -877,17 +944,41 @@ mod tests {
             (
                 k["use"].as_str(),
                 k["kty"].as_str(),
-                k["alg"].as_str(),
-                k["e"].as_str()
+                k["crv"].as_str(),
+                k["alg"].as_str()
             ),
-            (Some("sig"), Some("RSA"), Some("RS256"), Some("AQAB"))
+            (Some("sig"), Some("EC"), Some("P-256"), Some("ES256"))
         );
         assert_eq!(k["kid"], a.key().key_id());
+        let coord = |c: &str| URL_SAFE_NO_PAD.decode(k[c].as_str().unwrap()).unwrap();
         assert_eq!(
-            URL_SAFE_NO_PAD.decode(k["n"].as_str().unwrap()).unwrap(),
-            a.key().modulus()
+            a.key().public_jwk().unwrap(),
+            pki::sa::PublicJwk::EcP256 {
+                x: coord("x"),
+                y: coord("y")
+            }
         );
-        assert!(String::from_utf8(a.jwks())
+        assert!(k.get("n").is_none() && k.get("e").is_none());
+        // go-jose's field order.
+        let text = String::from_utf8(a.jwks()).unwrap();
+        assert!(text.starts_with("{\"keys\":[{\"use\":\"sig\",\"kty\":\"EC\",\"kid\":"));
+        assert!(text.contains("\"crv\":\"P-256\",\"alg\":\"ES256\",\"x\":"));
+
+        // An RSA key publishes n and e, and RS256.
+        let rsa = authority_with(pki::sa::ServiceAccountKey::generate_rsa().unwrap());
+        let conf: Value = serde_json::from_slice(&rsa.openid_configuration()).unwrap();
+        assert_eq!(
+            conf["id_token_signing_alg_values_supported"],
+            json!(["RS256"])
+        );
+        let jwks: Value = serde_json::from_slice(&rsa.jwks()).unwrap();
+        let k = &jwks["keys"][0];
+        assert_eq!(
+            (k["kty"].as_str(), k["alg"].as_str(), k["e"].as_str()),
+            (Some("RSA"), Some("RS256"), Some("AQAB"))
+        );
+        assert!(k.get("crv").is_none() && k.get("x").is_none());
+        assert!(String::from_utf8(rsa.jwks())
             .unwrap()
             .starts_with("{\"keys\":[{\"use\":\"sig\",\"kty\":\"RSA\",\"kid\":"));
     }
@@ -905,6 +996,7 @@ mod tests {
 mod api_tests {
     use super::*;
     use crate::testing::TestServer;
+    use tests::jws_header;
 
     /// The claims of a JWT, without checking it.
     fn claims_of(token: &str) -> Value {
@@ -1017,26 +1109,25 @@ mod api_tests {
         assert_eq!(resp.headers()["cache-control"], "public, max-age=3600");
         let (_, jwks) = crate::testing::read_json(resp).await;
         let key = &jwks["keys"][0];
-        let header: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(jwt.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
+        let header = jws_header(jwt);
         assert_eq!(header["kid"], key["kid"]);
-        assert_eq!(header["alg"], "RS256");
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(
+            (key["kty"].as_str(), key["crv"].as_str()),
+            (Some("EC"), Some("P-256"))
+        );
         let (signed, sig) = jwt.rsplit_once('.').unwrap();
-        let public = aws_lc_rs::signature::RsaPublicKeyComponents {
-            n: URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap(),
-            e: URL_SAFE_NO_PAD.decode(key["e"].as_str().unwrap()).unwrap(),
-        };
-        public
-            .verify(
-                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-                signed.as_bytes(),
-                &URL_SAFE_NO_PAD.decode(sig).unwrap(),
-            )
-            .unwrap();
+        // The uncompressed point: 0x04, X, Y.
+        let mut point = vec![4u8];
+        for c in ["x", "y"] {
+            point.extend(URL_SAFE_NO_PAD.decode(key[c].as_str().unwrap()).unwrap());
+        }
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+            &point,
+        )
+        .verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap())
+        .unwrap();
         let (code, conf) = api
             .call("GET", "/.well-known/openid-configuration", None)
             .await;

@@ -1,13 +1,14 @@
-//! The service account signing key: an RSA 2048 key kept as `sa.key` (PKCS#8 PEM)
-//! beside the CA, with its public half in `sa.pub` (PKIX PEM), as kubeadm lays them
-//! out. It signs service account tokens with RS256 and checks their signatures; its
-//! key ID is the one upstream derives (unpadded base64url of the SHA-256 of the PKIX
-//! public key).
+//! The service account signing key, kept as `sa.key` (PKCS#8 PEM) beside the CA with
+//! its public half in `sa.pub` (PKIX PEM), as kubeadm lays them out. A new key is ECDSA
+//! P-256 (kubeadm's `encryptionAlgorithm: ECDSA-P256`) and signs tokens with ES256: a
+//! signature costs a few hundredths of a millisecond where RSA 2048 costs about one,
+//! and every pod start asks for a token. An existing RSA key (PKCS#8, or PKCS#1 as
+//! older tools write) is kept and signs with RS256. The key ID is the one upstream
+//! derives (unpadded base64url of the SHA-256 of the PKIX public key).
 
 use crate::{read, write_private, PkiError};
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
+use aws_lc_rs::encoding::{AsBigEndian, AsDer, EcPublicKeyUncompressedBin, PublicKeyX509Der};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, UnparsedPublicKey};
 use base64::Engine;
 use std::path::Path;
 
@@ -16,9 +17,24 @@ pub const SA_KEY: &str = "sa.key";
 /// File name of the public key.
 pub const SA_PUB: &str = "sa.pub";
 
+/// The private key, by kind.
+enum Signer {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    EcP256(EcdsaKeyPair),
+}
+
+/// The public key as a JSON Web Key needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicJwk {
+    /// `kty: RSA`: modulus and public exponent, big-endian without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// `kty: EC`, `crv: P-256`: the point's coordinates, 32 bytes each.
+    EcP256 { x: Vec<u8>, y: Vec<u8> },
+}
+
 /// The key that signs service account tokens.
 pub struct ServiceAccountKey {
-    key: KeyPair,
+    key: Signer,
     public_pkix: Vec<u8>,
     key_id: String,
 }
@@ -26,6 +42,7 @@ pub struct ServiceAccountKey {
 impl std::fmt::Debug for ServiceAccountKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceAccountKey")
+            .field("algorithm", &self.algorithm())
             .field("key_id", &self.key_id)
             .finish()
     }
@@ -60,39 +77,65 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// Parses a private key PEM: PKCS#8 (RSA or EC P-256), PKCS#1 RSA, or SEC1 EC.
+fn parse_private(pem: &str, path: &Path) -> Result<Signer, PkiError> {
+    let bad = |e: &dyn std::fmt::Display| crypto(&format!("{}: {e}", path.display()));
+    let ec = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    if let Some(der) = pem_block(pem, "PRIVATE KEY") {
+        match aws_lc_rs::rsa::KeyPair::from_pkcs8(&der) {
+            Ok(k) => Ok(Signer::Rsa(k)),
+            Err(rsa_err) => EcdsaKeyPair::from_pkcs8(ec, &der)
+                .map(Signer::EcP256)
+                .map_err(|_| bad(&rsa_err)),
+        }
+    } else if let Some(der) = pem_block(pem, "RSA PRIVATE KEY") {
+        aws_lc_rs::rsa::KeyPair::from_der(&der)
+            .map(Signer::Rsa)
+            .map_err(|e| bad(&e))
+    } else if let Some(der) = pem_block(pem, "EC PRIVATE KEY") {
+        EcdsaKeyPair::from_private_key_der(ec, &der)
+            .map(Signer::EcP256)
+            .map_err(|e| bad(&e))
+    } else {
+        Err(bad(&"no RSA or ECDSA P-256 private key found"))
+    }
+}
+
 impl ServiceAccountKey {
-    /// Loads `sa.key` from `dir`, or generates it (and `sa.pub`) on first use. A
-    /// PKCS#1 (`RSA PRIVATE KEY`) file, as older tools write, is accepted too.
+    /// Loads `sa.key` from `dir`, or generates an ECDSA P-256 one (and `sa.pub`) on
+    /// first use.
     pub fn load_or_create(dir: &Path) -> Result<ServiceAccountKey, PkiError> {
         let key_path = dir.join(SA_KEY);
         if let Some(pem) = read(&key_path)? {
-            let key = if let Some(der) = pem_block(&pem, "PRIVATE KEY") {
-                KeyPair::from_pkcs8(&der)
-            } else if let Some(der) = pem_block(&pem, "RSA PRIVATE KEY") {
-                KeyPair::from_der(&der)
-            } else {
-                return Err(crypto(&format!(
-                    "{}: no RSA private key found",
-                    key_path.display()
-                )));
-            }
-            .map_err(|e| crypto(&format!("{}: {e}", key_path.display())))?;
-            return ServiceAccountKey::from_key(key);
+            return ServiceAccountKey::from_signer(parse_private(&pem, &key_path)?);
         }
-        let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| crypto("generating RSA key"))?;
-        let der: Pkcs8V1Der<'static> = key.as_der().map_err(|_| crypto("encoding the RSA key"))?;
-        let sa = ServiceAccountKey::from_key(key)?;
+        let key = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(|_| crypto("generating the ECDSA key"))?;
+        let der = key
+            .to_pkcs8v1()
+            .map_err(|_| crypto("encoding the ECDSA key"))?;
+        let sa = ServiceAccountKey::from_signer(Signer::EcP256(key))?;
         write_private(&key_path, &to_pem("PRIVATE KEY", der.as_ref()))?;
         write_private(&dir.join(SA_PUB), &sa.public_pem())?;
         Ok(sa)
     }
 
-    fn from_key(key: KeyPair) -> Result<ServiceAccountKey, PkiError> {
-        let pkix: PublicKeyX509Der<'static> = key
-            .public_key()
-            .as_der()
-            .map_err(|_| crypto("encoding the public key"))?;
-        let public_pkix = pkix.as_ref().to_vec();
+    /// A new RSA 2048 key, not stored anywhere (tests of RS256 tokens).
+    pub fn generate_rsa() -> Result<ServiceAccountKey, PkiError> {
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|_| crypto("generating the RSA key"))?;
+        ServiceAccountKey::from_signer(Signer::Rsa(key))
+    }
+
+    fn from_signer(key: Signer) -> Result<ServiceAccountKey, PkiError> {
+        let pkix: Result<PublicKeyX509Der<'static>, _> = match &key {
+            Signer::Rsa(k) => k.public_key().as_der(),
+            Signer::EcP256(k) => k.public_key().as_der(),
+        };
+        let public_pkix = pkix
+            .map_err(|_| crypto("encoding the public key"))?
+            .as_ref()
+            .to_vec();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public_pkix);
         let key_id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
         Ok(ServiceAccountKey {
@@ -100,6 +143,14 @@ impl ServiceAccountKey {
             public_pkix,
             key_id,
         })
+    }
+
+    /// The JWS algorithm this key signs with: `RS256` or `ES256`.
+    pub fn algorithm(&self) -> &'static str {
+        match self.key {
+            Signer::Rsa(_) => "RS256",
+            Signer::EcP256(_) => "ES256",
+        }
     }
 
     /// The key ID (`kid`) tokens and the JWKS name this key by.
@@ -117,42 +168,69 @@ impl ServiceAccountKey {
         to_pem("PUBLIC KEY", &self.public_pkix)
     }
 
-    /// The RSA modulus, big-endian without leading zeros (JWK `n`).
-    pub fn modulus(&self) -> Vec<u8> {
-        self.key
-            .public_key()
-            .modulus()
-            .big_endian_without_leading_zero()
-            .to_vec()
+    /// The public key's JSON Web Key parameters.
+    pub fn public_jwk(&self) -> Result<PublicJwk, PkiError> {
+        match &self.key {
+            Signer::Rsa(k) => Ok(PublicJwk::Rsa {
+                n: k.public_key()
+                    .modulus()
+                    .big_endian_without_leading_zero()
+                    .to_vec(),
+                e: k.public_key()
+                    .exponent()
+                    .big_endian_without_leading_zero()
+                    .to_vec(),
+            }),
+            Signer::EcP256(k) => {
+                let point: EcPublicKeyUncompressedBin<'static> = k
+                    .public_key()
+                    .as_be_bytes()
+                    .map_err(|_| crypto("encoding the public key"))?;
+                // 0x04, then X and Y of 32 bytes each.
+                match point.as_ref() {
+                    [4, xy @ ..] if xy.len() == 64 => Ok(PublicJwk::EcP256 {
+                        x: xy[..32].to_vec(),
+                        y: xy[32..].to_vec(),
+                    }),
+                    _ => Err(crypto("unexpected P-256 public key encoding")),
+                }
+            }
+        }
     }
 
-    /// The RSA public exponent, big-endian without leading zeros (JWK `e`).
-    pub fn exponent(&self) -> Vec<u8> {
-        self.key
-            .public_key()
-            .exponent()
-            .big_endian_without_leading_zero()
-            .to_vec()
-    }
-
-    /// Signs `msg` with RSASSA-PKCS1-v1_5 over SHA-256 (JWS `RS256`).
-    pub fn sign_rs256(&self, msg: &[u8]) -> Result<Vec<u8>, PkiError> {
-        let mut sig = vec![0; self.key.public_modulus_len()];
+    /// Signs `msg` as a JWS of [`Self::algorithm`]: RSASSA-PKCS1-v1_5 over SHA-256, or
+    /// ECDSA P-256 over SHA-256 with the fixed-length `R || S` signature JWS wants.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, PkiError> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.key
-            .sign(&signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig)
-            .map_err(|_| crypto("signing"))?;
-        Ok(sig)
+        match &self.key {
+            Signer::Rsa(k) => {
+                let mut sig = vec![0; k.public_modulus_len()];
+                k.sign(&signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig)
+                    .map_err(|_| crypto("signing"))?;
+                Ok(sig)
+            }
+            Signer::EcP256(k) => k
+                .sign(&rng, msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| crypto("signing")),
+        }
     }
 
-    /// Whether `sig` is this key's RS256 signature of `msg`.
-    pub fn verify_rs256(&self, msg: &[u8], sig: &[u8]) -> bool {
-        UnparsedPublicKey::new(
-            &signature::RSA_PKCS1_2048_8192_SHA256,
-            self.key.public_key().as_ref(),
-        )
-        .verify(msg, sig)
-        .is_ok()
+    /// Whether `sig` is this key's signature of `msg` in [`Self::algorithm`].
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match &self.key {
+            Signer::Rsa(k) => UnparsedPublicKey::new(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                k.public_key().as_ref(),
+            )
+            .verify(msg, sig)
+            .is_ok(),
+            Signer::EcP256(k) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref())
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+        }
     }
 }
 
@@ -161,21 +239,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_persists_signs_and_verifies() {
+    fn new_key_is_p256_persists_signs_and_verifies() {
         let dir = tempfile::tempdir().unwrap();
         let key = ServiceAccountKey::load_or_create(dir.path()).unwrap();
         let again = ServiceAccountKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.algorithm(), "ES256");
         assert_eq!(key.key_id(), again.key_id(), "key regenerated on reload");
         assert_eq!(key.key_id().len(), 43, "unpadded base64url of 32 bytes");
-        assert_eq!(key.modulus().len(), 256);
-        assert_eq!(key.exponent(), vec![1, 0, 1]);
-        let sig = key.sign_rs256(b"header.claims").unwrap();
-        assert!(again.verify_rs256(b"header.claims", &sig));
-        assert!(!again.verify_rs256(b"header.claimz", &sig));
+        match key.public_jwk().unwrap() {
+            PublicJwk::EcP256 { x, y } => assert_eq!((x.len(), y.len()), (32, 32)),
+            other => panic!("not an EC key: {other:?}"),
+        }
+        let sig = key.sign(b"header.claims").unwrap();
+        assert_eq!(sig.len(), 64, "fixed R || S");
+        assert!(again.verify(b"header.claims", &sig));
+        assert!(!again.verify(b"header.claimz", &sig));
         let public = std::fs::read_to_string(dir.path().join(SA_PUB)).unwrap();
         assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
         assert_eq!(pem_block(&public, "PUBLIC KEY").unwrap(), key.public_pkix());
         let private = std::fs::read_to_string(dir.path().join(SA_KEY)).unwrap();
         assert!(private.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    }
+
+    #[test]
+    fn an_existing_rsa_key_is_kept_and_signs_rs256() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = rsa.as_der().unwrap();
+        std::fs::write(dir.path().join(SA_KEY), to_pem("PRIVATE KEY", der.as_ref())).unwrap();
+        let key = ServiceAccountKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.algorithm(), "RS256");
+        match key.public_jwk().unwrap() {
+            PublicJwk::Rsa { n, e } => {
+                assert_eq!(n.len(), 256);
+                assert_eq!(e, vec![1, 0, 1]);
+            }
+            other => panic!("not an RSA key: {other:?}"),
+        }
+        let sig = key.sign(b"header.claims").unwrap();
+        assert_eq!(sig.len(), 256);
+        assert!(key.verify(b"header.claims", &sig));
+        assert!(!key.verify(b"header.claimz", &sig));
+        assert!(!dir.path().join(SA_PUB).exists(), "loading writes nothing");
+    }
+
+    #[test]
+    fn a_sec1_ec_key_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let ec = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let sec1: aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'static> =
+            ec.private_key().as_der().unwrap();
+        std::fs::write(
+            dir.path().join(SA_KEY),
+            to_pem("EC PRIVATE KEY", sec1.as_ref()),
+        )
+        .unwrap();
+        let key = ServiceAccountKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.algorithm(), "ES256");
+        let pkix: PublicKeyX509Der<'static> = ec.public_key().as_der().unwrap();
+        assert_eq!(key.public_pkix(), pkix.as_ref());
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SA_KEY), "not a key").unwrap();
+        assert!(ServiceAccountKey::load_or_create(dir.path()).is_err());
+        std::fs::write(dir.path().join(SA_KEY), to_pem("PRIVATE KEY", b"junk")).unwrap();
+        assert!(ServiceAccountKey::load_or_create(dir.path()).is_err());
     }
 }
