@@ -73,6 +73,22 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// (`run <dir>` or `exec <dir> <token> <cmd>...`); leading arguments before the mode word
 /// (such as the program name or `container-shim`) are skipped. Returns the exit code.
 pub fn shim_main(args: Vec<OsString>) -> i32 {
+    shim_main_with(args, Detach::Fork)
+}
+
+/// How a `run` shim leaves the process that started it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detach {
+    /// Started as a new process whose starter waits for it: fork, and let the first
+    /// process exit.
+    Fork,
+    /// Forked by the launcher, which ignores `SIGCHLD` and waits for nothing: this
+    /// process already is the detached one.
+    AlreadyForked,
+}
+
+/// [`shim_main`], told how `run` detaches.
+pub(crate) fn shim_main_with(args: Vec<OsString>, detach: Detach) -> i32 {
     let Some(pos) = args
         .iter()
         .position(|a| a == "run" || a == "exec" || a == "exec-tty" || a == "zygote")
@@ -88,7 +104,7 @@ pub fn shim_main(args: Vec<OsString>) -> i32 {
         crate::zygote::zygote_main()
     } else if mode == "run" {
         match rest.first() {
-            Some(dir) if rest.len() == 1 => run_shim(PathBuf::from(dir)),
+            Some(dir) if rest.len() == 1 => run_shim(PathBuf::from(dir), detach),
             _ => {
                 eprintln!("usage: container-shim run <container-dir>");
                 2
@@ -139,7 +155,7 @@ fn report(status: &mut Option<File>, rep: &StartReport) {
     }
 }
 
-fn run_shim(dir: PathBuf) -> i32 {
+fn run_shim(dir: PathBuf, detach: Detach) -> i32 {
     let cdir = ContainerDir::new(dir);
     let mut status = match take_status_channel() {
         Ok(f) => Some(f),
@@ -173,15 +189,16 @@ fn run_shim(dir: PathBuf) -> i32 {
         }
     };
     // Detach: the starter reaps the first process right away; the second one runs on in
-    // its own session.
+    // its own session. A shim the launcher forked is not waited for and skips the fork.
     // SAFETY: the shim is single-threaded here (fresh process, no threads started).
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+    match (detach == Detach::Fork).then(|| unsafe { nix::unistd::fork() }) {
+        None => {}
+        Some(Ok(nix::unistd::ForkResult::Parent { .. })) => {
             // SAFETY: leaving the forked-off parent without running destructors.
             unsafe { libc::_exit(0) }
         }
-        Ok(nix::unistd::ForkResult::Child) => {}
-        Err(e) => {
+        Some(Ok(nix::unistd::ForkResult::Child)) => {}
+        Some(Err(e)) => {
             let error = format!("container shim: fork: {e}");
             report(
                 &mut status,

@@ -9,9 +9,10 @@
 //! Protocol, over a `SOCK_SEQPACKET` socket pair whose launcher end is its fd 3: each
 //! request is one message holding the shim's arguments (NUL-separated) with its stdin,
 //! stdout and stderr attached as `SCM_RIGHTS`; the answer is one message, the forked
-//! process's pid in decimal or `error: <why>`. The launcher ignores `SIGCHLD`, so the
-//! kernel reaps the shims' first processes (they exit as soon as they have forked the
-//! real shim), and exits when the runtime's end of the socket closes.
+//! process's pid in decimal or `error: <why>`. The forked process is the shim itself:
+//! it starts its own session without a second fork, since the launcher ignores
+//! `SIGCHLD` (the kernel reaps the shims when they exit) and waits for nothing. The
+//! launcher exits when the runtime's end of the socket closes.
 //!
 //! The forked shim renames itself (`container-shim run <dir>`, written over the
 //! launcher's argument area, which is padded for it) so `ps` and anything that looks for
@@ -252,7 +253,7 @@ fn run_child(stdio: [OwnedFd; 3], args: Vec<OsString>, title: Option<TitleArea>)
         }
         t.set(&name);
     }
-    crate::shim::shim_main(args)
+    crate::shim::shim_main_with(args, crate::shim::Detach::AlreadyForked)
 }
 
 fn receive(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
