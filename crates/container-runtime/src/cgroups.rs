@@ -439,34 +439,72 @@ impl PodCgroup {
 /// copied from the parent; v2 controllers are enabled on the way down).
 pub(crate) fn create_cgroup(cgroup: &str) -> Result<(), Error> {
     let rel = relative(cgroup)?;
-    let v2 = version() == CgroupVersion::V2;
-    for root in hierarchy_roots() {
-        let is_cpuset = !v2 && root.join("cpuset.cpus").exists();
-        let mut dir = root.clone();
-        for part in rel.components() {
-            let parent = dir.clone();
-            dir.push(part);
-            if v2 {
-                enable_v2_controllers(&parent);
-            }
-            if dir.is_dir() {
-                continue;
-            }
-            match fs::create_dir(&dir) {
+    if version() == CgroupVersion::V2 {
+        for root in hierarchy_roots() {
+            create_v2(&root, &rel)?;
+        }
+        return Ok(());
+    }
+    let m = mounts();
+    let roots =
+        m.v1.iter()
+            .map(|(c, p)| (p, c.iter().any(|c| c == "cpuset")))
+            .chain(m.v2.iter().map(|p| (p, false)));
+    for (root, is_cpuset) in roots {
+        create_v1(root, &root.join(&rel), is_cpuset)?;
+    }
+    Ok(())
+}
+
+/// Makes `dir` in a v1 hierarchy (or a hybrid setup's v2 mount), and its missing
+/// parents down to `root`. The first `mkdir` is tried right away: when the parent
+/// exists, as it does for every pod but the first, that is all it costs. A new cpuset
+/// cgroup gets its parent's cpus and mems (v1 leaves them empty).
+fn create_v1(root: &Path, dir: &Path, is_cpuset: bool) -> Result<(), Error> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && dir != root => {
+            let Some(parent) = dir.parent() else {
+                return Err(cg_err(dir, e));
+            };
+            create_v1(root, parent, is_cpuset)?;
+            match fs::create_dir(dir) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(cg_err(&dir, e)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) => return Err(cg_err(dir, e)),
             }
-            if is_cpuset {
-                for f in ["cpuset.cpus", "cpuset.mems"] {
-                    let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
-                    if cur.trim().is_empty() {
-                        let v =
-                            fs::read_to_string(parent.join(f)).map_err(|e| cg_err(&parent, e))?;
-                        write_file(&dir, f, v.trim())?;
-                    }
-                }
+        }
+        Err(e) => return Err(cg_err(dir, e)),
+    }
+    if is_cpuset {
+        let parent = dir.parent().unwrap_or(root);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+            if cur.trim().is_empty() {
+                let v = fs::read_to_string(parent.join(f)).map_err(|e| cg_err(parent, e))?;
+                write_file(dir, f, v.trim())?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `rel` under the v2 `root` one level at a time, enabling the controllers of
+/// each level in its parent first so the new group gets them.
+fn create_v2(root: &Path, rel: &Path) -> Result<(), Error> {
+    let mut dir = root.to_path_buf();
+    for part in rel.components() {
+        let parent = dir.clone();
+        dir.push(part);
+        enable_v2_controllers(&parent);
+        if dir.is_dir() {
+            continue;
+        }
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(cg_err(&dir, e)),
         }
     }
     Ok(())
