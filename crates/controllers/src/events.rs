@@ -13,6 +13,11 @@
 //! - spam filtering: per source and object, a token bucket of 25 events refilled at one
 //!   every 5 minutes; events beyond it are dropped.
 //!
+//! A broadcaster may also limit how fast it writes, as the client that upstream's
+//! kubelet gives its event recorder does (`--event-qps`, `--event-burst`): a token
+//! bucket in front of every create or patch, which delays events (never drops them), so
+//! a burst of pod starts does not also become a burst of event writes.
+//!
 //! New events are named `<object name>.<hex unix nanoseconds>` in the object's
 //! namespace (`default` for cluster-scoped objects), with `source.component` and
 //! `reportingComponent` set to the recorder's component.
@@ -79,6 +84,58 @@ impl Default for CorrelatorOptions {
     }
 }
 
+/// A rate limit on event writes: `qps` per second on average, up to `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WriteLimit {
+    pub qps: f64,
+    pub burst: u32,
+}
+
+impl WriteLimit {
+    /// The limit of upstream's flags: none when `qps` is 0 or less (as upstream's
+    /// `eventRecordQPS: 0`), else `qps` per second with bursts of `burst` (at least 1).
+    pub fn from_flags(qps: f64, burst: u32) -> Option<WriteLimit> {
+        (qps > 0.0).then_some(WriteLimit {
+            qps,
+            burst: burst.max(1),
+        })
+    }
+}
+
+/// client-go's token bucket: starts full, refills at `qps`, each write takes a token
+/// and waits for one when there is none.
+struct TokenBucket {
+    limit: WriteLimit,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    fn new(limit: WriteLimit) -> Self {
+        TokenBucket {
+            limit,
+            tokens: f64::from(limit.burst),
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes a token, waiting until one is there.
+    async fn take(&mut self) {
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.limit.qps;
+        self.tokens = (self.tokens + refill).min(f64::from(self.limit.burst));
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens < 0.0 {
+            // The debt is paid off at the refill rate; later refills start from then.
+            let wait = Duration::from_secs_f64(-self.tokens / self.limit.qps);
+            tokio::time::sleep(wait).await;
+            self.tokens = 0.0;
+            self.at = now + wait;
+        }
+    }
+}
+
 struct Pending {
     source: Arc<EventSource>,
     involved: ObjectReference,
@@ -103,8 +160,19 @@ impl EventBroadcaster {
 
     /// Starts the writer with custom correlation settings.
     pub fn with_options(client: Client, options: CorrelatorOptions) -> Self {
+        Self::with_write_limit(client, options, None)
+    }
+
+    /// Starts the writer with custom correlation settings and, if given, a limit on
+    /// the rate of writes to the API.
+    pub fn with_write_limit(
+        client: Client,
+        options: CorrelatorOptions,
+        limit: Option<WriteLimit>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
-        tokio::spawn(write_events(client, rx, Correlator::new(options)));
+        let bucket = limit.map(TokenBucket::new);
+        tokio::spawn(write_events(client, rx, Correlator::new(options), bucket));
         EventBroadcaster { tx }
     }
 
@@ -456,7 +524,12 @@ impl Correlator {
 const MAX_TRIES_PER_EVENT: u32 = 12;
 const RETRY_SLEEP: Duration = Duration::from_secs(10);
 
-async fn write_events(client: Client, mut rx: mpsc::Receiver<Pending>, mut correlator: Correlator) {
+async fn write_events(
+    client: Client,
+    mut rx: mpsc::Receiver<Pending>,
+    mut correlator: Correlator,
+    mut bucket: Option<TokenBucket>,
+) {
     while let Some(p) = rx.recv().await {
         let Some(c) = correlator.correlate(&p, Instant::now(), jiff::Timestamp::now()) else {
             continue;
@@ -464,6 +537,9 @@ async fn write_events(client: Client, mut rx: mpsc::Receiver<Pending>, mut corre
         let namespace = c.event.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
         for attempt in 1..=MAX_TRIES_PER_EVENT {
+            if let Some(b) = bucket.as_mut() {
+                b.take().await;
+            }
             match write_one(&api, &c).await {
                 Ok(written) => {
                     correlator.written(&c.key, &written);
@@ -512,6 +588,47 @@ async fn write_one(api: &Api<Event>, c: &Correlated) -> Result<Event, Controller
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_lets_a_burst_through_then_paces() {
+        let start = Instant::now();
+        let mut b = TokenBucket::new(WriteLimit { qps: 2.0, burst: 3 });
+        for _ in 0..3 {
+            b.take().await;
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the burst waits for nothing"
+        );
+        b.take().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        b.take().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
+        // Idle time refills, up to the burst and no further.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let idle_end = Instant::now();
+        for _ in 0..3 {
+            b.take().await;
+        }
+        assert_eq!(idle_end.elapsed(), Duration::ZERO);
+        b.take().await;
+        assert_eq!(idle_end.elapsed(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn write_limit_from_upstream_flags() {
+        assert_eq!(WriteLimit::from_flags(0.0, 100), None, "0 means unlimited");
+        assert_eq!(WriteLimit::from_flags(-1.0, 100), None);
+        assert_eq!(
+            WriteLimit::from_flags(50.0, 100),
+            Some(WriteLimit {
+                qps: 50.0,
+                burst: 100
+            })
+        );
+        assert_eq!(WriteLimit::from_flags(5.0, 0).map(|l| l.burst), Some(1));
+    }
 
     fn pending(reason: &str, message: &str) -> Pending {
         Pending {

@@ -85,6 +85,12 @@ pub struct KubeletConfig {
     /// How often the static pod manifests are read again.
     #[arg(long, value_parser = parse_duration, default_value = "20s")]
     pub file_check_frequency: Duration,
+    /// Most event writes per second (upstream's default); 0 for no limit.
+    #[arg(long, default_value_t = 50.0)]
+    pub event_qps: f64,
+    /// Event writes allowed at once before `--event-qps` paces them.
+    #[arg(long, default_value_t = 100)]
+    pub event_burst: u32,
     /// Hard eviction thresholds (`memory.available<100Mi,nodefs.available<10%`).
     #[arg(long, default_value = crate::eviction::DEFAULT_EVICTION_HARD)]
     pub eviction_hard: String,
@@ -197,6 +203,8 @@ impl KubeletConfig {
             file_check_frequency: Duration::from_secs(20),
             manifest_url: None,
             http_check_frequency: Duration::from_secs(20),
+            event_qps: 50.0,
+            event_burst: 100,
             eviction_hard: crate::eviction::DEFAULT_EVICTION_HARD.into(),
             eviction_monitoring_interval: Duration::from_secs(10),
             eviction_soft: String::new(),

@@ -223,7 +223,13 @@ pub async fn run(
         shim_program: shim.program,
         shim_args: shim.args,
     })?;
-    let broadcaster = EventBroadcaster::new(client.clone());
+    // Upstream gives the event recorder its own client limited by --event-qps and
+    // --event-burst, so a burst of pod starts is not also a burst of event writes.
+    let broadcaster = EventBroadcaster::with_write_limit(
+        client.clone(),
+        Default::default(),
+        controllers::events::WriteLimit::from_flags(config.event_qps, config.event_burst),
+    );
     let recorder = broadcaster.recorder_with_source(EventSource {
         component: Some("kubelet".into()),
         host: Some(node_name.clone()),
