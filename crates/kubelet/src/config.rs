@@ -86,8 +86,8 @@ pub struct KubeletConfig {
     #[arg(long, value_parser = parse_duration, default_value = "20s")]
     pub file_check_frequency: Duration,
     /// Most event writes per second (upstream's default); 0 for no limit.
-    #[arg(long, default_value_t = 50.0)]
-    pub event_qps: f64,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i32).range(0..))]
+    pub event_qps: i32,
     /// Event writes allowed at once before `--event-qps` paces them.
     #[arg(long, default_value_t = 100)]
     pub event_burst: u32,
@@ -203,7 +203,7 @@ impl KubeletConfig {
             file_check_frequency: Duration::from_secs(20),
             manifest_url: None,
             http_check_frequency: Duration::from_secs(20),
-            event_qps: 50.0,
+            event_qps: 50,
             event_burst: 100,
             eviction_hard: crate::eviction::DEFAULT_EVICTION_HARD.into(),
             eviction_monitoring_interval: Duration::from_secs(10),
@@ -249,4 +249,38 @@ impl KubeletConfig {
 /// A Go duration flag value (`10s`, `1m30s`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     controllers::config::parse_go_duration(s).ok_or_else(|| format!("invalid duration {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kubelet: KubeletConfig,
+    }
+
+    #[test]
+    fn event_limits_default_and_bounds_as_upstream() {
+        let c = Cli::try_parse_from(["kubelet"]).unwrap().kubelet;
+        assert_eq!((c.event_qps, c.event_burst), (50, 100));
+        let default = KubeletConfig::under("/tmp/k");
+        assert_eq!((default.event_qps, default.event_burst), (50, 100));
+        let c = Cli::try_parse_from(["kubelet", "--event-qps", "0", "--event-burst", "7"])
+            .unwrap()
+            .kubelet;
+        assert_eq!((c.event_qps, c.event_burst), (0, 7));
+        for bad in [
+            ["--event-qps", "-1"],
+            ["--event-qps", "1.5"],
+            ["--event-burst", "-1"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["kubelet", bad[0], bad[1]]).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
 }

@@ -228,7 +228,10 @@ pub async fn run(
     let broadcaster = EventBroadcaster::with_write_limit(
         client.clone(),
         Default::default(),
-        controllers::events::WriteLimit::from_flags(config.event_qps, config.event_burst),
+        controllers::events::WriteLimit::from_flags(
+            f64::from(config.event_qps),
+            config.event_burst,
+        ),
     );
     let recorder = broadcaster.recorder_with_source(EventSource {
         component: Some("kubelet".into()),
