@@ -1,8 +1,9 @@
 //! The per-container shim (conmon's role), run as `ferrokube container-shim ...`.
 //!
-//! `run <container dir>`: reads the container record, detaches (fork, the first process
-//! exits at once, the second calls `setsid` and becomes a child subreaper so it is the
-//! parent of the container process even when runc/crun exit after `create`), creates and
+//! `run <container dir>`: reads the container record, detaches (started as a new process:
+//! fork, the first process exits at once; forked by the launcher: no second fork), calls
+//! `setsid` and becomes a child subreaper so it is the parent of the container process
+//! even when runc/crun exit after `create`, creates and
 //! starts the container with its stdout/stderr on pipes, reports `{"pid":N}` or
 //! `{"error":"..."}` on its original stdout (a pipe the starter reads to EOF), then copies
 //! the container's output into the CRI log file until the container exits, reads the

@@ -15,7 +15,7 @@
 //!
 //! A broadcaster may also limit how fast it writes, as the client that upstream's
 //! kubelet gives its event recorder does (`--event-qps`, `--event-burst`): a token
-//! bucket in front of every create or patch, which delays events (never drops them), so
+//! bucket in front of every create or patch request, which delays events (never drops them), so
 //! a burst of pod starts does not also become a burst of event writes.
 //!
 //! New events are named `<object name>.<hex unix nanoseconds>` in the object's
@@ -91,14 +91,23 @@ pub struct WriteLimit {
     pub burst: u32,
 }
 
+/// client-go's rate of a client whose config leaves QPS at 0.
+const CLIENT_DEFAULT_QPS: f64 = 5.0;
+/// client-go's burst of a client whose config leaves Burst at 0.
+const CLIENT_DEFAULT_BURST: u32 = 10;
+
 impl WriteLimit {
-    /// The limit of upstream's flags: none when `qps` is 0 or less (as upstream's
-    /// `eventRecordQPS: 0`), else `qps` per second with bursts of `burst` (at least 1).
+    /// The limit upstream's kubelet gets from `eventRecordQPS` and `eventBurst`, which
+    /// it copies into its event client's config: there 0 means client-go's defaults
+    /// (5 per second, bursts of 10) and a negative rate means no limit.
     pub fn from_flags(qps: f64, burst: u32) -> Option<WriteLimit> {
-        (qps > 0.0).then_some(WriteLimit {
-            qps,
-            burst: burst.max(1),
-        })
+        let qps = if qps == 0.0 { CLIENT_DEFAULT_QPS } else { qps };
+        let burst = if burst == 0 {
+            CLIENT_DEFAULT_BURST
+        } else {
+            burst
+        };
+        (qps > 0.0).then_some(WriteLimit { qps, burst })
     }
 }
 
@@ -537,10 +546,7 @@ async fn write_events(
         let namespace = c.event.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
         for attempt in 1..=MAX_TRIES_PER_EVENT {
-            if let Some(b) = bucket.as_mut() {
-                b.take().await;
-            }
-            match write_one(&api, &c).await {
+            match write_one(&api, &c, bucket.as_mut()).await {
                 Ok(written) => {
                     correlator.written(&c.key, &written);
                     break;
@@ -564,8 +570,18 @@ async fn write_events(
     }
 }
 
-async fn write_one(api: &Api<Event>, c: &Correlated) -> Result<Event, ControllerError> {
+/// Writes one event: a patch of the earlier one, or a create (also when the earlier one
+/// is gone). Each request first takes a token from `bucket`, as client-go's limiter
+/// counts requests.
+async fn write_one(
+    api: &Api<Event>,
+    c: &Correlated,
+    mut bucket: Option<&mut TokenBucket>,
+) -> Result<Event, ControllerError> {
     if let Some(patch) = &c.patch {
+        if let Some(b) = bucket.as_deref_mut() {
+            b.take().await;
+        }
         let name = c.event.metadata.name.clone().unwrap_or_default();
         match api
             .patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -579,6 +595,9 @@ async fn write_one(api: &Api<Event>, c: &Correlated) -> Result<Event, Controller
                 }
             }
         }
+    }
+    if let Some(b) = bucket {
+        b.take().await;
     }
     let mut event = c.event.clone();
     event.metadata.resource_version = None;
@@ -618,8 +637,19 @@ mod tests {
 
     #[test]
     fn write_limit_from_upstream_flags() {
-        assert_eq!(WriteLimit::from_flags(0.0, 100), None, "0 means unlimited");
-        assert_eq!(WriteLimit::from_flags(-1.0, 100), None);
+        assert_eq!(
+            WriteLimit::from_flags(0.0, 0),
+            Some(WriteLimit {
+                qps: 5.0,
+                burst: 10
+            }),
+            "0 means client-go's defaults"
+        );
+        assert_eq!(
+            WriteLimit::from_flags(-1.0, 100),
+            None,
+            "negative: no limit"
+        );
         assert_eq!(
             WriteLimit::from_flags(50.0, 100),
             Some(WriteLimit {
@@ -627,7 +657,7 @@ mod tests {
                 burst: 100
             })
         );
-        assert_eq!(WriteLimit::from_flags(5.0, 0).map(|l| l.burst), Some(1));
+        assert_eq!(WriteLimit::from_flags(7.0, 0).map(|l| l.burst), Some(10));
     }
 
     fn pending(reason: &str, message: &str) -> Pending {

@@ -85,7 +85,8 @@ pub struct KubeletConfig {
     /// How often the static pod manifests are read again.
     #[arg(long, value_parser = parse_duration, default_value = "20s")]
     pub file_check_frequency: Duration,
-    /// Most event writes per second (upstream's default); 0 for no limit.
+    /// Most event writes per second (upstream's default 50); 0 means client-go's
+    /// default client rate, 5 (and `--event-burst 0` its burst, 10).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i32).range(0..))]
     pub event_qps: i32,
     /// Event writes allowed at once before `--event-qps` paces them.

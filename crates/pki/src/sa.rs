@@ -86,7 +86,11 @@ fn parse_private(pem: &str, path: &Path) -> Result<Signer, PkiError> {
             Ok(k) => Ok(Signer::Rsa(k)),
             Err(rsa_err) => EcdsaKeyPair::from_pkcs8(ec, &der)
                 .map(Signer::EcP256)
-                .map_err(|_| bad(&rsa_err)),
+                .map_err(|ec_err| {
+                    bad(&format!(
+                        "neither an RSA key ({rsa_err}) nor an ECDSA P-256 key ({ec_err})"
+                    ))
+                }),
         }
     } else if let Some(der) = pem_block(pem, "RSA PRIVATE KEY") {
         aws_lc_rs::rsa::KeyPair::from_der(&der)
