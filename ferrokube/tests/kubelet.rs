@@ -1419,6 +1419,21 @@ fn client_get(k: &Kubectl, url: &str) -> String {
     k.ok(&["exec", "client", "--", "wget", "-qO-", url])
 }
 
+/// [`client_get`] right after a kubelet restart: the new kubelet answers exec with
+/// "pod does not exist" until it has adopted the pod, so this retries for a while.
+fn client_get_after_restart(k: &Kubectl, url: &str) -> String {
+    let args = ["exec", "client", "--", "wget", "-qO-", url];
+    let mut out = None;
+    eventually(Duration::from_secs(20), || {
+        let o = k.run(&args);
+        if o.status.success() {
+            out = Some(String::from_utf8_lossy(&o.stdout).into_owned());
+        }
+        out.is_some()
+    });
+    out.unwrap_or_else(|| client_get(k, url))
+}
+
 /// Waits until these pods are Ready.
 fn wait_ready(k: &Kubectl, names: &[&str]) {
     let ready = eventually(Duration::from_secs(60), || {
@@ -1509,7 +1524,7 @@ fn bridge_network_connects_pods() {
     }
     assert_eq!(pod_ip(&k, "web"), web);
     assert_eq!(pod_ip(&k, "client"), client);
-    assert_eq!(client_get(&k, &url), "web\n");
+    assert_eq!(client_get_after_restart(&k, &url), "web\n");
     assert!(
         !leaked.exists(),
         "the address of a pod that is gone stayed taken"
@@ -1988,7 +2003,10 @@ fn cni_plugins_network_pods() {
         "{:#}",
         pod_json(&k, "web")
     );
-    assert_eq!(client_get(&k, &format!("http://{web}:8080/")), "web\n");
+    assert_eq!(
+        client_get_after_restart(&k, &format!("http://{web}:8080/")),
+        "web\n"
+    );
     k.ok(&["delete", "pod", "web", "--wait=true"]);
     assert!(
         eventually(Duration::from_secs(20), || !record.exists()),
