@@ -191,24 +191,25 @@ fn run_shim(dir: PathBuf, detach: Detach) -> i32 {
     };
     // Detach: the starter reaps the first process right away; the second one runs on in
     // its own session. A shim the launcher forked is not waited for and skips the fork.
-    // SAFETY: the shim is single-threaded here (fresh process, no threads started).
-    match (detach == Detach::Fork).then(|| unsafe { nix::unistd::fork() }) {
-        None => {}
-        Some(Ok(nix::unistd::ForkResult::Parent { .. })) => {
-            // SAFETY: leaving the forked-off parent without running destructors.
-            unsafe { libc::_exit(0) }
-        }
-        Some(Ok(nix::unistd::ForkResult::Child)) => {}
-        Some(Err(e)) => {
-            let error = format!("container shim: fork: {e}");
-            report(
-                &mut status,
-                &StartReport {
-                    pid: None,
-                    error: Some(error),
-                },
-            );
-            return 1;
+    if detach == Detach::Fork {
+        // SAFETY: the shim is single-threaded here (fresh process, no threads started).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => {
+                // SAFETY: leaving the forked-off parent without running destructors.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Child) => {}
+            Err(e) => {
+                let error = format!("container shim: fork: {e}");
+                report(
+                    &mut status,
+                    &StartReport {
+                        pid: None,
+                        error: Some(error),
+                    },
+                );
+                return 1;
+            }
         }
     }
     let _ = nix::unistd::setsid();

@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::ControllerError;
+use crate::workqueue::{BucketRateLimiter, RateLimiter};
 
 /// How many events may wait for the writer before new ones are dropped.
 pub const MAX_QUEUED_EVENTS: usize = 1000;
@@ -111,37 +112,12 @@ impl WriteLimit {
     }
 }
 
-/// client-go's token bucket: starts full, refills at `qps`, each write takes a token
-/// and waits for one when there is none.
-struct TokenBucket {
-    limit: WriteLimit,
-    tokens: f64,
-    at: tokio::time::Instant,
-}
-
-impl TokenBucket {
-    fn new(limit: WriteLimit) -> Self {
-        TokenBucket {
-            limit,
-            tokens: f64::from(limit.burst),
-            at: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Takes a token, waiting until one is there.
-    async fn take(&mut self) {
-        let now = tokio::time::Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.limit.qps;
-        self.tokens = (self.tokens + refill).min(f64::from(self.limit.burst));
-        self.at = now;
-        self.tokens -= 1.0;
-        if self.tokens < 0.0 {
-            // The debt is paid off at the refill rate; later refills start from then.
-            let wait = Duration::from_secs_f64(-self.tokens / self.limit.qps);
-            tokio::time::sleep(wait).await;
-            self.tokens = 0.0;
-            self.at = now + wait;
-        }
+/// Takes a token from `bucket` (client-go's token bucket: starts full, refills at its
+/// rate), waiting until one is there.
+async fn take(bucket: &BucketRateLimiter) {
+    let wait = RateLimiter::<()>::when(bucket, &());
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -180,7 +156,7 @@ impl EventBroadcaster {
         limit: Option<WriteLimit>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
-        let bucket = limit.map(TokenBucket::new);
+        let bucket = limit.map(|l| BucketRateLimiter::new(l.qps, l.burst));
         tokio::spawn(write_events(client, rx, Correlator::new(options), bucket));
         EventBroadcaster { tx }
     }
@@ -537,7 +513,7 @@ async fn write_events(
     client: Client,
     mut rx: mpsc::Receiver<Pending>,
     mut correlator: Correlator,
-    mut bucket: Option<TokenBucket>,
+    bucket: Option<BucketRateLimiter>,
 ) {
     while let Some(p) = rx.recv().await {
         let Some(c) = correlator.correlate(&p, Instant::now(), jiff::Timestamp::now()) else {
@@ -546,7 +522,7 @@ async fn write_events(
         let namespace = c.event.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
         for attempt in 1..=MAX_TRIES_PER_EVENT {
-            match write_one(&api, &c, bucket.as_mut()).await {
+            match write_one(&api, &c, bucket.as_ref()).await {
                 Ok(written) => {
                     correlator.written(&c.key, &written);
                     break;
@@ -576,11 +552,11 @@ async fn write_events(
 async fn write_one(
     api: &Api<Event>,
     c: &Correlated,
-    mut bucket: Option<&mut TokenBucket>,
+    bucket: Option<&BucketRateLimiter>,
 ) -> Result<Event, ControllerError> {
     if let Some(patch) = &c.patch {
-        if let Some(b) = bucket.as_deref_mut() {
-            b.take().await;
+        if let Some(b) = bucket {
+            take(b).await;
         }
         let name = c.event.metadata.name.clone().unwrap_or_default();
         match api
@@ -597,7 +573,7 @@ async fn write_one(
         }
     }
     if let Some(b) = bucket {
-        b.take().await;
+        take(b).await;
     }
     let mut event = c.event.clone();
     event.metadata.resource_version = None;
@@ -611,27 +587,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn token_bucket_lets_a_burst_through_then_paces() {
         let start = Instant::now();
-        let mut b = TokenBucket::new(WriteLimit { qps: 2.0, burst: 3 });
+        let b = BucketRateLimiter::new(2.0, 3);
         for _ in 0..3 {
-            b.take().await;
+            take(&b).await;
         }
         assert_eq!(
             start.elapsed(),
             Duration::ZERO,
             "the burst waits for nothing"
         );
-        b.take().await;
+        take(&b).await;
         assert_eq!(start.elapsed(), Duration::from_millis(500));
-        b.take().await;
+        take(&b).await;
         assert_eq!(start.elapsed(), Duration::from_millis(1000));
         // Idle time refills, up to the burst and no further.
         tokio::time::sleep(Duration::from_secs(10)).await;
         let idle_end = Instant::now();
         for _ in 0..3 {
-            b.take().await;
+            take(&b).await;
         }
         assert_eq!(idle_end.elapsed(), Duration::ZERO);
-        b.take().await;
+        take(&b).await;
         assert_eq!(idle_end.elapsed(), Duration::from_millis(500));
     }
 

@@ -271,9 +271,9 @@ impl PodWorker {
 
     /// [`refresh`](Self::refresh), reading from the runtime only what may have
     /// changed unless `all`: instances whose exit a watcher reported, instances not
-    /// watched yet or still being created, and everything once per resync period. A running container's
-    /// state changes only when it exits, so a pod's many syncs during a burst need
-    /// not read every container's records from disk.
+    /// watched yet or still being created, and everything once per resync period. A
+    /// running container's state changes only when it exits, so a pod's many syncs
+    /// during a burst need not read every container's records from disk.
     fn refresh_states(&mut self, all: bool) {
         let exited = std::mem::take(&mut *self.exited.lock());
         let all = all || self.states_read.is_none_or(|t| t.elapsed() >= RESYNC);
@@ -1656,14 +1656,14 @@ impl PodWorker {
         }
     }
 
-    /// Removes containers, sandbox, volumes, pod directory and cgroup; with
-    /// `logs`, the container logs too.
     /// Marks the pod finished for good, for this worker and for node shutdown.
     fn finish(&mut self) {
         self.finished = true;
         self.shared.finished.lock().insert(self.uid.clone());
     }
 
+    /// Removes containers, sandbox, volumes, pod directory and cgroup; with
+    /// `logs`, the container logs too.
     fn cleanup(&mut self, logs: bool) {
         for (_, (_, tasks)) in self.probes.drain() {
             tasks.iter().for_each(JoinHandle::abort);
