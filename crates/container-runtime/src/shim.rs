@@ -146,6 +146,18 @@ fn take_status_channel() -> io::Result<File> {
     Ok(File::from(dup))
 }
 
+/// Reports a failed start on the status channel; the shim's exit code.
+fn report_failure(status: &mut Option<File>, error: String) -> i32 {
+    report(
+        status,
+        &StartReport {
+            pid: None,
+            error: Some(error),
+        },
+    );
+    1
+}
+
 fn report(status: &mut Option<File>, rep: &StartReport) {
     if let Some(mut f) = status.take() {
         if let Ok(mut line) = serde_json::to_vec(rep) {
@@ -169,25 +181,9 @@ fn run_shim(dir: PathBuf, detach: Detach) -> i32 {
         Ok(Some(m)) => m,
         Ok(None) => {
             let error = format!("no container record in {}", cdir.path.display());
-            report(
-                &mut status,
-                &StartReport {
-                    pid: None,
-                    error: Some(error),
-                },
-            );
-            return 1;
+            return report_failure(&mut status, error);
         }
-        Err(e) => {
-            report(
-                &mut status,
-                &StartReport {
-                    pid: None,
-                    error: Some(e.to_string()),
-                },
-            );
-            return 1;
-        }
+        Err(e) => return report_failure(&mut status, e.to_string()),
     };
     // Detach: the starter reaps the first process right away; the second one runs on in
     // its own session. A shim the launcher forked is not waited for and skips the fork.
@@ -200,15 +196,7 @@ fn run_shim(dir: PathBuf, detach: Detach) -> i32 {
             }
             Ok(nix::unistd::ForkResult::Child) => {}
             Err(e) => {
-                let error = format!("container shim: fork: {e}");
-                report(
-                    &mut status,
-                    &StartReport {
-                        pid: None,
-                        error: Some(error),
-                    },
-                );
-                return 1;
+                return report_failure(&mut status, format!("container shim: fork: {e}"));
             }
         }
     }
@@ -306,14 +294,7 @@ impl Shim {
                 if let Err(e) = shim.cdir.write_exit(&rec) {
                     log_diag(&format!("{e}"));
                 }
-                report(
-                    status,
-                    &StartReport {
-                        pid: None,
-                        error: Some(error),
-                    },
-                );
-                1
+                report_failure(status, error)
             }
         }
     }
