@@ -159,6 +159,22 @@ fn pod_cgroups_with_limits() {
         let _ = fs::write(sub.join("cgroup.procs"), pid.to_string());
     }
     assert!(cgroups::cgroup_pids(&ctr).contains(&(pid as i32)));
+    if cgroups::version() == CgroupVersion::V1 {
+        // The pod's cpuset children get its cpus and mems from the kernel.
+        let cpuset = dirs
+            .iter()
+            .find(|d| d.join("cpuset.cpus").exists())
+            .unwrap();
+        assert_eq!(read(cpuset, "cgroup.clone_children"), "1");
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = read(&cpuset.join("ctr1"), f);
+            assert!(!mine.is_empty(), "{f}");
+            assert_eq!(mine, read(cpuset, f), "{f}");
+        }
+        // So the process could join the container's cpuset cgroup.
+        let procs = read(&cpuset.join("ctr1"), "cgroup.procs");
+        assert_eq!(procs, pid.to_string());
+    }
     let listed = PodCgroup::list_under(&root).unwrap();
     assert_eq!(listed, vec![pod.clone()]);
 

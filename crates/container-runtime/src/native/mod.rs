@@ -41,7 +41,8 @@ pub(crate) fn create_and_start(
     let spec = oci_spec::runtime::Spec::load(dir.file(CONFIG_FILE))
         .map_err(|e| failed(format!("reading config.json: {e}")))?;
     let plan = plan::InitPlan::new(&spec, &meta.cgroups_path, console_socket).map_err(failed)?;
-    cgroups::create_cgroup(&meta.cgroups_path).map_err(|e| failed(e.to_string()))?;
+    cgroups::create_cgroup(&meta.cgroups_path, cgroups::Children::None)
+        .map_err(|e| failed(e.to_string()))?;
     devices::apply_resources(&meta.cgroups_path, &plan.resources, &plan.device_rules)
         .map_err(|e| failed(e.to_string()))?;
     if plan.ns.new_pid {
