@@ -483,17 +483,22 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
+/// Creates the `sleeper` pod and waits until it runs; returns it.
+fn run_sleeper(k: &Kubectl) -> serde_json::Value {
+    k.apply(&[], SLEEPER);
+    assert!(eventually(Duration::from_secs(60), || pod_json(
+        k, "sleeper"
+    )["status"]["phase"]
+        == "Running"));
+    pod_json(k, "sleeper")
+}
+
 #[test]
 fn kill_9_of_the_kubelet_leaves_containers_running_and_they_are_adopted() {
     let c = start("builtin");
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    k.apply(&[], SLEEPER);
-    assert!(eventually(Duration::from_secs(60), || pod_json(
-        &k, "sleeper"
-    )["status"]["phase"]
-        == "Running"));
-    let before = pod_json(&k, "sleeper");
+    let before = run_sleeper(&k);
     let uid = before["metadata"]["uid"].as_str().unwrap().to_string();
     let id = before["status"]["containerStatuses"][0]["containerID"].clone();
     let procs = processes_of(&uid);
@@ -520,6 +525,82 @@ fn kill_9_of_the_kubelet_leaves_containers_running_and_they_are_adopted() {
     assert!(eventually(Duration::from_secs(20), || processes_of(&uid)
         .is_empty()
         && cgroups_of(&uid).is_empty()));
+}
+
+/// The pid of the process holding the pod's namespaces, from its sandbox record.
+fn sandbox_holder(dir: &Path, uid: &str) -> Option<i32> {
+    let rec = dir
+        .join("agent/pods")
+        .join(uid)
+        .join("sandbox/sandbox.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rec).ok()?).ok()?;
+    v["holder"]["pid"].as_i64().map(|p| p as i32)
+}
+
+/// The namespace `kind` of process `pid` (`net:[4026532...]`).
+fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .map(|l| l.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_pod_whose_sandbox_holder_dies_gets_a_new_sandbox() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let uid = run_sleeper(&k)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let holder = sandbox_holder(c.dir.path(), &uid).expect("the sandbox names its holder");
+    // The container lives in the holder's namespaces, not the host's.
+    let procs = processes_of(&uid);
+    assert_eq!(procs.len(), 1, "{procs:?}");
+    for kind in ["net", "ipc", "uts"] {
+        assert_eq!(ns_of(procs[0], kind), ns_of(holder, kind), "{kind}");
+        assert_ne!(ns_of(holder, kind), ns_of("self", kind), "{kind}");
+    }
+    // No mounts pin the namespaces.
+    assert!(mounts_under(&c.dir.path().join("agent/pods").join(&uid).join("sandbox")).is_empty());
+
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &holder.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The kubelet notices, stops the container and starts it again in a new sandbox.
+    let renewed = eventually(Duration::from_secs(60), || {
+        let p = pod_json(&k, "sleeper");
+        let st = &p["status"]["containerStatuses"][0];
+        st["restartCount"] == 1
+            && st["state"]["running"].is_object()
+            && sandbox_holder(c.dir.path(), &uid).is_some_and(|h| h != holder)
+    });
+    assert!(renewed, "{:#}", pod_json(&k, "sleeper"));
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=sleeper",
+    ]);
+    assert!(events.contains("SandboxChanged"), "{events}");
+    let new_holder = sandbox_holder(c.dir.path(), &uid).unwrap();
+    let procs = processes_of(&uid);
+    assert_eq!(procs.len(), 1, "{procs:?}");
+    for kind in ["net", "ipc", "uts"] {
+        assert_eq!(ns_of(procs[0], kind), ns_of(new_holder, kind), "{kind}");
+    }
+    assert_eq!(
+        k.ok(&["exec", "sleeper", "--", "hostname"]).trim(),
+        "sleeper"
+    );
+
+    k.ok(&["delete", "pod", "sleeper"]);
+    assert!(eventually(Duration::from_secs(20), || processes_of(&uid)
+        .is_empty()
+        && cgroups_of(&uid).is_empty()
+        && ns_of(new_holder, "net").is_empty()));
 }
 
 const PROBED: &str = r#"

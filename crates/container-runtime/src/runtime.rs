@@ -19,6 +19,7 @@ use crate::attach::AttachSession;
 use crate::backend;
 use crate::cgroups::{self, Stats};
 use crate::interactive::{ExecLaunch, ExecSession};
+use crate::sandbox::{Sandbox, SandboxNamespaces};
 use crate::shim::{read_pid_file, ExecResult, StartReport};
 use crate::store::{ContainerDir, Meta, RuntimeKind, CONFIG_FILE, EXIT_FILE, META_FILE, SHIM_LOG};
 use crate::sys;
@@ -187,17 +188,80 @@ impl ContainerRuntime {
         }
     }
 
+    /// Creates the namespaces selected by `share` for the pod `pod_uid` in the sandbox
+    /// directory `dir` (created if missing): a holder process forked by the shim launcher
+    /// unshares them, sets `hostname` in the new UTS namespace and brings `lo` up in the
+    /// new network namespace (see the `sandbox` module). On failure nothing is left
+    /// running. Fails with [`Error::SandboxExists`] if `dir` already holds a sandbox
+    /// (remove it first).
+    pub async fn create_sandbox(
+        &self,
+        dir: &Path,
+        pod_uid: &str,
+        hostname: &str,
+        share: SandboxNamespaces,
+    ) -> Result<Sandbox, Error> {
+        let dir = std::path::absolute(dir)
+            .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+        crate::sandbox::prepare(&dir, hostname)?;
+        let made = self.start_holder(&dir, pod_uid, hostname, share).await;
+        if let Err(e) = made {
+            let _ = Sandbox::remove_dir(&dir);
+            return Err(e);
+        }
+        Sandbox::open(&dir)?.ok_or_else(|| Error::Runtime("sandbox vanished after creation".into()))
+    }
+
+    /// Starts the sandbox's namespace holder, if the pod has namespaces of its own (else
+    /// only writes the sandbox record).
+    async fn start_holder(
+        &self,
+        dir: &Path,
+        pod_uid: &str,
+        hostname: &str,
+        share: SandboxNamespaces,
+    ) -> Result<(), Error> {
+        let Some(args) = crate::sandbox::holder_args(dir, pod_uid, hostname, share)? else {
+            return Ok(());
+        };
+        let devnull = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| Error::io("opening /dev/null", e))?;
+        match self.spawn_helper(args, devnull).await? {
+            StartReport { pid: Some(_), .. } => Ok(()),
+            StartReport {
+                error: Some(msg), ..
+            } => Err(Error::Runtime(format!(
+                "creating the pod's namespaces: {msg}"
+            ))),
+            StartReport { .. } => Err(Error::Runtime(
+                "the sandbox holder exited without reporting".into(),
+            )),
+        }
+    }
+
     async fn spawn_shim(&self, dir: &ContainerDir) -> Result<StartReport, Error> {
-        let cfg = &self.inner.config;
         let shim_log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.file(SHIM_LOG))
             .map_err(|e| Error::io("creating shim.log", e))?;
+        let args: Vec<std::ffi::OsString> = vec!["run".into(), dir.path.clone().into()];
+        self.spawn_helper(args, shim_log).await
+    }
+
+    /// Starts a detached `container-shim` process (`args` after `container-shim`) with
+    /// `stderr`, and reads its start report.
+    async fn spawn_helper(
+        &self,
+        args: Vec<std::ffi::OsString>,
+        shim_log: fs::File,
+    ) -> Result<StartReport, Error> {
+        let cfg = &self.inner.config;
         let devnull = fs::File::open("/dev/null").map_err(|e| Error::io("opening /dev/null", e))?;
         let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::io("pipe", e.into()))?;
-        let args: Vec<std::ffi::OsString> = vec!["run".into(), dir.path.clone().into()];
         // Forked by the launcher; with the launcher unavailable, started as a new process.
         let (launched, status_write, shim_log) = {
             let inner = self.inner.clone();

@@ -1,27 +1,42 @@
-//! Per-pod namespaces without a pause process. A [`Sandbox`] owns new network, IPC and
-//! UTS namespaces kept alive by bind-mounting their nsfs files into the sandbox directory
-//! (as `ip netns add` does); the kubelet puts those paths into each container's
-//! `linux.namespaces`. The namespaces are made by a short-lived thread (these namespace
-//! kinds are per thread), which also sets the hostname and brings `lo` up.
+//! Per-pod namespaces. A [`Sandbox`] owns new network, IPC and UTS namespaces kept alive
+//! by a holder process (the role of upstream's pause container, without an image): the
+//! shim launcher forks it as `container-shim hold ...`; it unshares the namespaces, sets
+//! the hostname, brings `lo` up, records itself in the sandbox directory and sleeps until
+//! it is killed. The kubelet puts `/proc/<holder>/ns/<kind>` into each container's
+//! `linux.namespaces`, hands the network namespace to CNI plugins and enters it for
+//! probes and port forwarding. A holder costs no mount in the host's mount table, which
+//! every container start copies (`unshare(CLONE_NEWNS)`) and tears down again (after
+//! `pivot_root`); bind-mounting the nsfs files, as `ip netns add` does, cost three per
+//! pod.
 //!
-//! Layout of the sandbox directory: `net`, `ipc`, `uts` (bind mounts of the nsfs files),
-//! `hostname` (the pod's hostname, for bind-mounting at `/etc/hostname`) and
-//! `sandbox.json` (pod uid and hostname).
+//! The holder is identified by pid and start time, so a pid reused after the holder died
+//! is never taken for it. A sandbox whose holder died is not [intact](Sandbox::intact):
+//! its namespaces are gone with the holder's path to them, and the kubelet makes a new
+//! one, as upstream does when the pause container dies.
+//!
+//! Layout of the sandbox directory: `sandbox.json` (pod uid, hostname, the namespaces the
+//! pod has of its own, the holder). Sandboxes of earlier versions pinned their namespaces
+//! by bind mounts at `net`, `ipc` and `uts` in the directory; those are still opened and
+//! removed.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
+use crate::shim::{Detach, StartReport};
+use crate::store::ProcRef;
 use crate::sys;
 use crate::Error;
 
 /// Which namespaces a pod gets of its own (`false` shares the host's, as for
 /// `hostNetwork`/`hostIPC` pods).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxNamespaces {
     /// A private network namespace (with `lo` up).
     pub net: bool,
@@ -31,116 +46,192 @@ pub struct SandboxNamespaces {
     pub uts: bool,
 }
 
+impl SandboxNamespaces {
+    fn any(self) -> bool {
+        self.net || self.ipc || self.uts
+    }
+
+    /// The holder's argument: the kinds joined by commas.
+    fn to_arg(self) -> String {
+        let mut kinds = Vec::new();
+        for (name, wanted) in [("net", self.net), ("ipc", self.ipc), ("uts", self.uts)] {
+            if wanted {
+                kinds.push(name);
+            }
+        }
+        kinds.join(",")
+    }
+
+    fn from_arg(arg: &str) -> Option<SandboxNamespaces> {
+        let mut ns = SandboxNamespaces::default();
+        for kind in arg.split(',') {
+            match kind {
+                "net" => ns.net = true,
+                "ipc" => ns.ipc = true,
+                "uts" => ns.uts = true,
+                _ => return None,
+            }
+        }
+        Some(ns)
+    }
+
+    fn clone_flags(self) -> CloneFlags {
+        let mut flags = CloneFlags::empty();
+        if self.net {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
+        if self.ipc {
+            flags |= CloneFlags::CLONE_NEWIPC;
+        }
+        if self.uts {
+            flags |= CloneFlags::CLONE_NEWUTS;
+        }
+        flags
+    }
+}
+
 /// A pod's namespaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sandbox {
     /// The sandbox directory.
     pub dir: PathBuf,
-    /// The network namespace file, if the pod has its own.
+    /// The network namespace file, if the pod has its own (and it is still there).
     pub net: Option<PathBuf>,
-    /// The IPC namespace file, if the pod has its own.
+    /// The IPC namespace file, if the pod has its own (and it is still there).
     pub ipc: Option<PathBuf>,
-    /// The UTS namespace file, if the pod has its own.
+    /// The UTS namespace file, if the pod has its own (and it is still there).
     pub uts: Option<PathBuf>,
+    holder: Option<ProcRef>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SandboxRecord {
     pod_uid: String,
     hostname: String,
+    /// Absent in records of versions that pinned namespaces by bind mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespaces: Option<SandboxNamespaces>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holder: Option<ProcRef>,
 }
 
-const KINDS: [(&str, CloneFlags); 3] = [
-    ("net", CloneFlags::CLONE_NEWNET),
-    ("ipc", CloneFlags::CLONE_NEWIPC),
-    ("uts", CloneFlags::CLONE_NEWUTS),
-];
+const RECORD: &str = "sandbox.json";
+const KINDS: [&str; 3] = ["net", "ipc", "uts"];
+/// How long removal waits for a killed holder to be gone.
+const HOLDER_EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Checks what [`Sandbox`] creation needs before anything is made: a valid hostname and
+/// no sandbox in `dir` yet. Creates `dir`.
+pub(crate) fn prepare(dir: &Path, hostname: &str) -> Result<(), Error> {
+    if hostname.is_empty() || hostname.len() > 64 {
+        return Err(Error::InvalidSpec(format!("invalid hostname {hostname:?}")));
+    }
+    if dir.join(RECORD).exists() {
+        return Err(Error::SandboxExists(dir.to_path_buf()));
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+}
+
+/// The holder's arguments (after `container-shim`), or `None` when the pod has no
+/// namespace of its own and so needs no holder (its record is written here instead).
+pub(crate) fn holder_args(
+    dir: &Path,
+    pod_uid: &str,
+    hostname: &str,
+    share: SandboxNamespaces,
+) -> Result<Option<Vec<OsString>>, Error> {
+    if share.any() {
+        return Ok(Some(vec![
+            "hold".into(),
+            dir.into(),
+            pod_uid.into(),
+            hostname.into(),
+            share.to_arg().into(),
+        ]));
+    }
+    sys::write_json(
+        &dir.join(RECORD),
+        &SandboxRecord {
+            pod_uid: pod_uid.to_string(),
+            hostname: hostname.to_string(),
+            namespaces: Some(share),
+            holder: None,
+        },
+    )?;
+    Ok(None)
+}
 
 impl Sandbox {
-    /// Creates the namespaces selected by `share` for the pod `pod_uid` in `dir` (created if
-    /// missing), sets `hostname` in the new UTS namespace and brings `lo` up in the new
-    /// network namespace. On failure nothing is left mounted. Fails with
-    /// [`Error::SandboxExists`] if `dir` already holds a sandbox (remove it first).
-    pub fn create(
-        dir: &Path,
-        pod_uid: &str,
-        hostname: &str,
-        share: SandboxNamespaces,
-    ) -> Result<Sandbox, Error> {
-        if hostname.is_empty() || hostname.len() > 64 {
-            return Err(Error::InvalidSpec(format!("invalid hostname {hostname:?}")));
-        }
-        if dir.join("sandbox.json").exists() {
-            return Err(Error::SandboxExists(dir.to_path_buf()));
-        }
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        sys::write_json(
-            &dir.join("sandbox.json"),
-            &SandboxRecord {
-                pod_uid: pod_uid.to_string(),
-                hostname: hostname.to_string(),
-            },
-        )?;
-
-        let wanted: Vec<(&'static str, CloneFlags)> = KINDS
-            .iter()
-            .copied()
-            .filter(|(name, _)| match *name {
-                "net" => share.net,
-                "ipc" => share.ipc,
-                _ => share.uts,
-            })
-            .collect();
-        let dir_owned = dir.to_path_buf();
-        let host = hostname.to_string();
-        let made = std::thread::Builder::new()
-            .name("sandbox-ns".into())
-            .spawn(move || make_namespaces(&dir_owned, &host, &wanted))
-            .map_err(|e| Error::io("spawning the namespace thread", e))?
-            .join()
-            .unwrap_or_else(|_| Err(Error::Runtime("namespace thread panicked".into())));
-        if let Err(e) = made {
-            let _ = Self::remove_dir(dir);
-            return Err(e);
-        }
-        Self::open(dir)?.ok_or_else(|| Error::Runtime("sandbox vanished after creation".into()))
-    }
-
     /// Opens an existing sandbox (after a kubelet restart); `None` if `dir` has no sandbox.
+    /// A sandbox whose holder is gone opens without namespace paths and is not
+    /// [intact](Sandbox::intact).
     pub fn open(dir: &Path) -> Result<Option<Sandbox>, Error> {
-        if !dir.join("sandbox.json").exists() {
+        let Some(rec) = sys::read_json::<SandboxRecord>(&dir.join(RECORD))? else {
             return Ok(None);
-        }
-        let ns = |name: &str| {
-            let p = dir.join(name);
-            is_nsfs(&p).then_some(p)
+        };
+        let Some(wanted) = rec.namespaces else {
+            // Pinned by bind mounts (earlier versions).
+            let ns = |name: &str| {
+                let p = dir.join(name);
+                is_nsfs(&p).then_some(p)
+            };
+            return Ok(Some(Sandbox {
+                dir: dir.to_path_buf(),
+                net: ns("net"),
+                ipc: ns("ipc"),
+                uts: ns("uts"),
+                holder: None,
+            }));
+        };
+        let live = rec.holder.filter(|h| h.alive());
+        let ns = |wanted: bool, name: &str| {
+            live.filter(|_| wanted)
+                .map(|h| PathBuf::from(format!("/proc/{}/ns/{name}", h.pid)))
         };
         Ok(Some(Sandbox {
             dir: dir.to_path_buf(),
-            net: ns("net"),
-            ipc: ns("ipc"),
-            uts: ns("uts"),
+            net: ns(wanted.net, "net"),
+            ipc: ns(wanted.ipc, "ipc"),
+            uts: ns(wanted.uts, "uts"),
+            holder: rec.holder,
         }))
+    }
+
+    /// Whether the sandbox's namespaces still exist: false once its holder died (the
+    /// pod's containers may still run in them, but nothing can join them any more).
+    pub fn intact(&self) -> bool {
+        self.holder.is_none_or(|h| h.alive())
+    }
+
+    /// The holder process's pid, if the pod has namespaces of its own.
+    pub fn holder_pid(&self) -> Option<i32> {
+        self.holder.map(|h| h.pid)
     }
 
     /// The pod uid and hostname the sandbox was created with.
     pub fn identity(&self) -> Result<(String, String), Error> {
-        let rec: SandboxRecord = sys::read_json(&self.dir.join("sandbox.json"))?
+        let rec: SandboxRecord = sys::read_json(&self.dir.join(RECORD))?
             .ok_or_else(|| Error::NotFound(self.dir.display().to_string()))?;
         Ok((rec.pod_uid, rec.hostname))
     }
 
-    /// Unmounts the namespaces (they go away with their last process) and deletes the
-    /// directory. Idempotent.
+    /// Ends the namespaces' holder (they go away with their last process) and deletes
+    /// the directory. Idempotent.
     pub fn remove(&self) -> Result<(), Error> {
         Self::remove_dir(&self.dir)
     }
 
     /// [`Sandbox::remove`] by directory.
     pub fn remove_dir(dir: &Path) -> Result<(), Error> {
-        for (name, _) in KINDS {
+        if let Ok(Some(rec)) = sys::read_json::<SandboxRecord>(&dir.join(RECORD)) {
+            if let Some(h) = rec.holder {
+                kill_holder(h);
+            }
+        }
+        for name in KINDS {
             let p = dir.join(name);
-            // A file can carry stacked mounts if creation was retried: unmount all.
+            // Pins of earlier versions; a file can carry stacked mounts if creation was
+            // retried: unmount all.
             for _ in 0..8 {
                 match umount2(&p, MntFlags::MNT_DETACH) {
                     Ok(()) => continue,
@@ -159,46 +250,112 @@ impl Sandbox {
     }
 }
 
+/// Kills the holder `h` if it still runs and waits (briefly) until it has exited.
+fn kill_holder(h: ProcRef) {
+    if !h.alive() {
+        return;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(h.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let deadline = Instant::now() + HOLDER_EXIT_WAIT;
+    while h.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn is_nsfs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
         .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
         .unwrap_or(false)
 }
 
-/// Runs on a dedicated thread: unshares, configures and pins the namespaces.
-fn make_namespaces(
-    dir: &Path,
-    hostname: &str,
-    wanted: &[(&'static str, CloneFlags)],
-) -> Result<(), Error> {
-    if wanted.is_empty() {
-        return Ok(());
+/// `container-shim hold <sandbox dir> <pod uid> <hostname> <namespaces>`: detaches,
+/// unshares the namespaces (a comma-separated list of `net`, `ipc`, `uts`), sets the
+/// hostname, brings `lo` up, writes the sandbox record naming itself, reports
+/// `{"pid":N}` (or `{"error":"..."}`) on its stdout and sleeps until killed. Returns the
+/// exit code (only on failure).
+pub(crate) fn holder_main(args: &[OsString], detach: Detach) -> i32 {
+    let mut status = match crate::shim::take_status_channel() {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("container-shim hold: cannot set up the status channel: {e}");
+            return 1;
+        }
+    };
+    let [dir, uid, hostname, kinds] = args else {
+        let usage = "usage: container-shim hold <sandbox-dir> <pod-uid> <hostname> <namespaces>";
+        return crate::shim::report_failure(&mut status, usage.into());
+    };
+    let (Some(uid), Some(hostname), Some(share)) = (
+        uid.to_str(),
+        hostname.to_str(),
+        kinds.to_str().and_then(SandboxNamespaces::from_arg),
+    ) else {
+        let error = format!("bad sandbox holder arguments {args:?}");
+        return crate::shim::report_failure(&mut status, error);
+    };
+    let dir = Path::new(dir);
+    if let Err(e) = crate::shim::detach_from_starter(detach) {
+        return crate::shim::report_failure(&mut status, format!("sandbox holder: {e}"));
     }
-    let flags = wanted.iter().fold(CloneFlags::empty(), |f, (_, k)| f | *k);
+    let _ = std::env::set_current_dir("/");
+    if let Err(e) = hold(dir, uid, hostname, share) {
+        return crate::shim::report_failure(&mut status, e.to_string());
+    }
+    crate::shim::report(
+        &mut status,
+        &StartReport {
+            pid: Some(std::process::id() as i32),
+            error: None,
+        },
+    );
+    // Nothing of the starter's stays open; the kubelet's signals for its process group
+    // do not reach here (own session), and the holder ends only when killed.
+    for (fd, mode) in [(0, libc::O_RDONLY), (2, libc::O_WRONLY)] {
+        // SAFETY: opening /dev/null and moving it onto a standard descriptor.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), mode | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, fd);
+                libc::close(null);
+            }
+        }
+    }
+    // SAFETY: setting signal dispositions in a single-threaded process.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+/// The holder's own work: new namespaces, hostname, `lo`, the record.
+fn hold(dir: &Path, uid: &str, hostname: &str, share: SandboxNamespaces) -> Result<(), Error> {
+    let flags = share.clone_flags();
     nix::sched::unshare(flags).map_err(|e| Error::io("unshare", e.into()))?;
-    if flags.contains(CloneFlags::CLONE_NEWUTS) {
+    if share.uts {
         nix::unistd::sethostname(hostname).map_err(|e| Error::io("sethostname", e.into()))?;
     }
-    if flags.contains(CloneFlags::CLONE_NEWNET) {
+    if share.net {
         loopback_up().map_err(|e| Error::io("bringing lo up", e))?;
     }
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-    for (name, _) in wanted {
-        let target = dir.join(name);
-        fs::File::create(&target)
-            .map_err(|e| Error::io(format!("creating {}", target.display()), e))?;
-        let source = PathBuf::from(format!("/proc/self/task/{tid}/ns/{name}"));
-        mount(
-            Some(&source),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| Error::io(format!("bind-mounting {}", target.display()), e.into()))?;
-    }
-    Ok(())
+    let me = ProcRef::of(std::process::id() as i32)
+        .ok_or_else(|| Error::Runtime("cannot read the holder's own start time".into()))?;
+    sys::write_json(
+        &dir.join(RECORD),
+        &SandboxRecord {
+            pod_uid: uid.to_string(),
+            hostname: hostname.to_string(),
+            namespaces: Some(share),
+            holder: Some(me),
+        },
+    )
 }
 
 /// Sets IFF_UP on `lo` in the calling thread's network namespace.

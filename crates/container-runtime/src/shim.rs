@@ -12,6 +12,9 @@
 //!
 //! `zygote`: the launcher that forks the `run` shims (see the `zygote` module).
 //!
+//! `hold <sandbox dir> <pod uid> <hostname> <namespaces>`: a pod sandbox's namespace
+//! holder (see the `sandbox` module), detached the same way as `run`.
+//!
 //! `exec <container dir> <token> <cmd>...`: runs a command in the running container with
 //! this process's stdio and exits with its status; the command's pid goes to
 //! `exec-<token>.pid` and the outcome to `exec-<token>.result`.
@@ -92,10 +95,10 @@ pub(crate) enum Detach {
 pub(crate) fn shim_main_with(args: Vec<OsString>, detach: Detach) -> i32 {
     let Some(pos) = args
         .iter()
-        .position(|a| a == "run" || a == "exec" || a == "exec-tty" || a == "zygote")
+        .position(|a| a == "run" || a == "exec" || a == "exec-tty" || a == "zygote" || a == "hold")
     else {
         eprintln!(
-            "usage: container-shim run <container-dir> | exec[-tty] <container-dir> <token> <cmd>..."
+            "usage: container-shim run <container-dir> | exec[-tty] <container-dir> <token> <cmd>... | hold <sandbox-dir> <pod-uid> <hostname> <namespaces>"
         );
         return 2;
     };
@@ -103,6 +106,8 @@ pub(crate) fn shim_main_with(args: Vec<OsString>, detach: Detach) -> i32 {
     let rest = &args[pos + 1..];
     if mode == "zygote" {
         crate::zygote::zygote_main()
+    } else if mode == "hold" {
+        crate::sandbox::holder_main(rest, detach)
     } else if mode == "run" {
         match rest.first() {
             Some(dir) if rest.len() == 1 => run_shim(PathBuf::from(dir), detach),
@@ -135,7 +140,7 @@ fn log_diag(msg: &str) {
 }
 
 /// Moves fd 1 (the status pipe) to a close-on-exec descriptor and puts /dev/null on fd 1.
-fn take_status_channel() -> io::Result<File> {
+pub(crate) fn take_status_channel() -> io::Result<File> {
     let stdout = io::stdout();
     let dup = stdout.as_fd().try_clone_to_owned()?;
     let devnull = OpenOptions::new().write(true).open("/dev/null")?;
@@ -147,7 +152,7 @@ fn take_status_channel() -> io::Result<File> {
 }
 
 /// Reports a failed start on the status channel; the shim's exit code.
-fn report_failure(status: &mut Option<File>, error: String) -> i32 {
+pub(crate) fn report_failure(status: &mut Option<File>, error: String) -> i32 {
     report(
         status,
         &StartReport {
@@ -158,7 +163,7 @@ fn report_failure(status: &mut Option<File>, error: String) -> i32 {
     1
 }
 
-fn report(status: &mut Option<File>, rep: &StartReport) {
+pub(crate) fn report(status: &mut Option<File>, rep: &StartReport) {
     if let Some(mut f) = status.take() {
         if let Ok(mut line) = serde_json::to_vec(rep) {
             line.push(b'\n');
@@ -166,6 +171,25 @@ fn report(status: &mut Option<File>, rep: &StartReport) {
             let _ = f.write_all(&line);
         }
     }
+}
+
+/// Detaches from the starting process and starts a session of its own. Started as a
+/// new process, the starter reaps the first process right away and the second one runs
+/// on; forked by the launcher, there is nothing to leave.
+pub(crate) fn detach_from_starter(detach: Detach) -> Result<(), String> {
+    if detach == Detach::Fork {
+        // SAFETY: the shim is single-threaded here (fresh process, no threads started).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => {
+                // SAFETY: leaving the forked-off parent without running destructors.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Child) => {}
+            Err(e) => return Err(format!("fork: {e}")),
+        }
+    }
+    let _ = nix::unistd::setsid();
+    Ok(())
 }
 
 fn run_shim(dir: PathBuf, detach: Detach) -> i32 {
@@ -185,22 +209,9 @@ fn run_shim(dir: PathBuf, detach: Detach) -> i32 {
         }
         Err(e) => return report_failure(&mut status, e.to_string()),
     };
-    // Detach: the starter reaps the first process right away; the second one runs on in
-    // its own session. A shim the launcher forked is not waited for and skips the fork.
-    if detach == Detach::Fork {
-        // SAFETY: the shim is single-threaded here (fresh process, no threads started).
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Parent { .. }) => {
-                // SAFETY: leaving the forked-off parent without running destructors.
-                unsafe { libc::_exit(0) }
-            }
-            Ok(nix::unistd::ForkResult::Child) => {}
-            Err(e) => {
-                return report_failure(&mut status, format!("container shim: fork: {e}"));
-            }
-        }
+    if let Err(e) = detach_from_starter(detach) {
+        return report_failure(&mut status, format!("container shim: {e}"));
     }
-    let _ = nix::unistd::setsid();
     // SAFETY: prctl with integer arguments.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

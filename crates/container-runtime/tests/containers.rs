@@ -250,7 +250,15 @@ async fn adoption(kind: Kind) {
         field("Private_Clean:") + field("Private_Dirty:")
     );
 
-    let stats = ctx.rt.stats(&id).unwrap();
+    // sh forks its sleep after the container started: allow it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let stats = ctx.rt.stats(&id).unwrap();
+        if stats.pids >= 2 || Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert!(stats.memory_usage_bytes > 0 && stats.pids >= 2, "{stats:?}");
 
     // A restarted kubelet builds a new runtime over the same state dir.
@@ -277,7 +285,11 @@ async fn exec_in_sandbox(kind: Kind) {
         ipc: true,
         uts: true,
     };
-    let sb = Sandbox::create(&sb_dir, "uid-1", "web-0", all).unwrap();
+    let sb = ctx
+        .rt
+        .create_sandbox(&sb_dir, "uid-1", "web-0", all)
+        .await
+        .unwrap();
     let _guard = SandboxGuard(sb.clone());
     let id = ctx.id("exec");
     let spec = in_sandbox(ctx.spec(&id, &["sleep", "1000"]), &sb);
@@ -418,7 +430,11 @@ async fn two_containers_share_sandbox(kind: Kind) {
         ipc: true,
         uts: true,
     };
-    let sb = Sandbox::create(&sb_dir, "uid-2", "web-1", all).unwrap();
+    let sb = ctx
+        .rt
+        .create_sandbox(&sb_dir, "uid-2", "web-1", all)
+        .await
+        .unwrap();
     let _guard = SandboxGuard(sb.clone());
     let server = ctx.id("server");
     let client = ctx.id("client");

@@ -1,11 +1,12 @@
-//! Pod sandboxes (namespaces pinned by bind mounts) and the pod cgroup tree. Needs root
-//! and cgroups.
+//! Pod sandboxes (namespaces held by a holder process) and the pod cgroup tree. Needs
+//! root and cgroups.
 
 mod common;
 
 use std::fs;
 use std::path::Path;
 
+use common::{Ctx, Kind};
 use container_runtime::cgroups::{self, CgroupVersion, PodCgroup, PodResources, QosClass};
 use container_runtime::sandbox::{Sandbox, SandboxNamespaces};
 
@@ -14,54 +15,210 @@ fn ns_inode(p: &Path) -> u64 {
     fs::metadata(p).unwrap().ino()
 }
 
-#[test]
-fn sandbox_create_remove_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("pod");
-    let all = SandboxNamespaces {
+fn all() -> SandboxNamespaces {
+    SandboxNamespaces {
         net: true,
         ipc: true,
         uts: true,
-    };
+    }
+}
+
+fn cmdline(pid: i32) -> String {
+    String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .replace('\0', " ")
+}
+
+#[tokio::test]
+async fn sandbox_create_remove_twice() {
+    let mut ctx = Ctx::new(Kind::Builtin);
+    let dir = ctx.tmp.path().join("pod");
     let host_net = ns_inode(Path::new("/proc/self/ns/net"));
+    let host_uts = ns_inode(Path::new("/proc/self/ns/uts"));
     for round in 0..2 {
-        let sb = Sandbox::create(&dir, "uid-1", "web-0", all).unwrap();
-        let mounted = common::mounts_under(&dir);
-        assert_eq!(mounted.len(), 3, "round {round}: {mounted:?}");
+        let sb = ctx
+            .rt
+            .create_sandbox(&dir, "uid-1", "web-0", all())
+            .await
+            .unwrap();
+        // Held by a process, not by mounts.
+        assert!(common::mounts_under(&dir).is_empty(), "round {round}");
+        let holder = sb.holder_pid().unwrap();
+        assert!(cmdline(holder).contains("hold"), "{}", cmdline(holder));
         for p in [&sb.net, &sb.ipc, &sb.uts] {
             let p = p.as_ref().unwrap();
-            assert!(p.starts_with(&dir));
+            assert!(p.starts_with(format!("/proc/{holder}/ns")), "{p:?}");
         }
         assert_ne!(ns_inode(sb.net.as_ref().unwrap()), host_net);
+        assert_ne!(ns_inode(sb.uts.as_ref().unwrap()), host_uts);
+        assert!(sb.intact());
         assert_eq!(
             sb.identity().unwrap(),
             ("uid-1".to_string(), "web-0".to_string())
         );
-        // Adoption after a restart sees the same namespaces.
+        // A second sandbox in the same place is refused and changes nothing.
+        let again = ctx.rt.create_sandbox(&dir, "uid-1", "web-0", all()).await;
+        assert!(again.is_err());
+        assert!(sb.intact());
+        // Adoption after a restart (a new runtime) sees the same namespaces.
+        ctx.reopen();
         assert_eq!(Sandbox::open(&dir).unwrap(), Some(sb.clone()));
         sb.remove().unwrap();
-        assert!(common::mounts_under(&dir).is_empty());
         assert!(!dir.exists());
+        assert!(
+            common::processes_mentioning(&dir.to_string_lossy()).is_empty(),
+            "round {round}: the holder outlived removal"
+        );
         sb.remove().unwrap();
         Sandbox::remove_dir(&dir).unwrap();
     }
     assert_eq!(Sandbox::open(&dir).unwrap(), None);
 }
 
-#[test]
-fn host_network_sandbox() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("pod");
+#[tokio::test]
+async fn sandbox_hostname_and_loopback() {
+    let ctx = Ctx::new(Kind::Builtin);
+    let dir = ctx.tmp.path().join("pod");
+    let sb = ctx
+        .rt
+        .create_sandbox(&dir, "uid-3", "web-3", all())
+        .await
+        .unwrap();
+    let holder = sb.holder_pid().unwrap();
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &holder.to_string(), "-u", "-n", "sh", "-c"])
+        .arg("hostname; ip -o link show")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    sb.remove().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "web-3");
+    // Only lo, and it is up.
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].starts_with("1: lo: <LOOPBACK,UP"), "{text}");
+}
+
+#[tokio::test]
+async fn sandbox_whose_holder_died_is_not_intact() {
+    let ctx = Ctx::new(Kind::Builtin);
+    let dir = ctx.tmp.path().join("pod");
+    let sb = ctx
+        .rt
+        .create_sandbox(&dir, "uid-4", "web-4", all())
+        .await
+        .unwrap();
+    let holder = sb.holder_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sb.intact() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!sb.intact());
+    let reopened = Sandbox::open(&dir).unwrap().unwrap();
+    assert!(!reopened.intact());
+    assert!(reopened.net.is_none() && reopened.ipc.is_none() && reopened.uts.is_none());
+    reopened.remove().unwrap();
+    assert!(!dir.exists());
+    // A new one can be made in its place.
+    let sb = ctx
+        .rt
+        .create_sandbox(&dir, "uid-4", "web-4", all())
+        .await
+        .unwrap();
+    assert!(sb.intact());
+    sb.remove().unwrap();
+}
+
+#[tokio::test]
+async fn host_network_sandbox() {
+    let ctx = Ctx::new(Kind::Builtin);
+    let dir = ctx.tmp.path().join("pod");
     let only_ipc = SandboxNamespaces {
         net: false,
         ipc: true,
         uts: false,
     };
-    let sb = Sandbox::create(&dir, "uid-2", "node-1", only_ipc).unwrap();
+    let sb = ctx
+        .rt
+        .create_sandbox(&dir, "uid-2", "node-1", only_ipc)
+        .await
+        .unwrap();
     assert!(sb.net.is_none() && sb.uts.is_none() && sb.ipc.is_some());
+    assert_ne!(
+        ns_inode(sb.ipc.as_ref().unwrap()),
+        ns_inode(Path::new("/proc/self/ns/ipc"))
+    );
+    sb.remove().unwrap();
+    assert!(!dir.exists());
+
+    // Nothing of its own: no holder at all.
+    let none = SandboxNamespaces::default();
+    let sb = ctx
+        .rt
+        .create_sandbox(&dir, "uid-2", "node-1", none)
+        .await
+        .unwrap();
+    assert!(sb.holder_pid().is_none() && sb.net.is_none() && sb.ipc.is_none());
+    assert!(sb.intact());
+    assert_eq!(Sandbox::open(&dir).unwrap(), Some(sb.clone()));
+    sb.remove().unwrap();
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn bad_hostname_makes_nothing() {
+    let ctx = Ctx::new(Kind::Builtin);
+    let dir = ctx.tmp.path().join("pod");
+    let long = "a".repeat(65);
+    assert!(ctx
+        .rt
+        .create_sandbox(&dir, "uid-5", &long, all())
+        .await
+        .is_err());
+    assert!(ctx
+        .rt
+        .create_sandbox(&dir, "uid-5", "", all())
+        .await
+        .is_err());
+    assert_eq!(Sandbox::open(&dir).unwrap(), None);
+    assert!(common::processes_mentioning(&dir.to_string_lossy()).is_empty());
+}
+
+/// A sandbox of an earlier version, its namespaces pinned by bind mounts, still opens
+/// and is removed with its mounts.
+#[test]
+fn bind_mounted_sandbox_of_earlier_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pod");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("sandbox.json"),
+        r#"{"pod_uid":"uid-6","hostname":"old-6"}"#,
+    )
+    .unwrap();
+    let target = dir.join("ipc");
+    fs::File::create(&target).unwrap();
+    nix::mount::mount(
+        Some("/proc/self/ns/ipc"),
+        &target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let sb = Sandbox::open(&dir).unwrap().unwrap();
+    assert_eq!(sb.ipc.as_deref(), Some(target.as_path()));
+    assert!(sb.net.is_none() && sb.uts.is_none());
+    assert!(sb.intact());
     assert_eq!(common::mounts_under(&dir).len(), 1);
     sb.remove().unwrap();
     assert!(common::mounts_under(&dir).is_empty());
+    assert!(!dir.exists());
 }
 
 fn read(dir: &Path, file: &str) -> String {

@@ -286,7 +286,7 @@ fn url_escape(s: &str) -> String {
 async fn exec_over_spdy() {
     let w = World::new().await;
     let uid = w.add_pod("sp", &["main"]);
-    let sb = w.sandbox(&uid);
+    let sb = w.sandbox(&uid).await;
     w.start("sp", &uid, "main", &["sleep", "1000"], Some(&sb))
         .await;
 
@@ -631,7 +631,7 @@ async fn echo_through(conn: &Connection, id: u32) -> Result<String, String> {
 async fn port_forward() {
     let w = World::new().await;
     let uid = w.add_pod("pf", &["echo"]);
-    let sb = w.sandbox(&uid);
+    let sb = w.sandbox(&uid).await;
     w.start(
         "pf",
         &uid,

@@ -215,7 +215,7 @@ async fn exec_logs_attach(version: &str) {
     };
     let w = World::new().await;
     let uid = w.add_pod("p", &["main"]);
-    let sb = w.sandbox(&uid);
+    let sb = w.sandbox(&uid).await;
     w.start(
         "p",
         &uid,
@@ -421,7 +421,7 @@ async fn port_forward(version: &str) {
     };
     let w = World::new().await;
     let uid = w.add_pod("pf", &["echo"]);
-    let sb = w.sandbox(&uid);
+    let sb = w.sandbox(&uid).await;
     w.start(
         "pf",
         &uid,

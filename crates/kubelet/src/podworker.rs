@@ -7,7 +7,7 @@
 //! everything it had on the node is removed, and the kubelet finishes the delete.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use container_runtime::cgroups::{pod_cgroup_path_under, PodCgroup, QosClass};
 use container_runtime::sandbox::{Sandbox, SandboxNamespaces};
 use container_runtime::{ContainerIo, ContainerState};
 use controllers::events::{object_reference, EventType};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, PodStatus, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
@@ -436,14 +436,25 @@ impl PodWorker {
             .map_err(|e| format!("creating the pod cgroup: {e}"))?;
             self.cgroup_limits = Some(resources);
         }
-        // Sandbox namespaces.
+        // Sandbox namespaces (again if the holder of the old ones died).
+        self.replace_lost_sandbox(&spec).await;
         if self.sandbox.is_none() {
+            // Upstream's rule: a `Never` pod whose containers ran gets no new sandbox
+            // (its stopped containers make it fail).
+            let ran = self.instances.values().any(|l| !l.is_empty());
+            if ran && spec.restart_policy.as_deref() == Some("Never") {
+                return Err("the pod sandbox is gone and restartPolicy is Never".into());
+            }
             let share = SandboxNamespaces {
                 net: !host_network,
                 ipc: spec.host_ipc != Some(true),
                 uts: !host_network,
             };
-            let sb = Sandbox::create(&dir.join("sandbox"), &self.uid, &hostname, share)
+            let sb = self
+                .shared
+                .runtime
+                .create_sandbox(&dir.join("sandbox"), &self.uid, &hostname, share)
+                .await
                 .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
             self.sandbox = Some(sb);
         }
@@ -529,6 +540,44 @@ impl PodWorker {
     /// Tokens for the pod's projected token sources, asked for through the
     /// TokenRequest API (bound to the pod) and renewed after 80% of their life, as
     /// upstream's token manager does.
+    /// A sandbox whose holder died (killed, out of memory) has lost its namespaces for
+    /// good: as upstream's kubelet does when a pod's pause container dies, the pod's
+    /// containers are stopped and its network and sandbox torn down, so the next steps
+    /// make a new sandbox (with a new address) and start the containers again by their
+    /// restart policy.
+    async fn replace_lost_sandbox(&mut self, spec: &PodSpec) {
+        if self.sandbox.as_ref().is_none_or(Sandbox::intact) {
+            return;
+        }
+        warn!(pod = %pod_key(&self.pod), "the pod sandbox's namespace holder is gone");
+        self.event(
+            None,
+            EventType::Normal,
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.".into(),
+        );
+        let grace = spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64;
+        self.stop_all(Duration::from_secs(grace)).await;
+        if self.shared.config.cni_conf_dir.is_some() {
+            crate::cni::disconnect(
+                &self.shared,
+                &self.pod,
+                &self.uid,
+                Path::new(""),
+                &self.pod_dir(),
+            );
+        }
+        crate::network::disconnect(&self.shared, &self.uid);
+        if let Some(sb) = self.sandbox.take() {
+            if let Err(e) = sb.remove() {
+                warn!(error = %e, "removing the lost sandbox failed");
+            }
+        }
+        self.pod_ip = None;
+        // Rewritten with the new address.
+        let _ = std::fs::remove_file(self.pod_dir().join("etc/hosts"));
+    }
+
     async fn refresh_tokens(&mut self) -> Result<BTreeMap<(String, i64), String>, String> {
         let wanted = volumes::token_requests(&self.pod);
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();

@@ -203,19 +203,23 @@ impl World {
     }
 
     /// A sandbox (network, IPC, UTS namespaces) for a pod.
-    pub fn sandbox(&self, uid: &str) -> Sandbox {
+    pub async fn sandbox(&self, uid: &str) -> Sandbox {
         let dir = self.tmp.path().join("sandboxes").join(uid);
-        let sb = Sandbox::create(
-            &dir,
-            uid,
-            "pod-host",
-            SandboxNamespaces {
-                net: true,
-                ipc: true,
-                uts: true,
-            },
-        )
-        .unwrap();
+        let sb = self
+            .host
+            .runtime
+            .create_sandbox(
+                &dir,
+                uid,
+                "pod-host",
+                SandboxNamespaces {
+                    net: true,
+                    ipc: true,
+                    uts: true,
+                },
+            )
+            .await
+            .unwrap();
         if let Some(net) = &sb.net {
             self.host
                 .netns
