@@ -11,6 +11,7 @@
 //! `kube-proxy` kube-proxy. The hidden `container-shim` subcommand is the
 //! per-container shim the kubelet's runtime starts.
 
+mod apiclient;
 mod node;
 
 use anyhow::{Context, Result};
@@ -222,7 +223,7 @@ async fn client_from(kubeconfig: &std::path::Path, component: &str) -> Result<ku
             .context("loading the kubeconfig")?;
     let ua = http::HeaderValue::from_str(&user_agent(component)).context("user agent")?;
     cfg.headers.push((http::header::USER_AGENT, ua));
-    kube::Client::try_from(cfg).context("building the API client")
+    apiclient::client(cfg).context("building the API client")
 }
 
 async fn run_controller_manager(mut cmd: ControllerManagerCmd) -> Result<()> {
