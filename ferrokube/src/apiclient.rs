@@ -6,7 +6,10 @@
 //! client-go, which upstream's components use, negotiates HTTP/2 and multiplexes
 //! everything over one connection; this does the same (falling back to HTTP/1.1 if
 //! the server does not offer HTTP/2), with the rest of kube's stack: base URI,
-//! credentials, extra headers (the user agent), retries of throttled requests.
+//! credentials, extra headers (the user agent), retries of throttled requests. Only
+//! requests that start before the first connection's handshake has finished may open
+//! connections of their own (the pool learns a connection is HTTP/2 from ALPN); they
+//! stay in the pool and are shared too.
 
 use std::time::Duration;
 
@@ -112,9 +115,14 @@ mod tests {
             .await
             .unwrap();
         let api: kube::Api<Namespace> = kube::Api::all(client);
+        let lp = kube::api::ListParams::default();
+        // The pool learns that a connection is HTTP/2 only from its handshake (ALPN):
+        // requests that race the first handshake may each open one. After it, every
+        // request goes over that connection.
+        api.list(&lp).await.unwrap();
+        assert_eq!(connections_to(running.addr.port()), 1);
         // As many requests in flight as a burst of pod starts makes; over HTTP/1.1
         // each would need a connection of its own.
-        let lp = kube::api::ListParams::default();
         let lists = (0..32).map(|_| api.list(&lp));
         for listed in futures::future::join_all(lists).await {
             assert!(listed
