@@ -6,10 +6,14 @@
 //! client-go, which upstream's components use, negotiates HTTP/2 and multiplexes
 //! everything over one connection; this does the same (falling back to HTTP/1.1 if
 //! the server does not offer HTTP/2), with the rest of kube's stack: base URI,
-//! credentials, extra headers (the user agent), retries of throttled requests. Only
-//! requests that start before the first connection's handshake has finished may open
-//! connections of their own (the pool learns a connection is HTTP/2 from ALPN); they
-//! stay in the pool and are shared too.
+//! credentials, extra headers (the user agent), retries of throttled requests, and
+//! the configured connect (TCP and TLS), read and write timeouts. Requests that start
+//! before the first connection's handshake has finished may open connections of their
+//! own (the pool learns a connection is HTTP/2 from ALPN); after it, all share it.
+//!
+//! Not for upgraded requests (exec, attach, port-forward over WebSocket), which need
+//! HTTP/1.1: no component makes them. With a proxy configured, kube's own HTTP/1.1
+//! client is used, which knows how to go through one.
 
 use std::time::Duration;
 
@@ -32,6 +36,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// A client for `config` that negotiates HTTP/2 with the API server.
 pub(crate) fn client(config: kube::Config) -> Result<kube::Client> {
+    if config.proxy_url.is_some() {
+        return kube::Client::try_from(config).context("building the API client");
+    }
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -50,13 +57,17 @@ pub(crate) fn client(config: kube::Config) -> Result<kube::Client> {
         https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
     }
     let https = https.enable_all_versions().wrap_connector(http);
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
     let hyper_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .http2_initial_stream_window_size(STREAM_WINDOW)
         .http2_initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keep_alive_interval(KEEP_ALIVE)
         .http2_keep_alive_while_idle(true)
-        .build(https);
+        .build(connector);
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(

@@ -483,9 +483,9 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
-/// Creates the `sleeper` pod and waits until it runs; returns it.
-fn run_sleeper(k: &Kubectl) -> serde_json::Value {
-    k.apply(&[], SLEEPER);
+/// Creates the `sleeper` pod from `manifest` and waits until it runs; returns it.
+fn run_sleeper(k: &Kubectl, manifest: &str) -> serde_json::Value {
+    k.apply(&[], manifest);
     assert!(eventually(Duration::from_secs(60), || pod_json(
         k, "sleeper"
     )["status"]["phase"]
@@ -498,7 +498,7 @@ fn kill_9_of_the_kubelet_leaves_containers_running_and_they_are_adopted() {
     let c = start("builtin");
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    let before = run_sleeper(&k);
+    let before = run_sleeper(&k, SLEEPER);
     let uid = before["metadata"]["uid"].as_str().unwrap().to_string();
     let id = before["status"]["containerStatuses"][0]["containerID"].clone();
     let procs = processes_of(&uid);
@@ -544,12 +544,34 @@ fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The sleeper with an init container that counts its runs in an emptyDir.
+const SLEEPER_WITH_INIT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: sleeper
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - {name: work, emptyDir: {}}
+  initContainers:
+  - name: setup
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "echo run >> /work/runs"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: work, mountPath: /work}]
+"#;
+
 #[test]
 fn a_pod_whose_sandbox_holder_dies_gets_a_new_sandbox() {
     let c = start("builtin");
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
-    let uid = run_sleeper(&k)["metadata"]["uid"]
+    let uid = run_sleeper(&k, SLEEPER_WITH_INIT)["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -595,6 +617,9 @@ fn a_pod_whose_sandbox_holder_dies_gets_a_new_sandbox() {
         k.ok(&["exec", "sleeper", "--", "hostname"]).trim(),
         "sleeper"
     );
+    // The init container ran again for the new sandbox, as upstream's kubelet does.
+    let runs = k.ok(&["exec", "sleeper", "-c", "main", "--", "cat", "/work/runs"]);
+    assert_eq!(runs.lines().count(), 2, "{runs}");
 
     k.ok(&["delete", "pod", "sleeper"]);
     assert!(eventually(Duration::from_secs(20), || processes_of(&uid)

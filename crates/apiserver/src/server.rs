@@ -24,6 +24,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+/// HTTP/2 streams a client may have open on one connection (upstream's default).
+const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
+
 /// Largest request body accepted (upstream's default).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
@@ -189,6 +192,11 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, tls: TlsAcceptor)
             // Let a large response (a big list) queue more than hyper's 400 KB default
             // per stream, so producing it overlaps with encrypting it.
             builder.http2().max_send_buf_size(4 << 20);
+            // Upstream's --http2-max-streams-per-connection default: clients multiplex
+            // every watch and request of a component over one connection.
+            builder
+                .http2()
+                .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
             let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await;

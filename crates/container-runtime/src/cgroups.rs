@@ -491,9 +491,6 @@ fn create_v1(root: &Path, dir: &Path, is_cpuset: bool, children: Children) -> Re
         Err(e) => return Err(cg_err(dir, e)),
     }
     if is_cpuset {
-        if children == Children::Expected {
-            write_file(dir, "cgroup.clone_children", "1")?;
-        }
         let parent = dir.parent().unwrap_or(root);
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
@@ -501,6 +498,10 @@ fn create_v1(root: &Path, dir: &Path, is_cpuset: bool, children: Children) -> Re
                 let v = fs::read_to_string(parent.join(f)).map_err(|e| cg_err(parent, e))?;
                 write_file(dir, f, v.trim())?;
             }
+        }
+        // Only a saving for the children: they copy by hand without it.
+        if children == Children::Expected {
+            let _ = write_file(dir, "cgroup.clone_children", "1");
         }
     }
     Ok(())

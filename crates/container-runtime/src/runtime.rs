@@ -209,7 +209,15 @@ impl ContainerRuntime {
             let _ = Sandbox::remove_dir(&dir);
             return Err(e);
         }
-        Sandbox::open(&dir)?.ok_or_else(|| Error::Runtime("sandbox vanished after creation".into()))
+        match Sandbox::open(&dir) {
+            Ok(Some(sb)) => Ok(sb),
+            other => {
+                let _ = Sandbox::remove_dir(&dir);
+                Err(other
+                    .err()
+                    .unwrap_or_else(|| Error::Runtime("sandbox vanished after creation".into())))
+            }
+        }
     }
 
     /// Starts the sandbox's namespace holder, if the pod has namespaces of its own (else

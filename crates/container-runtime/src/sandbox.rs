@@ -29,7 +29,7 @@ use nix::mount::{umount2, MntFlags};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
-use crate::shim::{Detach, StartReport};
+use crate::shim::Detach;
 use crate::store::ProcRef;
 use crate::sys;
 use crate::Error;
@@ -113,6 +113,25 @@ struct SandboxRecord {
     namespaces: Option<SandboxNamespaces>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     holder: Option<ProcRef>,
+    /// The boot the holder ran in: after a reboot its pid and start time may name an
+    /// unrelated process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+}
+
+impl SandboxRecord {
+    /// The holder, if it is of this boot.
+    fn holder_this_boot(&self) -> Option<ProcRef> {
+        self.holder
+            .filter(|_| self.boot_id.is_some() && self.boot_id == boot_id())
+    }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 const RECORD: &str = "sandbox.json";
@@ -156,6 +175,7 @@ pub(crate) fn holder_args(
             hostname: hostname.to_string(),
             namespaces: Some(share),
             holder: None,
+            boot_id: None,
         },
     )?;
     Ok(None)
@@ -183,7 +203,11 @@ impl Sandbox {
                 holder: None,
             }));
         };
-        let live = rec.holder.filter(|h| h.alive());
+        // A holder of an earlier boot is gone whatever its pid names now.
+        let holder = rec
+            .holder
+            .map(|h| rec.holder_this_boot().unwrap_or(ProcRef { pid: 0, ..h }));
+        let live = holder.filter(|h| h.alive());
         let ns = |wanted: bool, name: &str| {
             live.filter(|_| wanted)
                 .map(|h| PathBuf::from(format!("/proc/{}/ns/{name}", h.pid)))
@@ -193,7 +217,7 @@ impl Sandbox {
             net: ns(wanted.net, "net"),
             ipc: ns(wanted.ipc, "ipc"),
             uts: ns(wanted.uts, "uts"),
-            holder: rec.holder,
+            holder,
         }))
     }
 
@@ -201,6 +225,30 @@ impl Sandbox {
     /// pod's containers may still run in them, but nothing can join them any more).
     pub fn intact(&self) -> bool {
         self.holder.is_none_or(|h| h.alive())
+    }
+
+    /// Resolves when the sandbox's holder has exited (at once if it already has), so a
+    /// kubelet can replace a lost sandbox without waiting for its next look; never
+    /// resolves for a sandbox without a holder.
+    pub async fn holder_exited(&self) {
+        let Some(h) = self.holder else {
+            return std::future::pending().await;
+        };
+        if let Ok(Some(fd)) = sys::pidfd_for(h.pid, h.start_time) {
+            // A pidfd turns readable when its process exits.
+            // SAFETY: the pidfd is owned by the AsyncFd and neither replaced nor closed
+            // while registered.
+            let afd = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            };
+            if let Ok(afd) = afd {
+                let _ = afd.readable().await;
+                return;
+            }
+        }
+        while h.alive() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// The holder process's pid, if the pod has namespaces of its own.
@@ -224,7 +272,7 @@ impl Sandbox {
     /// [`Sandbox::remove`] by directory.
     pub fn remove_dir(dir: &Path) -> Result<(), Error> {
         if let Ok(Some(rec)) = sys::read_json::<SandboxRecord>(&dir.join(RECORD)) {
-            if let Some(h) = rec.holder {
+            if let Some(h) = rec.holder_this_boot() {
                 kill_holder(h);
             }
         }
@@ -251,14 +299,22 @@ impl Sandbox {
 }
 
 /// Kills the holder `h` if it still runs and waits (briefly) until it has exited.
-fn kill_holder(h: ProcRef) {
-    if !h.alive() {
+pub(crate) fn kill_holder(h: ProcRef) {
+    // Through a pidfd taken while the process is known to be the holder, so a pid
+    // reused in between is never signalled.
+    let Ok(Some(fd)) = sys::pidfd_for(h.pid, h.start_time) else {
         return;
+    };
+    // SAFETY: pidfd_send_signal with a pidfd we own and no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(h.pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
     let deadline = Instant::now() + HOLDER_EXIT_WAIT;
     while h.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
@@ -301,16 +357,19 @@ pub(crate) fn holder_main(args: &[OsString], detach: Detach) -> i32 {
         return crate::shim::report_failure(&mut status, format!("sandbox holder: {e}"));
     }
     let _ = std::env::set_current_dir("/");
+    // As upstream's pause container: the last thing the OOM killer picks.
+    let _ = fs::write("/proc/self/oom_score_adj", "-998");
     if let Err(e) = hold(dir, uid, hostname, share) {
         return crate::shim::report_failure(&mut status, e.to_string());
     }
-    crate::shim::report(
-        &mut status,
-        &StartReport {
-            pid: Some(std::process::id() as i32),
-            error: None,
-        },
-    );
+    // Nobody to hear it (the starter gave up): the sandbox is not wanted any more.
+    let report = serde_json::json!({ "pid": std::process::id() });
+    let delivered = status.take().is_some_and(|mut f| {
+        io::Write::write_all(&mut f, format!("{report}\n").as_bytes()).is_ok()
+    });
+    if !delivered {
+        return 1;
+    }
     // Nothing of the starter's stays open; the kubelet's signals for its process group
     // do not reach here (own session), and the holder ends only when killed.
     for (fd, mode) in [(0, libc::O_RDONLY), (2, libc::O_WRONLY)] {
@@ -354,6 +413,7 @@ fn hold(dir: &Path, uid: &str, hostname: &str, share: SandboxNamespaces) -> Resu
             hostname: hostname.to_string(),
             namespaces: Some(share),
             holder: Some(me),
+            boot_id: boot_id(),
         },
     )
 }

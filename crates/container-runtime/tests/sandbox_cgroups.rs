@@ -109,15 +109,22 @@ async fn sandbox_whose_holder_died_is_not_intact() {
         .await
         .unwrap();
     let holder = sb.holder_pid().unwrap();
+    let short = std::time::Duration::from_millis(100);
+    assert!(
+        tokio::time::timeout(short, sb.holder_exited())
+            .await
+            .is_err(),
+        "the holder is alive"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(holder),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while sb.intact() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let long = std::time::Duration::from_secs(5);
+    tokio::time::timeout(long, sb.holder_exited())
+        .await
+        .expect("the holder's exit is noticed");
     assert!(!sb.intact());
     let reopened = Sandbox::open(&dir).unwrap().unwrap();
     assert!(!reopened.intact());
@@ -132,6 +139,38 @@ async fn sandbox_whose_holder_died_is_not_intact() {
         .unwrap();
     assert!(sb.intact());
     sb.remove().unwrap();
+}
+
+/// After a reboot the recorded pid and start time may name an unrelated process: a
+/// record of another boot is a lost sandbox, and removing it signals nothing.
+#[tokio::test]
+async fn holder_of_another_boot_is_neither_trusted_nor_killed() {
+    let ctx = Ctx::new(Kind::Builtin);
+    let dir = ctx.tmp.path().join("pod");
+    let sb = ctx
+        .rt
+        .create_sandbox(&dir, "uid-7", "web-7", all())
+        .await
+        .unwrap();
+    let holder = sb.holder_pid().unwrap();
+    let record = dir.join("sandbox.json");
+    let mut rec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&record).unwrap()).unwrap();
+    assert!(rec["boot_id"].is_string(), "{rec}");
+    rec["boot_id"] = "00000000-0000-0000-0000-000000000000".into();
+    fs::write(&record, rec.to_string()).unwrap();
+    let reopened = Sandbox::open(&dir).unwrap().unwrap();
+    assert!(!reopened.intact());
+    assert!(reopened.net.is_none());
+    Sandbox::remove_dir(&dir).unwrap();
+    assert!(!dir.exists());
+    // The process the record named still runs.
+    assert!(cmdline(holder).contains("hold"), "it was killed");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
 }
 
 #[tokio::test]

@@ -93,6 +93,8 @@ pub(crate) struct PodWorker {
     waiting: BTreeMap<String, Waiting>,
     backoff: HashMap<String, Backoff>,
     sandbox: Option<Sandbox>,
+    /// The sandbox holder a task watches for exit.
+    watched_holder: Option<i32>,
     /// The pod's address on the pod network.
     pod_ip: Option<std::net::IpAddr>,
     first_seen: Timestamp,
@@ -166,6 +168,7 @@ impl PodWorker {
             waiting: BTreeMap::new(),
             backoff: HashMap::new(),
             sandbox,
+            watched_holder: None,
             pod_ip: None,
             first_seen: Timestamp::now(),
             last_status: None,
@@ -458,6 +461,17 @@ impl PodWorker {
                 .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
             self.sandbox = Some(sb);
         }
+        // A holder that dies wakes the worker, which then replaces the sandbox.
+        if let Some(sb) = &self.sandbox {
+            if sb.holder_pid().is_some() && self.watched_holder != sb.holder_pid() {
+                self.watched_holder = sb.holder_pid();
+                let (sb, wake) = (sb.clone(), self.wake.clone());
+                tokio::spawn(async move {
+                    sb.holder_exited().await;
+                    wake.notify_one();
+                });
+            }
+        }
         // The pod network (again after a kubelet restart: the same address, and an
         // existing veth pair is left as it is).
         if self.pod_ip.is_none() && self.shared.config.cni_conf_dir.is_some() {
@@ -537,14 +551,12 @@ impl PodWorker {
         Ok(())
     }
 
-    /// Tokens for the pod's projected token sources, asked for through the
-    /// TokenRequest API (bound to the pod) and renewed after 80% of their life, as
-    /// upstream's token manager does.
     /// A sandbox whose holder died (killed, out of memory) has lost its namespaces for
     /// good: as upstream's kubelet does when a pod's pause container dies, the pod's
     /// containers are stopped and its network and sandbox torn down, so the next steps
     /// make a new sandbox (with a new address) and start the containers again by their
-    /// restart policy.
+    /// restart policy, init containers first again (their work, such as network
+    /// setup, went with the old namespaces).
     async fn replace_lost_sandbox(&mut self, spec: &PodSpec) {
         if self.sandbox.as_ref().is_none_or(Sandbox::intact) {
             return;
@@ -576,8 +588,28 @@ impl PodWorker {
         self.pod_ip = None;
         // Rewritten with the new address.
         let _ = std::fs::remove_file(self.pod_dir().join("etc/hosts"));
+        // Init containers run again, as upstream purges them with a new sandbox.
+        for c in spec.init_containers.iter().flatten() {
+            for i in self.instances.remove(&c.name).unwrap_or_default() {
+                self.remove_instance(&i.info.id);
+            }
+        }
     }
 
+    /// Deletes a stopped container from the runtime and its root file system.
+    fn remove_instance(&self, id: &str) {
+        if let Err(e) = self.shared.runtime.remove(id) {
+            warn!(error = %e, %id, "removing a container failed");
+        }
+        let dir = self.shared.config.root_dir.join("containers").join(id);
+        if let Err(e) = images::ImageStore::unmount_rootfs(&dir) {
+            warn!(error = %e, "removing a root filesystem failed");
+        }
+    }
+
+    /// Tokens for the pod's projected token sources, asked for through the
+    /// TokenRequest API (bound to the pod) and renewed after 80% of their life, as
+    /// upstream's token manager does.
     async fn refresh_tokens(&mut self) -> Result<BTreeMap<(String, i64), String>, String> {
         let wanted = volumes::token_requests(&self.pod);
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
@@ -1719,24 +1751,18 @@ impl PodWorker {
         }
         for list in self.instances.values() {
             for i in list {
-                if let Err(e) = self.shared.runtime.remove(&i.info.id) {
-                    warn!(error = %e, id = %i.info.id, "removing a container failed");
-                }
-                let dir = self
-                    .shared
-                    .config
-                    .root_dir
-                    .join("containers")
-                    .join(&i.info.id);
-                if let Err(e) = images::ImageStore::unmount_rootfs(&dir) {
-                    warn!(error = %e, "removing a root filesystem failed");
-                }
+                self.remove_instance(&i.info.id);
             }
         }
         self.instances.clear();
         if self.shared.config.cni_conf_dir.is_some() {
-            // Before the namespace goes, so plugins can undo what they made in it.
-            let netns = self.sandbox.as_ref().and_then(|sb| sb.net.clone());
+            // Before the namespace goes, so plugins can undo what they made in it; a
+            // lost one's path may name another process's namespace by now.
+            let netns = self
+                .sandbox
+                .as_ref()
+                .filter(|sb| sb.intact())
+                .and_then(|sb| sb.net.clone());
             let netns = netns.unwrap_or_default();
             crate::cni::disconnect(&self.shared, &self.pod, &self.uid, &netns, &self.pod_dir());
         }
