@@ -229,9 +229,10 @@ impl ContainerRuntime {
         hostname: &str,
         share: SandboxNamespaces,
     ) -> Result<(), Error> {
-        let Some(args) = crate::sandbox::holder_args(dir, pod_uid, hostname, share)? else {
-            return Ok(());
-        };
+        if !share.any() {
+            return crate::sandbox::write_unheld(dir, pod_uid, hostname, share);
+        }
+        let args = crate::sandbox::holder_args(dir, pod_uid, hostname, share);
         let devnull = fs::OpenOptions::new()
             .write(true)
             .open("/dev/null")

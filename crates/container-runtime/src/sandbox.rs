@@ -23,13 +23,13 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::mount::{umount2, MntFlags};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
-use crate::shim::Detach;
+use crate::shim::{Detach, StartReport};
 use crate::store::ProcRef;
 use crate::sys;
 use crate::Error;
@@ -47,7 +47,7 @@ pub struct SandboxNamespaces {
 }
 
 impl SandboxNamespaces {
-    fn any(self) -> bool {
+    pub(crate) fn any(self) -> bool {
         self.net || self.ipc || self.uts
     }
 
@@ -101,6 +101,9 @@ pub struct Sandbox {
     pub ipc: Option<PathBuf>,
     /// The UTS namespace file, if the pod has its own (and it is still there).
     pub uts: Option<PathBuf>,
+    /// Whether the pod has namespaces of its own that a holder keeps.
+    held: bool,
+    /// The holder, if it ran in this boot.
     holder: Option<ProcRef>,
 }
 
@@ -120,6 +123,22 @@ struct SandboxRecord {
 }
 
 impl SandboxRecord {
+    /// The record of a sandbox for `share`, kept by `holder` (of this boot).
+    fn new(
+        pod_uid: &str,
+        hostname: &str,
+        share: SandboxNamespaces,
+        holder: Option<ProcRef>,
+    ) -> SandboxRecord {
+        SandboxRecord {
+            pod_uid: pod_uid.to_string(),
+            hostname: hostname.to_string(),
+            namespaces: Some(share),
+            holder,
+            boot_id: holder.and_then(|_| boot_id()),
+        }
+    }
+
     /// The holder, if it is of this boot.
     fn holder_this_boot(&self) -> Option<ProcRef> {
         self.holder
@@ -151,34 +170,33 @@ pub(crate) fn prepare(dir: &Path, hostname: &str) -> Result<(), Error> {
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
-/// The holder's arguments (after `container-shim`), or `None` when the pod has no
-/// namespace of its own and so needs no holder (its record is written here instead).
+/// The holder's arguments (after `container-shim`) for a pod with namespaces of its
+/// own (`share`).
 pub(crate) fn holder_args(
     dir: &Path,
     pod_uid: &str,
     hostname: &str,
     share: SandboxNamespaces,
-) -> Result<Option<Vec<OsString>>, Error> {
-    if share.any() {
-        return Ok(Some(vec![
-            "hold".into(),
-            dir.into(),
-            pod_uid.into(),
-            hostname.into(),
-            share.to_arg().into(),
-        ]));
-    }
-    sys::write_json(
-        &dir.join(RECORD),
-        &SandboxRecord {
-            pod_uid: pod_uid.to_string(),
-            hostname: hostname.to_string(),
-            namespaces: Some(share),
-            holder: None,
-            boot_id: None,
-        },
-    )?;
-    Ok(None)
+) -> Vec<OsString> {
+    vec![
+        "hold".into(),
+        dir.into(),
+        pod_uid.into(),
+        hostname.into(),
+        share.to_arg().into(),
+    ]
+}
+
+/// Writes the record of a sandbox that needs no holder: the pod shares all the host's
+/// namespaces.
+pub(crate) fn write_unheld(
+    dir: &Path,
+    pod_uid: &str,
+    hostname: &str,
+    share: SandboxNamespaces,
+) -> Result<(), Error> {
+    let record = SandboxRecord::new(pod_uid, hostname, share, None);
+    sys::write_json(&dir.join(RECORD), &record)
 }
 
 impl Sandbox {
@@ -200,13 +218,12 @@ impl Sandbox {
                 net: ns("net"),
                 ipc: ns("ipc"),
                 uts: ns("uts"),
+                held: false,
                 holder: None,
             }));
         };
         // A holder of an earlier boot is gone whatever its pid names now.
-        let holder = rec
-            .holder
-            .map(|h| rec.holder_this_boot().unwrap_or(ProcRef { pid: 0, ..h }));
+        let holder = rec.holder_this_boot();
         let live = holder.filter(|h| h.alive());
         let ns = |wanted: bool, name: &str| {
             live.filter(|_| wanted)
@@ -217,6 +234,7 @@ impl Sandbox {
             net: ns(wanted.net, "net"),
             ipc: ns(wanted.ipc, "ipc"),
             uts: ns(wanted.uts, "uts"),
+            held: wanted.any(),
             holder,
         }))
     }
@@ -224,15 +242,18 @@ impl Sandbox {
     /// Whether the sandbox's namespaces still exist: false once its holder died (the
     /// pod's containers may still run in them, but nothing can join them any more).
     pub fn intact(&self) -> bool {
-        self.holder.is_none_or(|h| h.alive())
+        !self.held || self.holder.is_some_and(|h| h.alive())
     }
 
     /// Resolves when the sandbox's holder has exited (at once if it already has), so a
     /// kubelet can replace a lost sandbox without waiting for its next look; never
     /// resolves for a sandbox without a holder.
     pub async fn holder_exited(&self) {
-        let Some(h) = self.holder else {
+        if !self.held {
             return std::future::pending().await;
+        }
+        let Some(h) = self.holder else {
+            return;
         };
         if let Ok(Some(fd)) = sys::pidfd_for(h.pid, h.start_time) {
             // A pidfd turns readable when its process exits.
@@ -315,10 +336,14 @@ pub(crate) fn kill_holder(h: ProcRef) {
             0,
         );
     }
-    let deadline = Instant::now() + HOLDER_EXIT_WAIT;
-    while h.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // The pidfd turns readable when the holder has exited.
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, with a timeout.
+    unsafe { libc::poll(&mut pfd, 1, HOLDER_EXIT_WAIT.as_millis() as libc::c_int) };
 }
 
 fn is_nsfs(path: &Path) -> bool {
@@ -362,12 +387,12 @@ pub(crate) fn holder_main(args: &[OsString], detach: Detach) -> i32 {
     if let Err(e) = hold(dir, uid, hostname, share) {
         return crate::shim::report_failure(&mut status, e.to_string());
     }
+    let report = StartReport {
+        pid: Some(std::process::id() as i32),
+        error: None,
+    };
     // Nobody to hear it (the starter gave up): the sandbox is not wanted any more.
-    let report = serde_json::json!({ "pid": std::process::id() });
-    let delivered = status.take().is_some_and(|mut f| {
-        io::Write::write_all(&mut f, format!("{report}\n").as_bytes()).is_ok()
-    });
-    if !delivered {
+    if !crate::shim::report(&mut status, &report) {
         return 1;
     }
     // Nothing of the starter's stays open; the kubelet's signals for its process group
@@ -406,16 +431,8 @@ fn hold(dir: &Path, uid: &str, hostname: &str, share: SandboxNamespaces) -> Resu
     }
     let me = ProcRef::of(std::process::id() as i32)
         .ok_or_else(|| Error::Runtime("cannot read the holder's own start time".into()))?;
-    sys::write_json(
-        &dir.join(RECORD),
-        &SandboxRecord {
-            pod_uid: uid.to_string(),
-            hostname: hostname.to_string(),
-            namespaces: Some(share),
-            holder: Some(me),
-            boot_id: boot_id(),
-        },
-    )
+    let record = SandboxRecord::new(uid, hostname, share, Some(me));
+    sys::write_json(&dir.join(RECORD), &record)
 }
 
 /// Sets IFF_UP on `lo` in the calling thread's network namespace.

@@ -163,14 +163,17 @@ pub(crate) fn report_failure(status: &mut Option<File>, error: String) -> i32 {
     1
 }
 
-pub(crate) fn report(status: &mut Option<File>, rep: &StartReport) {
-    if let Some(mut f) = status.take() {
-        if let Ok(mut line) = serde_json::to_vec(rep) {
-            line.push(b'\n');
-            // The starter may be gone (SIGPIPE is ignored): nothing to do then.
-            let _ = f.write_all(&line);
-        }
-    }
+/// Writes `rep` on the status channel (once); whether the starter got it (it may be
+/// gone: SIGPIPE is ignored).
+pub(crate) fn report(status: &mut Option<File>, rep: &StartReport) -> bool {
+    let Some(mut f) = status.take() else {
+        return false;
+    };
+    let Ok(mut line) = serde_json::to_vec(rep) else {
+        return false;
+    };
+    line.push(b'\n');
+    f.write_all(&line).is_ok()
 }
 
 /// Detaches from the starting process and starts a session of its own. Started as a

@@ -7,7 +7,7 @@
 //! everything it had on the node is removed, and the kubelet finishes the delete.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -570,22 +570,7 @@ impl PodWorker {
         );
         let grace = spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64;
         self.stop_all(Duration::from_secs(grace)).await;
-        if self.shared.config.cni_conf_dir.is_some() {
-            crate::cni::disconnect(
-                &self.shared,
-                &self.pod,
-                &self.uid,
-                Path::new(""),
-                &self.pod_dir(),
-            );
-        }
-        crate::network::disconnect(&self.shared, &self.uid);
-        if let Some(sb) = self.sandbox.take() {
-            if let Err(e) = sb.remove() {
-                warn!(error = %e, "removing the lost sandbox failed");
-            }
-        }
-        self.pod_ip = None;
+        self.tear_down_sandbox();
         // Rewritten with the new address.
         let _ = std::fs::remove_file(self.pod_dir().join("etc/hosts"));
         // Init containers run again, as upstream purges them with a new sandbox.
@@ -594,6 +579,28 @@ impl PodWorker {
                 self.remove_instance(&i.info.id);
             }
         }
+    }
+
+    /// Disconnects the pod from its network and removes its sandbox.
+    fn tear_down_sandbox(&mut self) {
+        if self.shared.config.cni_conf_dir.is_some() {
+            // Before the namespace goes, so plugins can undo what they made in it; a
+            // lost one's path may name another process's namespace by now.
+            let netns = self
+                .sandbox
+                .as_ref()
+                .filter(|sb| sb.intact())
+                .and_then(|sb| sb.net.clone());
+            let netns = netns.unwrap_or_default();
+            crate::cni::disconnect(&self.shared, &self.pod, &self.uid, &netns, &self.pod_dir());
+        }
+        if let Some(sb) = self.sandbox.take() {
+            if let Err(e) = sb.remove() {
+                warn!(error = %e, "removing the sandbox failed");
+            }
+        }
+        self.pod_ip = None;
+        crate::network::disconnect(&self.shared, &self.uid);
     }
 
     /// Deletes a stopped container from the runtime and its root file system.
@@ -1755,24 +1762,7 @@ impl PodWorker {
             }
         }
         self.instances.clear();
-        if self.shared.config.cni_conf_dir.is_some() {
-            // Before the namespace goes, so plugins can undo what they made in it; a
-            // lost one's path may name another process's namespace by now.
-            let netns = self
-                .sandbox
-                .as_ref()
-                .filter(|sb| sb.intact())
-                .and_then(|sb| sb.net.clone());
-            let netns = netns.unwrap_or_default();
-            crate::cni::disconnect(&self.shared, &self.pod, &self.uid, &netns, &self.pod_dir());
-        }
-        if let Some(sb) = self.sandbox.take() {
-            if let Err(e) = sb.remove() {
-                warn!(error = %e, "removing the sandbox failed");
-            }
-        }
-        self.pod_ip = None;
-        crate::network::disconnect(&self.shared, &self.uid);
+        self.tear_down_sandbox();
         if let Err(e) = volumes::tear_down(&self.pod_dir()) {
             warn!(error = %e, "removing the pod directory failed");
         }
