@@ -34,6 +34,7 @@ mod podworker;
 pub mod probes;
 pub mod staticpods;
 pub mod status;
+mod topdirs;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -169,12 +170,17 @@ pub async fn run(
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(machine::hostname);
+    std::fs::create_dir_all(&config.root_dir).map_err(|source| KubeletError::Io {
+        what: format!("creating {}", config.root_dir.display()),
+        source,
+    })?;
     for dir in [
-        &config.root_dir,
+        &config.pods_dir(),
+        &config.root_dir.join("containers"),
         &config.runtime_state_dir,
         &config.pod_logs_dir,
     ] {
-        std::fs::create_dir_all(dir).map_err(|source| KubeletError::Io {
+        topdirs::create(dir).map_err(|source| KubeletError::Io {
             what: format!("creating {}", dir.display()),
             source,
         })?;
