@@ -3,8 +3,9 @@
 //! static busybox), driven by the real kubectl: a Deployment reaches Running and
 //! Ready, a crashing container backs off, a memory hog is OOMKilled, a configMap
 //! update reaches the mounted file, the kubelet killed with -9 leaves containers
-//! running and adopts them, and deleting pods leaves no process, mount or cgroup
-//! behind. The Deployment test runs on each OCI runtime (built-in, runc, crun).
+//! running and adopts them, what a pod deleted while the kubelet was down (or while
+//! its watch was broken) left is removed, and deleting pods leaves no process, mount
+//! or cgroup behind. The Deployment test runs on each OCI runtime (built-in, runc, crun).
 
 mod support;
 
@@ -626,6 +627,154 @@ fn a_pod_whose_sandbox_holder_dies_gets_a_new_sandbox() {
         .is_empty()
         && cgroups_of(&uid).is_empty()
         && ns_of(new_holder, "net").is_empty()));
+}
+
+/// A pod whose container cannot start (its image is absent and must not be pulled):
+/// it has a sandbox, volumes and a cgroup, but no container.
+const WAITER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: waiter
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: ferrokube.test/absent:1
+    imagePullPolicy: Never
+"#;
+
+/// Kills a process by PID when the test ends, should the kubelet have left it.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !ns_of(self.0, "net").is_empty() {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn what_a_pod_deleted_while_the_kubelet_was_down_left_is_removed() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    k.apply(&[], WAITER);
+    let waiting = eventually(Duration::from_secs(60), || {
+        pod_json(&k, "waiter")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "ErrImageNeverPull"
+    });
+    assert!(waiting, "{:#}", pod_json(&k, "waiter"));
+    let uid = pod_json(&k, "waiter")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pod_dir = c.dir.path().join("agent/pods").join(&uid);
+    let holder = sandbox_holder(c.dir.path(), &uid).expect("the pod has a sandbox");
+    let _holder = KillOnDrop(holder);
+    assert!(!mounts_under(&pod_dir).is_empty(), "no volume mounted");
+    assert!(!cgroups_of(&uid).is_empty());
+
+    // The pod is deleted while no kubelet runs: the server and its kubelet are
+    // killed, and a server without a kubelet takes the deletion.
+    let c = c.restart_in_place(&[]);
+    c.kubectl("1.33")
+        .ok(&["delete", "pod", "waiter", "--grace-period=0", "--force"]);
+    let c = start_on(c.kill9(), "builtin", &[]);
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    let swept = eventually(Duration::from_secs(30), || {
+        ns_of(holder, "net").is_empty()
+            && !pod_dir.exists()
+            && mounts_under(&pod_dir).is_empty()
+            && cgroups_of(&uid).is_empty()
+    });
+    assert!(
+        swept,
+        "holder alive: {}, pod directory: {}, mounts {:?}, cgroups {:?}",
+        !ns_of(holder, "net").is_empty(),
+        pod_dir.exists(),
+        mounts_under(&pod_dir),
+        cgroups_of(&uid)
+    );
+}
+
+fn signal(pid: u32, sig: &str) {
+    let sent = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[test]
+fn a_pod_deleted_while_the_kubelets_watch_was_down_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    put_image(&root.join("images"));
+    let mut c = Cluster::start_in(dir, &[]);
+    let node = format!("watch-gap-{}", std::process::id());
+    let port = support::free_port().to_string();
+    let root_arg = root.display().to_string();
+    let kubelet = c.component(
+        "kubelet",
+        &[
+            "--root-dir",
+            &root_arg,
+            "--hostname-override",
+            &node,
+            "--oci-runtime",
+            "builtin",
+            "--port",
+            &port,
+            "--healthz-port",
+            "0",
+            "--address",
+            "127.0.0.1",
+            "--node-ip",
+            "127.0.0.1",
+            "--eviction-hard",
+            "memory.available<1Mi",
+        ],
+    );
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, root.clone());
+    let uid = run_sleeper(&k, SLEEPER)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!processes_of(&uid).is_empty());
+
+    // The kubelet is stopped while the API server restarts, the pod is deleted and
+    // the store's history compacted past the deletion, so its watch breaks and
+    // cannot resume (410 Gone): it must see the pod missing from its next list.
+    signal(kubelet.pid(), "-STOP");
+    // A write the kubelet never sees, so its last revision predates the restarted
+    // server's watch cache.
+    k.ok(&["create", "configmap", "before-the-restart"]);
+    c = c.restart_in_place(&["--compaction-interval", "1"]);
+    let k2 = c.kubectl("1.33");
+    k2.ok(&["delete", "pod", "sleeper", "--grace-period=0", "--force"]);
+    // A later write, so compaction (up to the revision seen one interval earlier)
+    // passes the deletion.
+    k2.ok(&["create", "configmap", "after-the-deletion"]);
+    std::thread::sleep(Duration::from_millis(3500));
+    signal(kubelet.pid(), "-CONT");
+    let stopped = eventually(Duration::from_secs(30), || {
+        processes_of(&uid).is_empty()
+            && cgroups_of(&uid).is_empty()
+            && !root.join("pods").join(&uid).exists()
+            && mounts_under(&root).is_empty()
+    });
+    assert!(
+        stopped,
+        "processes {:?}, cgroups {:?}, mounts {:?}",
+        processes_of(&uid),
+        cgroups_of(&uid),
+        mounts_under(&root)
+    );
 }
 
 const PROBED: &str = r#"

@@ -653,28 +653,52 @@ async fn watch_pods(
                 }
             }
             Event::InitDone => {
-                // Containers of pods neither the API nor a manifest has are stopped
-                // and removed.
-                let orphans: Vec<String> = adopt
-                    .keys()
-                    .filter(|u| !listed.contains(*u) && !statics.contains(*u))
-                    .cloned()
-                    .collect();
-                for uid in orphans {
-                    if let Some(instances) = adopt.remove(&uid) {
-                        let Some(first) = instances.first() else {
-                            continue;
-                        };
-                        let pod = orphan_pod(&uid, first);
-                        let (tx, rx) = mpsc::unbounded_channel();
+                let known = |u: &str| listed.contains(u) || statics.contains(u);
+                // A (re)list without a pod we run means it was deleted while the
+                // watch was down: its deletion event never came.
+                for (uid, tx) in &workers {
+                    if !known(uid) {
                         let _ = tx.send(PodUpdate::Deleted);
-                        let worker = PodWorker::new(shared.clone(), pod, instances);
-                        tokio::spawn(worker.run(rx));
                     }
+                }
+                // What is left of pods neither the API nor a manifest has, from
+                // before this kubelet started: their containers, and the pod
+                // directories (sandbox, volumes) and cgroups of those that had none.
+                let mut orphans: Vec<String> =
+                    adopt.keys().filter(|u| !known(u)).cloned().collect();
+                for uid in pod_dirs(&shared) {
+                    if !known(&uid) && !workers.contains_key(&uid) && !orphans.contains(&uid) {
+                        orphans.push(uid);
+                    }
+                }
+                for uid in orphans {
+                    let instances = adopt.remove(&uid).unwrap_or_default();
+                    let pod = orphan_pod(&uid, instances.first());
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = tx.send(PodUpdate::Deleted);
+                    let worker = PodWorker::new(shared.clone(), pod, instances);
+                    workers.insert(uid.clone(), tx);
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        worker.run(rx).await;
+                        let _ = done.send(uid);
+                    });
                 }
             }
         }
     }
+}
+
+/// The UIDs of the pods that have a directory on this node.
+fn pod_dirs(shared: &Shared) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(shared.config.pods_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect()
 }
 
 /// Upstream's message for pods ended by a node shutdown.
@@ -795,12 +819,15 @@ fn route_mirror(
     }
 }
 
-/// A stand-in pod object for containers whose pod is gone, enough to remove them.
-fn orphan_pod(uid: &str, i: &Instance) -> Pod {
+/// A stand-in pod object for what is left of a pod that is gone (its containers'
+/// labels name it, if it had any), enough to remove it.
+fn orphan_pod(uid: &str, i: Option<&Instance>) -> Pod {
     let mut pod = Pod::default();
     pod.metadata.uid = Some(uid.to_string());
-    pod.metadata.name = i.info.labels.get(labels::POD_NAME).cloned();
-    pod.metadata.namespace = i.info.labels.get(labels::POD_NAMESPACE).cloned();
+    if let Some(i) = i {
+        pod.metadata.name = i.info.labels.get(labels::POD_NAME).cloned();
+        pod.metadata.namespace = i.info.labels.get(labels::POD_NAMESPACE).cloned();
+    }
     pod
 }
 

@@ -1766,30 +1766,40 @@ impl PodWorker {
         if let Err(e) = volumes::tear_down(&self.pod_dir()) {
             warn!(error = %e, "removing the pod directory failed");
         }
-        let qos = self
-            .pod
-            .spec
-            .as_ref()
-            .map_or("BestEffort", podspec::pod_qos_class);
-        let cgroup = PodCgroup::from_path(pod_cgroup_path_under(
-            &self.shared.config.cgroup_root,
-            qos_class(qos),
-            &self.uid,
-        ));
-        if let Err(e) = cgroup.remove() {
-            warn!(error = %e, "removing the pod cgroup failed");
+        // What is left of a pod that is gone has no spec to say its QoS class.
+        let classes = match &self.pod.spec {
+            Some(spec) => vec![qos_class(podspec::pod_qos_class(spec))],
+            None => vec![
+                QosClass::Guaranteed,
+                QosClass::Burstable,
+                QosClass::BestEffort,
+            ],
+        };
+        for qos in classes {
+            let path = pod_cgroup_path_under(&self.shared.config.cgroup_root, qos, &self.uid);
+            if let Err(e) = PodCgroup::from_path(path).remove() {
+                warn!(error = %e, "removing the pod cgroup failed");
+            }
         }
         if !logs {
             return;
         }
         let m = &self.pod.metadata;
-        let logs = self.shared.config.pod_logs_dir.join(format!(
-            "{}_{}_{}",
-            m.namespace.as_deref().unwrap_or_default(),
-            m.name.as_deref().unwrap_or_default(),
-            self.uid
-        ));
-        let _ = std::fs::remove_dir_all(logs);
+        let dir = &self.shared.config.pod_logs_dir;
+        match (&m.namespace, &m.name) {
+            (Some(ns), Some(name)) => {
+                let _ = std::fs::remove_dir_all(dir.join(format!("{ns}_{name}_{}", self.uid)));
+            }
+            // Unnamed: whichever log directory ends in the UID.
+            _ => {
+                let suffix = format!("_{}", self.uid);
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().ends_with(&suffix) {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -99,7 +99,21 @@ impl Cluster {
     }
 
     fn launch_on(dir: tempfile::TempDir, bind: &str, extra: &[&str]) -> Cluster {
-        let port = free_port();
+        Self::launch_at(dir, bind, free_port(), extra)
+    }
+
+    /// kill -9 of the server, then a new one without its own kubelet (as
+    /// [`Cluster::start_in`]) on the same data directory and port, so clients
+    /// configured for the old one reconnect to it.
+    pub fn restart_in_place(self, extra: &[&str]) -> Cluster {
+        let port = self.port;
+        let dir = self.kill9();
+        let mut args = vec!["--disable-agent"];
+        args.extend_from_slice(extra);
+        Self::launch_at(dir, "127.0.0.1", port, &args)
+    }
+
+    fn launch_at(dir: tempfile::TempDir, bind: &str, port: u16, extra: &[&str]) -> Cluster {
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
         cmd.arg("server")
@@ -197,6 +211,13 @@ impl Cluster {
 
 /// A component process, killed by PID on drop.
 pub struct Component(Child);
+
+impl Component {
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Component {
     fn drop(&mut self) {
