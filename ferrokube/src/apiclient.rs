@@ -6,8 +6,9 @@
 //! client-go, which upstream's components use, negotiates HTTP/2 and multiplexes
 //! everything over one connection; this does the same (falling back to HTTP/1.1 if
 //! the server does not offer HTTP/2), with the rest of kube's stack: base URI,
-//! credentials, extra headers (the user agent), retries of throttled requests, and
-//! the configured connect (TCP and TLS), read and write timeouts. Requests that start
+//! credentials, extra headers (the user agent), retries of throttled requests, the
+//! configured connect (TCP and TLS), read and write timeouts, and its request tracing
+//! (a debug span per request; 5xx answers and transport failures logged as errors). Requests that start
 //! before the first connection's handshake has finished may open connections of their
 //! own (the pool learns a connection is HTTP/2 from ALPN); after it, all share it.
 //!
@@ -24,6 +25,9 @@ use kube::client::retry::RetryPolicy;
 use kube::client::ConfigExt;
 use tower::retry::RetryLayer;
 use tower::ServiceBuilder;
+use tower_http::classify::ServerErrorsFailureClass;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 /// Flow-control windows as Go's HTTP/2 transport (client-go) sets them: a watch whose
 /// reader falls behind must not stall the other streams of the connection by using up
@@ -85,9 +89,43 @@ pub(crate) fn client(config: kube::Config) -> Result<kube::Client> {
                 .extra_headers_layer()
                 .context("the API client's headers")?,
         )
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(record_status)
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(log_failure),
+        )
         .map_err(tower::BoxError::from)
         .service(hyper_client);
     Ok(kube::Client::new(service, config.default_namespace))
+}
+
+/// A request's span, as kube's own client makes it: method, URL and (later) status.
+fn request_span(req: &http::Request<kube::client::Body>) -> Span {
+    tracing::debug_span!(
+        "HTTP",
+        http.method = %req.method(),
+        http.url = %req.uri(),
+        http.status_code = tracing::field::Empty,
+    )
+}
+
+fn record_status(res: &http::Response<hyper::body::Incoming>, _: Duration, span: &Span) {
+    span.record("http.status_code", res.status().as_u16());
+}
+
+/// 5xx answers and failed requests are errors worth logging, as kube's client does.
+fn log_failure(class: ServerErrorsFailureClass, _: Duration, span: &Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(status) => {
+            span.record("http.status_code", status.as_u16());
+            tracing::error!("API request failed with status {status}");
+        }
+        ServerErrorsFailureClass::Error(e) => tracing::error!("API request failed: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +148,57 @@ mod tests {
                 f.get(2) == Some(&remote.as_str()) && f.get(3) == Some(&"01")
             })
             .count()
+    }
+
+    /// A writer into a shared buffer, for capturing log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn server_errors_are_logged() {
+        // A server that answers every request with 500.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut conn in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer({
+                let logs = logs.clone();
+                move || logs.clone()
+            })
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+        let api: kube::Api<Namespace> = kube::Api::all(client(config).unwrap());
+        assert!(api.get("default").await.is_err());
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("ERROR"), "{logs}");
+        assert!(
+            logs.contains("API request failed with status 500"),
+            "{logs}"
+        );
+        assert!(logs.contains("/api/v1/namespaces/default"), "{logs}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
