@@ -8,7 +8,7 @@
 //! the server does not offer HTTP/2), with the rest of kube's stack: base URI,
 //! credentials, extra headers (the user agent), retries of throttled requests, the
 //! configured connect (TCP and TLS), read and write timeouts, and its request tracing
-//! (a debug span per request; 5xx answers and transport failures logged as errors). Requests that start
+//! (a span per request; 5xx answers and transport failures logged as errors). Requests that start
 //! before the first connection's handshake has finished may open connections of their
 //! own (the pool learns a connection is HTTP/2 from ALPN); after it, all share it.
 //!
@@ -104,8 +104,10 @@ pub(crate) fn client(config: kube::Config) -> Result<kube::Client> {
 }
 
 /// A request's span, as kube's own client makes it: method, URL and (later) status.
+/// At error level, unlike kube's, so that the failures logged in it name the request
+/// at the components' default log level (`warn`).
 fn request_span(req: &http::Request<kube::client::Body>) -> Span {
-    tracing::debug_span!(
+    tracing::error_span!(
         "HTTP",
         http.method = %req.method(),
         http.url = %req.uri(),
@@ -181,7 +183,8 @@ mod tests {
         });
         let logs = Captured::default();
         let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
+            // The components' default level.
+            .with_max_level(tracing::Level::WARN)
             .with_ansi(false)
             .with_writer({
                 let logs = logs.clone();

@@ -644,41 +644,89 @@ spec:
     imagePullPolicy: Never
 "#;
 
-/// Kills a process by PID when the test ends, should the kubelet have left it.
-struct KillOnDrop(i32);
+/// What a pod may leave behind, removed when the test ends should the kubelet have
+/// failed to: its sandbox holder (if still the same process), mounts under its
+/// directory and its cgroups.
+struct Leftovers {
+    pod_dir: std::path::PathBuf,
+    uid: String,
+    /// The holder's pid and network namespace when the test saw it.
+    holder: Option<(i32, String)>,
+}
 
-impl Drop for KillOnDrop {
+impl Drop for Leftovers {
     fn drop(&mut self) {
-        if !ns_of(self.0, "net").is_empty() {
-            let _ = Command::new("kill")
-                .args(["-9", &self.0.to_string()])
-                .status();
+        if let Some((pid, net)) = &self.holder {
+            if ns_of(pid, "net") == *net {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        for m in mounts_under(&self.pod_dir).iter().rev() {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        for cg in cgroups_of(&self.uid) {
+            let _ = std::fs::remove_dir(cg);
         }
     }
+}
+
+/// The pod's container ID and restart count.
+fn container_of(k: &Kubectl, pod: &str) -> (serde_json::Value, serde_json::Value) {
+    let st = &pod_json(k, pod)["status"]["containerStatuses"][0];
+    (st["containerID"].clone(), st["restartCount"].clone())
+}
+
+/// Log directories of the pod under the kubelet's `logs_dir`.
+fn log_dirs_of(logs_dir: &Path, uid: &str) -> Vec<String> {
+    std::fs::read_dir(logs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(uid))
+        .collect()
 }
 
 #[test]
 fn what_a_pod_deleted_while_the_kubelet_was_down_left_is_removed() {
     let c = start("builtin");
     let k = c.kubectl("1.33");
+    // Removes the pods should the test fail before the restarts.
+    let first_cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    // A pod that stays, and must be adopted rather than swept.
+    let survivor = run_sleeper(&k, SLEEPER);
+    let survivor_uid = survivor["metadata"]["uid"].as_str().unwrap().to_string();
+    let survivor_container = container_of(&k, "sleeper");
     k.apply(&[], WAITER);
+    let uid = eventually(Duration::from_secs(30), || {
+        pod_json(&k, "waiter")["metadata"]["uid"].is_string()
+    })
+    .then(|| {
+        pod_json(&k, "waiter")["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+    .expect("the waiter pod exists");
+    let pod_dir = c.dir.path().join("agent/pods").join(&uid);
+    let mut leftovers = Leftovers {
+        pod_dir: pod_dir.clone(),
+        uid: uid.clone(),
+        holder: None,
+    };
     let waiting = eventually(Duration::from_secs(60), || {
         pod_json(&k, "waiter")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
             == "ErrImageNeverPull"
     });
     assert!(waiting, "{:#}", pod_json(&k, "waiter"));
-    let uid = pod_json(&k, "waiter")["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let pod_dir = c.dir.path().join("agent/pods").join(&uid);
     let holder = sandbox_holder(c.dir.path(), &uid).expect("the pod has a sandbox");
-    let _holder = KillOnDrop(holder);
+    leftovers.holder = Some((holder, ns_of(holder, "net")));
     assert!(!mounts_under(&pod_dir).is_empty(), "no volume mounted");
     assert!(!cgroups_of(&uid).is_empty());
 
     // The pod is deleted while no kubelet runs: the server and its kubelet are
     // killed, and a server without a kubelet takes the deletion.
+    std::mem::forget(first_cleanup);
     let c = c.restart_in_place(&[]);
     c.kubectl("1.33")
         .ok(&["delete", "pod", "waiter", "--grace-period=0", "--force"]);
@@ -699,6 +747,12 @@ fn what_a_pod_deleted_while_the_kubelet_was_down_left_is_removed() {
         mounts_under(&pod_dir),
         cgroups_of(&uid)
     );
+    assert!(log_dirs_of(&c.dir.path().join("agent/logs"), &uid).is_empty());
+    // The pod the API still has was adopted, not swept: same container, no restart.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(container_of(&k, "sleeper"), survivor_container);
+    assert!(!processes_of(&survivor_uid).is_empty());
+    assert!(c.dir.path().join("agent/pods").join(&survivor_uid).exists());
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -707,6 +761,17 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(sent.success());
+}
+
+/// Resumes a stopped process when the test ends, pass or fail.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
 }
 
 #[test]
@@ -741,32 +806,63 @@ fn a_pod_deleted_while_the_kubelets_watch_was_down_is_stopped() {
     );
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, root.clone());
+    let survivor = SLEEPER.replace("name: sleeper", "name: survivor");
+    k.apply(&[], &survivor);
     let uid = run_sleeper(&k, SLEEPER)["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_string();
+    assert!(eventually(Duration::from_secs(60), || pod_json(
+        &k, "survivor"
+    )["status"]["phase"]
+        == "Running"));
+    let survivor_container = container_of(&k, "survivor");
     assert!(!processes_of(&uid).is_empty());
 
     // The kubelet is stopped while the API server restarts, the pod is deleted and
-    // the store's history compacted past the deletion, so its watch breaks and
-    // cannot resume (410 Gone): it must see the pod missing from its next list.
+    // the store's history compacted past what the kubelet saw, so its watch breaks
+    // and cannot resume (410 Gone): it must see the pod missing from its next list.
     signal(kubelet.pid(), "-STOP");
-    // A write the kubelet never sees, so its last revision predates the restarted
-    // server's watch cache.
+    let resume = Resume(kubelet.pid());
+    // A write the kubelet never sees: its last revision is older than this one, and
+    // than the restarted server's watch cache.
     k.ok(&["create", "configmap", "before-the-restart"]);
+    let unseen: u64 = k
+        .ok(&[
+            "get",
+            "configmap",
+            "before-the-restart",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .trim()
+        .parse()
+        .unwrap();
     c = c.restart_in_place(&["--compaction-interval", "1"]);
     let k2 = c.kubectl("1.33");
     k2.ok(&["delete", "pod", "sleeper", "--grace-period=0", "--force"]);
-    // A later write, so compaction (up to the revision seen one interval earlier)
-    // passes the deletion.
-    k2.ok(&["create", "configmap", "after-the-deletion"]);
-    std::thread::sleep(Duration::from_millis(3500));
-    signal(kubelet.pid(), "-CONT");
+    // Compaction goes up to the revision seen one interval earlier: wait until a
+    // watch from before the unseen write is refused.
+    let old = format!(
+        "/api/v1/configmaps?watch=1&timeoutSeconds=1&resourceVersion={}",
+        unseen - 1
+    );
+    let compacted = eventually(Duration::from_secs(20), || {
+        let out = k2.run(&["get", "--raw", &old]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        text.contains("too old resource version")
+    });
+    assert!(
+        compacted,
+        "the store was not compacted past the kubelet's revision"
+    );
+    drop(resume);
     let stopped = eventually(Duration::from_secs(30), || {
         processes_of(&uid).is_empty()
             && cgroups_of(&uid).is_empty()
             && !root.join("pods").join(&uid).exists()
-            && mounts_under(&root).is_empty()
+            && mounts_under(&root.join("pods").join(&uid)).is_empty()
     });
     assert!(
         stopped,
@@ -775,6 +871,9 @@ fn a_pod_deleted_while_the_kubelets_watch_was_down_is_stopped() {
         cgroups_of(&uid),
         mounts_under(&root)
     );
+    // The pod still in the API kept running through the re-list.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(container_of(&k2, "survivor"), survivor_container);
 }
 
 const PROBED: &str = r#"

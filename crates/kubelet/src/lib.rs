@@ -477,13 +477,17 @@ fn adoptable(shared: &Shared) -> HashMap<String, Vec<Instance>> {
 
 /// Reads the static pod manifests now and then every `--file-check-frequency`,
 /// and fetches `--manifest-url` every `--http-check-frequency`, sending each
-/// complete set (a failed fetch keeps the URL's previous pods, as upstream).
-fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec<Pod>>) {
+/// complete set (a failed fetch keeps the URL's previous pods, as upstream). A set
+/// is marked seen once every source has been read at least once (the URL fetched and
+/// parsed), as upstream's sources become ready: until then the kubelet cannot tell a
+/// static pod from what is left of a deleted one. The first set is the manifest
+/// files', and whether it is already seen.
+fn static_source(shared: &Arc<Shared>) -> (StaticSet, mpsc::UnboundedReceiver<StaticSet>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let dir = shared.config.pod_manifest_path.clone();
     let url = shared.config.manifest_url.clone();
     if dir.is_none() && url.is_none() {
-        return (Vec::new(), rx);
+        return ((Vec::new(), true), rx);
     }
     let node = shared.node_name.clone();
     let first = dir
@@ -501,6 +505,8 @@ fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec
     .max(std::time::Duration::from_secs(1));
     let mut from_url: Vec<Pod> = Vec::new();
     let mut from_files = first.clone();
+    let mut url_seen = url.is_none();
+    let first = (first, url_seen);
     tokio::spawn(async move {
         let mut first_round = true;
         loop {
@@ -518,7 +524,10 @@ fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec
             if let Some(u) = &url {
                 match fetch_manifest(u).await {
                     Ok(body) => match staticpods::parse_url_manifest(&body, u, &node) {
-                        Ok(pods) => from_url = pods,
+                        Ok(pods) => {
+                            from_url = pods;
+                            url_seen = true;
+                        }
                         Err(e) => warn!(url = %u, error = %e, "bad static pod manifest"),
                     },
                     Err(e) => warn!(url = %u, error = %e, "fetching static pods failed"),
@@ -526,7 +535,7 @@ fn static_source(shared: &Arc<Shared>) -> (Vec<Pod>, mpsc::UnboundedReceiver<Vec
             }
             let mut all = from_files.clone();
             all.extend(from_url.iter().cloned());
-            if tx.send(all).is_err() {
+            if tx.send((all, url_seen)).is_err() {
                 return;
             }
         }
@@ -591,14 +600,19 @@ async fn watch_pods(
     // Static pods start first, whatever the API holds.
     let (first, mut static_rx) = static_source(&shared);
     let mut statics: HashSet<String> = HashSet::new();
+    let mut sources_seen = first.1;
     apply_static_set(
         &shared,
         &mut workers,
         &mut adopt,
         &done_tx,
         &mut statics,
-        first,
+        first.0,
     );
+    // Between a list's InitDone and the next Init, `listed` holds every pod the API
+    // had for this node; a sweep waits for that and for every static source.
+    let mut list_complete = false;
+    let mut sweep_pending = false;
     loop {
         let event = tokio::select! {
             e = stream.next() => e,
@@ -606,8 +620,14 @@ async fn watch_pods(
                 workers.remove(&uid);
                 continue;
             }
-            Some(set) = static_rx.recv() => {
+            Some((set, seen)) = static_rx.recv() => {
                 apply_static_set(&shared, &mut workers, &mut adopt, &done_tx, &mut statics, set);
+                sources_seen |= seen;
+                if sources_seen && list_complete && sweep_pending {
+                    sweep_pending = false;
+                    let known = |u: &str| listed.contains(u) || statics.contains(u);
+                    sweep_orphans(&shared, &mut workers, &mut adopt, &done_tx, known);
+                }
                 continue;
             }
             _ = &mut shutdown => {
@@ -634,7 +654,10 @@ async fn watch_pods(
             }
         };
         match event {
-            Event::Init => listed.clear(),
+            Event::Init => {
+                listed.clear();
+                list_complete = false;
+            }
             Event::InitApply(pod) | Event::Apply(pod) if staticpods::is_mirror(&pod) => {
                 route_mirror(&shared, &workers, pod, true);
             }
@@ -653,43 +676,67 @@ async fn watch_pods(
                 }
             }
             Event::InitDone => {
+                list_complete = true;
                 let known = |u: &str| listed.contains(u) || statics.contains(u);
                 // A (re)list without a pod we run means it was deleted while the
-                // watch was down: its deletion event never came.
+                // watch was down: its deletion event never came. (kube's watcher
+                // lists at the most recent revision, in pages of one snapshot.)
                 for (uid, tx) in &workers {
                     if !known(uid) {
                         let _ = tx.send(PodUpdate::Deleted);
                     }
                 }
-                // What is left of pods neither the API nor a manifest has, from
-                // before this kubelet started: their containers, and the pod
-                // directories (sandbox, volumes) and cgroups of those that had none.
-                let mut orphans: Vec<String> =
-                    adopt.keys().filter(|u| !known(u)).cloned().collect();
-                for uid in pod_dirs(&shared) {
-                    if !known(&uid) && !workers.contains_key(&uid) && !orphans.contains(&uid) {
-                        orphans.push(uid);
-                    }
-                }
-                for uid in orphans {
-                    let instances = adopt.remove(&uid).unwrap_or_default();
-                    let pod = orphan_pod(&uid, instances.first());
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let _ = tx.send(PodUpdate::Deleted);
-                    let worker = PodWorker::new(shared.clone(), pod, instances);
-                    workers.insert(uid.clone(), tx);
-                    let done = done_tx.clone();
-                    tokio::spawn(async move {
-                        worker.run(rx).await;
-                        let _ = done.send(uid);
-                    });
+                if sources_seen {
+                    sweep_orphans(&shared, &mut workers, &mut adopt, &done_tx, known);
+                } else {
+                    sweep_pending = true;
                 }
             }
         }
     }
 }
 
-/// The UIDs of the pods that have a directory on this node.
+/// A set of static pods, and whether every static source has been read by now.
+type StaticSet = (Vec<Pod>, bool);
+
+/// Removes what is left of pods `known` does not name and no worker runs, from
+/// before this kubelet started: their containers, and the pod directories (sandbox,
+/// volumes) and cgroups of those that had none. Their workers are tracked like any
+/// other, so a later sweep leaves them be.
+fn sweep_orphans(
+    shared: &Arc<Shared>,
+    workers: &mut HashMap<String, mpsc::UnboundedSender<PodUpdate>>,
+    adopt: &mut HashMap<String, Vec<Instance>>,
+    done: &mpsc::UnboundedSender<String>,
+    known: impl Fn(&str) -> bool,
+) {
+    let mut orphans: Vec<String> = adopt
+        .keys()
+        .filter(|u| !known(u) && !workers.contains_key(*u))
+        .cloned()
+        .collect();
+    for uid in pod_dirs(shared) {
+        if !known(&uid) && !workers.contains_key(&uid) && !orphans.contains(&uid) {
+            orphans.push(uid);
+        }
+    }
+    for uid in orphans {
+        let instances = adopt.remove(&uid).unwrap_or_default();
+        let pod = orphan_pod(&uid, instances.first());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(PodUpdate::Deleted);
+        let worker = PodWorker::new(shared.clone(), pod, instances);
+        workers.insert(uid.clone(), tx);
+        let done = done.clone();
+        tokio::spawn(async move {
+            worker.run(rx).await;
+            let _ = done.send(uid);
+        });
+    }
+}
+
+/// The UIDs of the pods that have a directory on this node (names that are not a
+/// UID, such as `lost+found`, are left alone).
 fn pod_dirs(shared: &Shared) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(shared.config.pods_dir()) else {
         return Vec::new();
@@ -698,7 +745,22 @@ fn pod_dirs(shared: &Shared) -> Vec<String> {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|name| looks_like_uid(name))
         .collect()
+}
+
+/// An API UID (`8-4-4-4-12` hex digits) or a static pod's (32 hex digits).
+fn looks_like_uid(name: &str) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let parts: Vec<&str> = name.split('-').collect();
+    match parts.as_slice() {
+        [one] => one.len() == 32 && hex(one),
+        [a, b, c, d, e] => {
+            [a.len(), b.len(), c.len(), d.len(), e.len()] == [8, 4, 4, 4, 12]
+                && parts.iter().all(|p| hex(p))
+        }
+        _ => false,
+    }
 }
 
 /// Upstream's message for pods ended by a node shutdown.
@@ -904,4 +966,25 @@ fn dispatch(
         worker.run(rx).await;
         let _ = done.send(uid);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_uid;
+
+    #[test]
+    fn pod_directories_are_told_by_their_uid_shape() {
+        assert!(looks_like_uid("7f680204-561d-4b24-b84a-c9c4ba26c9a1"));
+        assert!(looks_like_uid("0123456789abcdef0123456789abcdef"));
+        for not in [
+            "lost+found",
+            "",
+            "7f680204-561d-4b24-b84a",
+            "7f680204561d4b24b84ac9c4ba26c9a1x",
+            "zf680204-561d-4b24-b84a-c9c4ba26c9a1",
+            "7f680204-561d-4b24-b84a-c9c4ba26c9a1-",
+        ] {
+            assert!(!looks_like_uid(not), "{not}");
+        }
+    }
 }

@@ -205,6 +205,11 @@ impl PodWorker {
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PodUpdate>) {
+        // What is already queued counts from the first sync on: a worker for what is
+        // left of a deleted pod must not set the pod up again first.
+        while let Ok(m) = rx.try_recv() {
+            self.apply(m);
+        }
         loop {
             match self.sync().await {
                 Next::Done => {
