@@ -802,3 +802,44 @@ async fn join_token_and_cluster_info() {
         text
     );
 }
+
+/// A data directory laid out by kubeadm with `encryptionAlgorithm: ECDSA-P384` keeps
+/// its service account key: tokens are signed ES384, the server takes them back, and
+/// the JWKS publishes the P-384 key.
+#[tokio::test]
+async fn a_p384_service_account_key_signs_tokens_the_server_takes() {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pki")).unwrap();
+    let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+    std::fs::write(
+        dir.path().join("pki").join(pki::sa::SA_KEY),
+        pki::sa::to_pem("PRIVATE KEY", key.to_pkcs8v1().unwrap().as_ref()),
+    )
+    .unwrap();
+    let c = Cluster::start_in(dir, &[]);
+    let k = c.kubectl("1.33");
+    // The default ServiceAccount comes from the controller manager.
+    assert!(support::eventually(Duration::from_secs(30), || k
+        .run(&["get", "serviceaccount", "default"])
+        .status
+        .success()));
+    let token = k.ok(&["create", "token", "default"]).trim().to_string();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header: serde_json::Value =
+        serde_json::from_slice(&b64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES384");
+    let who = whoami(&client_as(&c, Some(&token)).await).await.unwrap();
+    assert_eq!(
+        who["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:default"
+    );
+    let jwks: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "--raw", "/openid/v1/jwks"])).unwrap();
+    let published = &jwks["keys"][0];
+    assert_eq!(
+        (&published["crv"], &published["alg"]),
+        (&json!("P-384"), &json!("ES384"))
+    );
+}

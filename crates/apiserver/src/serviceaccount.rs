@@ -1,11 +1,11 @@
 //! Service account tokens, as upstream's bound tokens:
 //!
-//! - [`TokenAuthority`] signs JWTs (ES256, or RS256 with an RSA key; `pki/sa.key`) with the claims upstream
-//!   issues (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti` and the `kubernetes.io`
-//!   claim naming the namespace, service account and bound pod, secret or node), and
-//!   authenticates bearer tokens: signature, issuer, times (one minute of leeway),
-//!   audiences, and the service account and bound objects still existing with the
-//!   same UID.
+//! - [`TokenAuthority`] signs JWTs (`pki/sa.key`: ES256, ES384 or ES512 by the ECDSA
+//!   key's curve, or RS256 with an RSA key) with the claims upstream issues (`iss`,
+//!   `sub`, `aud`, `exp`, `iat`, `nbf`, `jti` and the `kubernetes.io` claim naming
+//!   the namespace, service account and bound pod, secret or node), and authenticates
+//!   bearer tokens: signature, issuer, times (one minute of leeway), audiences, and
+//!   the service account and bound objects still existing with the same UID.
 //! - [`token_request`]: `POST serviceaccounts/<name>/token` (TokenRequest,
 //!   `authentication.k8s.io/v1`), with upstream's defaults (API audiences, 3600 s),
 //!   validation (10 minutes to 2^32 seconds), bound object checks, and the extended
@@ -551,8 +551,8 @@ impl TokenAuthority {
             Ok(pki::sa::PublicJwk::Rsa { n, e }) => {
                 (jwk.n, jwk.e) = (b64(n), b64(e));
             }
-            Ok(pki::sa::PublicJwk::EcP256 { x, y }) => {
-                (jwk.kty, jwk.crv) = ("EC", Some("P-256"));
+            Ok(pki::sa::PublicJwk::Ec { crv, x, y }) => {
+                (jwk.kty, jwk.crv) = ("EC", Some(crv));
                 (jwk.x, jwk.y) = (b64(x), b64(y));
             }
             Err(e) => {
@@ -860,6 +860,44 @@ mod tests {
     }
 
     #[test]
+    fn a_p384_key_from_kubeadm_signs_es384_and_publishes_its_curve() {
+        use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
+        // kubeadm's `encryptionAlgorithm: ECDSA-P384` writes a PKCS#8 P-384 sa.key.
+        let dir = tempfile::tempdir().unwrap();
+        let ec = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        std::fs::write(
+            dir.path().join(pki::sa::SA_KEY),
+            pki::sa::to_pem("PRIVATE KEY", ec.to_pkcs8v1().unwrap().as_ref()),
+        )
+        .unwrap();
+        let a = authority_with(pki::sa::ServiceAccountKey::load_or_create(dir.path()).unwrap());
+        let sa = json!({"metadata": {"name": "builder", "namespace": "ci", "uid": "u-1"}});
+        let claims = a.claims(&sa, &Binding::default(), a.api_audiences(), 1000, 600, 0);
+        let token = a.sign(&claims).unwrap();
+        assert_eq!(jws_header(&token)["alg"], "ES384");
+        assert_eq!(a.verify(&token).unwrap().unwrap(), claims);
+        for wrong in ["ES256", "ES512", "RS256"] {
+            assert!(matches!(
+                a.verify(&token_with_alg(&a, &claims, wrong)),
+                Err(TokenError::Malformed(_))
+            ));
+        }
+        let conf: Value = serde_json::from_slice(&a.openid_configuration()).unwrap();
+        assert_eq!(
+            conf["id_token_signing_alg_values_supported"],
+            json!(["ES384"])
+        );
+        let jwks: Value = serde_json::from_slice(&a.jwks()).unwrap();
+        let k = &jwks["keys"][0];
+        assert_eq!(
+            (&k["kty"], &k["crv"], &k["alg"]),
+            (&json!("EC"), &json!("P-384"), &json!("ES384"))
+        );
+        let x = URL_SAFE_NO_PAD.decode(k["x"].as_str().unwrap()).unwrap();
+        assert_eq!(x.len(), 48);
+    }
+
+    #[test]
     fn signs_and_verifies_only_own_tokens() {
         let (_dir, a) = authority();
         assert_eq!(a.api_audiences(), [DEFAULT_ISSUER.to_string()]);
@@ -953,7 +991,8 @@ mod tests {
         let coord = |c: &str| URL_SAFE_NO_PAD.decode(k[c].as_str().unwrap()).unwrap();
         assert_eq!(
             a.key().public_jwk().unwrap(),
-            pki::sa::PublicJwk::EcP256 {
+            pki::sa::PublicJwk::Ec {
+                crv: "P-256",
                 x: coord("x"),
                 y: coord("y")
             }

@@ -2,9 +2,11 @@
 //! its public half in `sa.pub` (PKIX PEM), as kubeadm lays them out. A new key is ECDSA
 //! P-256 (kubeadm's `encryptionAlgorithm: ECDSA-P256`) and signs tokens with ES256: a
 //! signature costs a few hundredths of a millisecond where RSA 2048 costs about one,
-//! and every pod start asks for a token. An existing RSA key (PKCS#8, or PKCS#1 as
-//! older tools write) is kept and signs with RS256. The key ID is the one upstream
-//! derives (unpadded base64url of the SHA-256 of the PKIX public key).
+//! and every pod start asks for a token. An existing key is kept: RSA (PKCS#8, or
+//! PKCS#1 as older tools write) signs with RS256, ECDSA P-256, P-384 or P-521 (PKCS#8
+//! or SEC1; kubeadm's `ECDSA-P384` among them) with ES256, ES384 or ES512, as
+//! upstream picks the algorithm from the key. The key ID is the one upstream derives
+//! (unpadded base64url of the SHA-256 of the PKIX public key).
 
 use crate::{read, write_private, PkiError};
 use aws_lc_rs::encoding::{AsBigEndian, AsDer, EcPublicKeyUncompressedBin, PublicKeyX509Der};
@@ -20,7 +22,62 @@ pub const SA_PUB: &str = "sa.pub";
 /// The private key, by kind.
 enum Signer {
     Rsa(aws_lc_rs::rsa::KeyPair),
-    EcP256(EcdsaKeyPair),
+    Ec(EcdsaKeyPair, Curve),
+}
+
+/// The ECDSA curves a service account key may use, each with its JWS algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+impl Curve {
+    const ALL: [Curve; 3] = [Curve::P256, Curve::P384, Curve::P521];
+
+    fn signing(self) -> &'static signature::EcdsaSigningAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+        }
+    }
+
+    fn verification(self) -> &'static signature::EcdsaVerificationAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED,
+        }
+    }
+
+    /// The JWS `alg` (RFC 7518 3.4).
+    fn jws(self) -> &'static str {
+        match self {
+            Curve::P256 => "ES256",
+            Curve::P384 => "ES384",
+            Curve::P521 => "ES512",
+        }
+    }
+
+    /// The JWK `crv` (RFC 7518 6.2.1.1).
+    fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+        }
+    }
+
+    /// Bytes of one coordinate.
+    fn coordinate_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
 }
 
 /// The public key as a JSON Web Key needs it.
@@ -28,8 +85,13 @@ enum Signer {
 pub enum PublicJwk {
     /// `kty: RSA`: modulus and public exponent, big-endian without leading zeros.
     Rsa { n: Vec<u8>, e: Vec<u8> },
-    /// `kty: EC`, `crv: P-256`: the point's coordinates, 32 bytes each.
-    EcP256 { x: Vec<u8>, y: Vec<u8> },
+    /// `kty: EC`: the curve (`crv`: `P-256`, `P-384` or `P-521`) and the point's
+    /// coordinates, 32, 48 or 66 bytes each.
+    Ec {
+        crv: &'static str,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
 }
 
 /// The key that signs service account tokens.
@@ -77,31 +139,34 @@ pub fn to_pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Parses a private key PEM: PKCS#8 (RSA or EC P-256), PKCS#1 RSA, or SEC1 EC.
+/// Parses a private key PEM: PKCS#8 (RSA or ECDSA), PKCS#1 RSA, or SEC1 ECDSA, the
+/// ECDSA curve being P-256, P-384 or P-521.
 fn parse_private(pem: &str, path: &Path) -> Result<Signer, PkiError> {
     let bad = |e: &dyn std::fmt::Display| crypto(&format!("{}: {e}", path.display()));
-    let ec = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    // The first curve the key parses as: a key of another curve is refused by each.
+    let ec = |parse: &dyn Fn(&'static signature::EcdsaSigningAlgorithm) -> Option<EcdsaKeyPair>| {
+        Curve::ALL
+            .into_iter()
+            .find_map(|c| parse(c.signing()).map(|k| Signer::Ec(k, c)))
+    };
     if let Some(der) = pem_block(pem, "PRIVATE KEY") {
         match aws_lc_rs::rsa::KeyPair::from_pkcs8(&der) {
             Ok(k) => Ok(Signer::Rsa(k)),
-            Err(rsa_err) => EcdsaKeyPair::from_pkcs8(ec, &der)
-                .map(Signer::EcP256)
-                .map_err(|ec_err| {
-                    bad(&format!(
-                        "neither an RSA key ({rsa_err}) nor an ECDSA P-256 key ({ec_err})"
-                    ))
-                }),
+            Err(rsa_err) => ec(&|alg| EcdsaKeyPair::from_pkcs8(alg, &der).ok()).ok_or_else(|| {
+                bad(&format!(
+                    "neither an RSA key ({rsa_err}) nor an ECDSA P-256, P-384 or P-521 key"
+                ))
+            }),
         }
     } else if let Some(der) = pem_block(pem, "RSA PRIVATE KEY") {
         aws_lc_rs::rsa::KeyPair::from_der(&der)
             .map(Signer::Rsa)
             .map_err(|e| bad(&e))
     } else if let Some(der) = pem_block(pem, "EC PRIVATE KEY") {
-        EcdsaKeyPair::from_private_key_der(ec, &der)
-            .map(Signer::EcP256)
-            .map_err(|e| bad(&e))
+        ec(&|alg| EcdsaKeyPair::from_private_key_der(alg, &der).ok())
+            .ok_or_else(|| bad(&"not an ECDSA P-256, P-384 or P-521 key"))
     } else {
-        Err(bad(&"no RSA or ECDSA P-256 private key found"))
+        Err(bad(&"no RSA or ECDSA private key found"))
     }
 }
 
@@ -118,7 +183,7 @@ impl ServiceAccountKey {
         let der = key
             .to_pkcs8v1()
             .map_err(|_| crypto("encoding the ECDSA key"))?;
-        let sa = ServiceAccountKey::from_signer(Signer::EcP256(key))?;
+        let sa = ServiceAccountKey::from_signer(Signer::Ec(key, Curve::P256))?;
         write_private(&key_path, &to_pem("PRIVATE KEY", der.as_ref()))?;
         write_private(&dir.join(SA_PUB), &sa.public_pem())?;
         Ok(sa)
@@ -134,7 +199,7 @@ impl ServiceAccountKey {
     fn from_signer(key: Signer) -> Result<ServiceAccountKey, PkiError> {
         let pkix: Result<PublicKeyX509Der<'static>, _> = match &key {
             Signer::Rsa(k) => k.public_key().as_der(),
-            Signer::EcP256(k) => k.public_key().as_der(),
+            Signer::Ec(k, _) => k.public_key().as_der(),
         };
         let public_pkix = pkix
             .map_err(|_| crypto("encoding the public key"))?
@@ -149,11 +214,12 @@ impl ServiceAccountKey {
         })
     }
 
-    /// The JWS algorithm this key signs with: `RS256` or `ES256`.
+    /// The JWS algorithm this key signs with: `RS256`, or `ES256`, `ES384` or `ES512`
+    /// by the ECDSA key's curve.
     pub fn algorithm(&self) -> &'static str {
-        match self.key {
+        match &self.key {
             Signer::Rsa(_) => "RS256",
-            Signer::EcP256(_) => "ES256",
+            Signer::Ec(_, c) => c.jws(),
         }
     }
 
@@ -185,25 +251,27 @@ impl ServiceAccountKey {
                     .big_endian_without_leading_zero()
                     .to_vec(),
             }),
-            Signer::EcP256(k) => {
+            Signer::Ec(k, c) => {
                 let point: EcPublicKeyUncompressedBin<'static> = k
                     .public_key()
                     .as_be_bytes()
                     .map_err(|_| crypto("encoding the public key"))?;
-                // 0x04, then X and Y of 32 bytes each.
+                // 0x04, then X and Y, each of the curve's coordinate length.
+                let len = c.coordinate_len();
                 match point.as_ref() {
-                    [4, xy @ ..] if xy.len() == 64 => Ok(PublicJwk::EcP256 {
-                        x: xy[..32].to_vec(),
-                        y: xy[32..].to_vec(),
+                    [4, xy @ ..] if xy.len() == 2 * len => Ok(PublicJwk::Ec {
+                        crv: c.name(),
+                        x: xy[..len].to_vec(),
+                        y: xy[len..].to_vec(),
                     }),
-                    _ => Err(crypto("unexpected P-256 public key encoding")),
+                    _ => Err(crypto("unexpected ECDSA public key encoding")),
                 }
             }
         }
     }
 
     /// Signs `msg` as a JWS of [`Self::algorithm`]: RSASSA-PKCS1-v1_5 over SHA-256, or
-    /// ECDSA P-256 over SHA-256 with the fixed-length `R || S` signature JWS wants.
+    /// ECDSA over the curve's hash with the fixed-length `R || S` signature JWS wants.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, PkiError> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         match &self.key {
@@ -213,7 +281,7 @@ impl ServiceAccountKey {
                     .map_err(|_| crypto("signing"))?;
                 Ok(sig)
             }
-            Signer::EcP256(k) => k
+            Signer::Ec(k, _) => k
                 .sign(&rng, msg)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| crypto("signing")),
@@ -229,11 +297,9 @@ impl ServiceAccountKey {
             )
             .verify(msg, sig)
             .is_ok(),
-            Signer::EcP256(k) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref())
-                    .verify(msg, sig)
-                    .is_ok()
-            }
+            Signer::Ec(k, c) => UnparsedPublicKey::new(c.verification(), k.public_key().as_ref())
+                .verify(msg, sig)
+                .is_ok(),
         }
     }
 }
@@ -251,7 +317,9 @@ mod tests {
         assert_eq!(key.key_id(), again.key_id(), "key regenerated on reload");
         assert_eq!(key.key_id().len(), 43, "unpadded base64url of 32 bytes");
         match key.public_jwk().unwrap() {
-            PublicJwk::EcP256 { x, y } => assert_eq!((x.len(), y.len()), (32, 32)),
+            PublicJwk::Ec { crv, x, y } => {
+                assert_eq!((crv, x.len(), y.len()), ("P-256", 32, 32))
+            }
             other => panic!("not an EC key: {other:?}"),
         }
         let sig = key.sign(b"header.claims").unwrap();
@@ -302,6 +370,50 @@ mod tests {
         assert_eq!(key.algorithm(), "ES256");
         let pkix: PublicKeyX509Der<'static> = ec.public_key().as_der().unwrap();
         assert_eq!(key.public_pkix(), pkix.as_ref());
+    }
+
+    #[test]
+    fn existing_p384_and_p521_keys_are_kept_and_sign_es384_and_es512() {
+        for (curve, alg, coordinate, sec1) in [
+            (Curve::P384, "ES384", 48, false),
+            (Curve::P384, "ES384", 48, true),
+            (Curve::P521, "ES512", 66, false),
+            (Curve::P521, "ES512", 66, true),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let ec = EcdsaKeyPair::generate(curve.signing()).unwrap();
+            let pem = if sec1 {
+                let der: aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'static> =
+                    ec.private_key().as_der().unwrap();
+                to_pem("EC PRIVATE KEY", der.as_ref())
+            } else {
+                to_pem("PRIVATE KEY", ec.to_pkcs8v1().unwrap().as_ref())
+            };
+            std::fs::write(dir.path().join(SA_KEY), pem).unwrap();
+            let key = ServiceAccountKey::load_or_create(dir.path()).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            let pkix: PublicKeyX509Der<'static> = ec.public_key().as_der().unwrap();
+            assert_eq!(key.public_pkix(), pkix.as_ref());
+            match key.public_jwk().unwrap() {
+                PublicJwk::Ec { crv, x, y } => {
+                    assert_eq!(
+                        (crv, x.len(), y.len()),
+                        (curve.name(), coordinate, coordinate)
+                    )
+                }
+                other => panic!("not an EC key: {other:?}"),
+            }
+            let sig = key.sign(b"header.claims").unwrap();
+            assert_eq!(sig.len(), 2 * coordinate, "fixed R || S");
+            assert!(key.verify(b"header.claims", &sig));
+            assert!(!key.verify(b"header.claimz", &sig));
+            // The signature is what the curve's standard verifier accepts.
+            assert!(
+                UnparsedPublicKey::new(curve.verification(), ec.public_key().as_ref())
+                    .verify(b"header.claims", &sig)
+                    .is_ok()
+            );
+        }
     }
 
     #[test]
