@@ -726,13 +726,25 @@ fn sweep_orphans(
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(PodUpdate::Deleted);
         let worker = PodWorker::new(shared.clone(), pod, instances);
-        workers.insert(uid.clone(), tx);
-        let done = done.clone();
-        tokio::spawn(async move {
-            worker.run(rx).await;
-            let _ = done.send(uid);
-        });
+        spawn_worker(workers, done, uid, worker, tx, rx);
     }
+}
+
+/// Runs `worker` for `uid` with its channel, tracked in `workers` until it ends.
+fn spawn_worker(
+    workers: &mut HashMap<String, mpsc::UnboundedSender<PodUpdate>>,
+    done: &mpsc::UnboundedSender<String>,
+    uid: String,
+    worker: PodWorker,
+    tx: mpsc::UnboundedSender<PodUpdate>,
+    rx: mpsc::UnboundedReceiver<PodUpdate>,
+) {
+    workers.insert(uid.clone(), tx);
+    let done = done.clone();
+    tokio::spawn(async move {
+        worker.run(rx).await;
+        let _ = done.send(uid);
+    });
 }
 
 /// The UIDs of the pods that have a directory on this node (names that are not a
@@ -960,12 +972,7 @@ fn dispatch(
             PodWorker::rejected(shared.clone(), pod, rejection)
         }
     };
-    workers.insert(uid.clone(), tx);
-    let done = done.clone();
-    tokio::spawn(async move {
-        worker.run(rx).await;
-        let _ = done.send(uid);
-    });
+    spawn_worker(workers, done, uid, worker, tx, rx);
 }
 
 #[cfg(test)]
