@@ -774,6 +774,30 @@ impl Drop for Resume {
     }
 }
 
+/// A `ferrokube kubelet` process of its own for `node`, started in `cwd` with
+/// `dirs` (where it keeps its data), serving on a free loopback port.
+fn own_kubelet(c: &Cluster, cwd: &Path, node: &str, dirs: &[&str]) -> support::Component {
+    let port = support::free_port().to_string();
+    let mut args = dirs.to_vec();
+    args.extend([
+        "--hostname-override",
+        node,
+        "--oci-runtime",
+        "builtin",
+        "--port",
+        &port,
+        "--healthz-port",
+        "0",
+        "--address",
+        "127.0.0.1",
+        "--node-ip",
+        "127.0.0.1",
+        "--eviction-hard",
+        "memory.available<1Mi",
+    ]);
+    c.component_in("kubelet", cwd, &args)
+}
+
 #[test]
 fn a_pod_deleted_while_the_kubelets_watch_was_down_is_stopped() {
     let dir = tempfile::tempdir().unwrap();
@@ -781,29 +805,8 @@ fn a_pod_deleted_while_the_kubelets_watch_was_down_is_stopped() {
     put_image(&root.join("images"));
     let mut c = Cluster::start_in(dir, &[]);
     let node = format!("watch-gap-{}", std::process::id());
-    let port = support::free_port().to_string();
     let root_arg = root.display().to_string();
-    let kubelet = c.component(
-        "kubelet",
-        &[
-            "--root-dir",
-            &root_arg,
-            "--hostname-override",
-            &node,
-            "--oci-runtime",
-            "builtin",
-            "--port",
-            &port,
-            "--healthz-port",
-            "0",
-            "--address",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-            "--eviction-hard",
-            "memory.available<1Mi",
-        ],
-    );
+    let kubelet = own_kubelet(&c, Path::new("."), &node, &["--root-dir", &root_arg]);
     let k = c.kubectl("1.33");
     let _cleanup = Cleanup(&k, root.clone());
     let survivor = SLEEPER.replace("name: sleeper", "name: survivor");
@@ -874,6 +877,192 @@ fn a_pod_deleted_while_the_kubelets_watch_was_down_is_stopped() {
     // The pod still in the API kept running through the re-list.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(container_of(&k2, "survivor"), survivor_container);
+}
+
+#[test]
+fn a_kubelet_given_relative_directories_runs_pods_in_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().to_path_buf();
+    let root = work.join("node");
+    put_image(&root.join("images"));
+    let c = Cluster::start_in(dir, &[]);
+    let node = format!("relative-{}", std::process::id());
+    let _kubelet = own_kubelet(
+        &c,
+        &work,
+        &node,
+        &[
+            "--root-dir",
+            "node",
+            "--runtime-state-dir",
+            "node/run",
+            "--pod-logs-dir",
+            "node/logs",
+        ],
+    );
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, root.clone());
+    let pod = run_sleeper(&k, SLEEPER);
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(pod["spec"]["nodeName"], node.as_str());
+    assert!(!processes_of(uid).is_empty());
+    assert!(root.join("pods").join(uid).is_dir());
+    assert_eq!(log_dirs_of(&root.join("logs"), uid).len(), 1);
+}
+
+/// A pod that prints its environment at start, with or without Service links.
+fn env_printer(name: &str, links: bool) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  enableServiceLinks: {links}
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "env; exec sleep 3600"]
+"#
+    )
+}
+
+/// The environment `name` printed at its start.
+fn printed_env(k: &Kubectl, name: &str) -> std::collections::BTreeMap<String, String> {
+    assert!(eventually(Duration::from_secs(60), || {
+        String::from_utf8_lossy(&k.run(&["logs", name]).stdout).contains("HOSTNAME=")
+    }));
+    k.ok(&["logs", name])
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn containers_get_the_variables_of_services_that_existed_when_they_started() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.ok(&["create", "service", "clusterip", "web", "--tcp=8080:80"]);
+    let ip = k.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let master = k.ok(&[
+        "get",
+        "service",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    k.apply(&[], &env_printer("linked", true));
+    k.apply(&[], &env_printer("unlinked", false));
+    let env = printed_env(&k, "linked");
+    assert_eq!(env.get("WEB_SERVICE_HOST"), Some(&ip), "{env:?}");
+    assert_eq!(env["WEB_SERVICE_PORT"], "8080");
+    assert_eq!(env["WEB_SERVICE_PORT_8080_80"], "8080");
+    assert_eq!(env["WEB_PORT"], format!("tcp://{ip}:8080"));
+    assert_eq!(env["WEB_PORT_8080_TCP_ADDR"], ip);
+    assert_eq!(env["WEB_PORT_8080_TCP_PROTO"], "tcp");
+    assert_eq!(env["KUBERNETES_SERVICE_HOST"], master);
+    assert_eq!(env["KUBERNETES_SERVICE_PORT"], "443");
+    // Without links only the master Service's variables are given.
+    let env = printed_env(&k, "unlinked");
+    assert_eq!(env["KUBERNETES_SERVICE_HOST"], master);
+    assert_eq!(env["KUBERNETES_PORT"], format!("tcp://{master}:443"));
+    assert!(!env.contains_key("WEB_SERVICE_HOST"), "{env:?}");
+    // A Service made later is not in a running container's environment, and is in
+    // the next container's.
+    k.ok(&["create", "service", "clusterip", "later", "--tcp=9090:90"]);
+    let later = k.ok(&[
+        "get",
+        "service",
+        "later",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let env = printed_env(&k, "linked");
+    assert!(!env.contains_key("LATER_SERVICE_HOST"), "{env:?}");
+    k.apply(&[], &env_printer("next", true));
+    assert!(eventually(Duration::from_secs(30), || printed_env(
+        &k, "next"
+    )
+    .get("LATER_SERVICE_HOST")
+        == Some(&later)));
+}
+
+const GATED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: gated
+spec:
+  terminationGracePeriodSeconds: 2
+  readinessGates:
+  - conditionType: example.com/load-balancer
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sleep", "3600"]
+"#;
+
+/// The pod's condition of the given type.
+fn condition(pod: &serde_json::Value, type_: &str) -> serde_json::Value {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_readiness_gate_holds_ready_back_until_its_condition_is_true() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], GATED);
+    assert!(eventually(Duration::from_secs(60), || condition(
+        &pod_json(&k, "gated"),
+        "ContainersReady"
+    )["status"]
+        == "True"));
+    let ready = condition(&pod_json(&k, "gated"), "Ready");
+    assert_eq!(ready["status"], "False", "{ready}");
+    assert_eq!(ready["reason"], "ReadinessGatesNotReady");
+    assert_eq!(
+        ready["message"],
+        "corresponding condition of pod readiness gate \"example.com/load-balancer\" does not exist."
+    );
+    // What a controller writes into the status reaches the kubelet through its watch,
+    // well before its periodic resync (10 s after its last sync).
+    let set = |status: &str| {
+        let patch = serde_json::json!({"status": {"conditions": [
+            {"type": "example.com/load-balancer", "status": status}
+        ]}});
+        k.ok(&[
+            "patch",
+            "pod",
+            "gated",
+            "--subresource=status",
+            "-p",
+            &patch.to_string(),
+        ]);
+    };
+    set("False");
+    assert!(eventually(Duration::from_secs(8), || {
+        condition(
+        &pod_json(&k, "gated"),
+        "Ready"
+    )["message"]
+        == "the status of pod readiness gate \"example.com/load-balancer\" is not \"True\", but False"
+    }));
+    set("True");
+    assert!(eventually(Duration::from_secs(8), || condition(
+        &pod_json(&k, "gated"),
+        "Ready"
+    )["status"]
+        == "True"));
+    let ready = condition(&pod_json(&k, "gated"), "Ready");
+    assert!(ready.get("reason").is_none_or(|r| r.is_null()), "{ready}");
 }
 
 const PROBED: &str = r#"

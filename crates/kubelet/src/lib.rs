@@ -47,8 +47,9 @@ use container_runtime::{ContainerRuntime, OciRuntime, RuntimeConfig};
 use controllers::events::{EventBroadcaster, EventRecorder};
 use futures::StreamExt;
 use images::ImageStore;
-use k8s_openapi::api::core::v1::{EventSource, Pod};
+use k8s_openapi::api::core::v1::{EventSource, Pod, Service};
 use kube::api::Api;
+use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) runtime: ContainerRuntime,
     pub(crate) recorder: EventRecorder,
+    /// Every Service of the cluster, from one watch (see [`watch_services`]).
+    pub(crate) services: reflector::Store<Service>,
     /// The pods this kubelet runs, by UID, with the status it last computed (what
     /// the kubelet API's `/pods` serves).
     pub(crate) pods: parking_lot::RwLock<HashMap<String, Pod>>,
@@ -164,6 +167,18 @@ pub async fn run(
             source,
         })?;
         config.client_ca = Some(pem);
+    }
+    // Paths given relative to the working directory are taken from it once: an OCI
+    // spec's root and mount sources must be absolute.
+    for dir in [
+        &mut config.root_dir,
+        &mut config.runtime_state_dir,
+        &mut config.pod_logs_dir,
+    ] {
+        *dir = std::path::absolute(&*dir).map_err(|source| KubeletError::Io {
+            what: format!("resolving {}", dir.display()),
+            source,
+        })?;
     }
     let node_name = config
         .hostname_override
@@ -243,6 +258,8 @@ pub async fn run(
         component: Some("kubelet".into()),
         host: Some(node_name.clone()),
     });
+    let (services, services_writer) = reflector::store();
+    let services_watch = tokio::spawn(watch_services(client.clone(), services_writer));
     let shared = Arc::new(Shared {
         client: client.clone(),
         node_ip: config.node_ip.unwrap_or_else(default_address),
@@ -253,6 +270,7 @@ pub async fn run(
         images,
         runtime,
         recorder,
+        services,
         pods: parking_lot::RwLock::new(HashMap::new()),
         pressure: Default::default(),
         thresholds,
@@ -270,11 +288,29 @@ pub async fn run(
     let evictions = tokio::spawn(eviction_loop(shared.clone(), evict_tx));
     let result = watch_pods(shared, evict_rx, shutdown).await;
     evictions.abort();
+    services_watch.abort();
     lease.abort();
     status.abort();
     gc.abort();
     drop(broadcaster);
     result
+}
+
+/// Keeps `writer`'s store of every Service in the cluster, for the Service
+/// variables of the containers the kubelet starts. Upstream's kubelet lists Services
+/// from an informer too: a container start then costs no API request for them. The
+/// watch restarts with back-off when it fails; managed fields are not kept.
+async fn watch_services(client: Client, writer: reflector::store::Writer<Service>) {
+    let stream = watcher::watcher(Api::<Service>::all(client), watcher::Config::default())
+        .default_backoff()
+        .modify(|s| s.metadata.managed_fields = None);
+    reflector::reflector(writer, stream)
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "watching Services failed; retrying");
+            }
+        })
+        .await;
 }
 
 /// A pod the eviction manager asks its worker to stop.

@@ -17,7 +17,7 @@ use container_runtime::{ContainerIo, ContainerState};
 use controllers::events::{object_reference, EventType};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, PodStatus, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -39,6 +39,8 @@ const RESYNC: Duration = Duration::from_secs(10);
 /// How often mounted configMap, secret, downward API and projected volumes are
 /// rewritten from the API.
 const VOLUME_RESYNC: Duration = RESYNC;
+/// How long a container start waits for the kubelet's first list of Services.
+const SERVICES_SYNC_WAIT: Duration = Duration::from_secs(5);
 /// Grace period used when a pod vanished from the API without one.
 const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 
@@ -55,6 +57,28 @@ pub(crate) enum PodUpdate {
     StaticRemoved,
     /// The kubelet ends the pod itself (eviction, node shutdown).
     Terminate(KubeletTermination),
+}
+
+/// Whether a new version of a pod from the API asks its worker for a sync. As in
+/// upstream's kubelet, a change of the status alone (most often the kubelet's own
+/// status write coming back through the watch) is not an update of what runs: only
+/// the spec, labels, annotations (the downward API shows them) and the deletion
+/// count. The exception is a pod with readiness gates, whose Ready condition follows
+/// conditions other writers set in its status.
+fn needs_sync(old: &Pod, new: &Pod) -> bool {
+    let (o, n) = (&old.metadata, &new.metadata);
+    let gated = new
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.readiness_gates.as_ref().is_some_and(|g| !g.is_empty()));
+    old.spec != new.spec
+        || o.labels != n.labels
+        || o.annotations != n.annotations
+        || o.deletion_timestamp != n.deletion_timestamp
+        || o.deletion_grace_period_seconds != n.deletion_grace_period_seconds
+        || gated
+            && old.status.as_ref().map(|s| &s.conditions)
+                != new.status.as_ref().map(|s| &s.conditions)
 }
 
 /// Why and how the kubelet ends a pod on its own.
@@ -210,40 +234,59 @@ impl PodWorker {
         while let Ok(m) = rx.try_recv() {
             self.apply(m);
         }
+        let mut due = true;
+        let mut deadline = Instant::now();
         loop {
-            match self.sync().await {
-                Next::Done => {
-                    self.shared.pods.write().remove(&self.uid);
-                    self.shared.finished.lock().remove(&self.uid);
-                    return;
+            if due {
+                match self.sync().await {
+                    Next::Done => {
+                        self.shared.pods.write().remove(&self.uid);
+                        self.shared.finished.lock().remove(&self.uid);
+                        return;
+                    }
+                    Next::Continue => {}
                 }
-                Next::Continue => {}
+                deadline = self.next_deadline();
             }
-            let deadline = self.next_deadline();
-            tokio::select! {
+            due = tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => self.apply(m),
                     None => return,
                 },
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep_until(deadline.into()) => {}
-            }
+                _ = self.wake.notified() => true,
+                _ = tokio::time::sleep_until(deadline.into()) => true,
+            };
             while let Ok(m) = rx.try_recv() {
-                self.apply(m);
+                due |= self.apply(m);
             }
         }
     }
 
-    fn apply(&mut self, m: PodUpdate) {
+    /// Takes in what the watch said; true when the pod needs a sync for it.
+    fn apply(&mut self, m: PodUpdate) -> bool {
         match m {
-            PodUpdate::Updated(p) => self.pod = *p,
-            PodUpdate::Deleted => self.gone_from_api = true,
-            PodUpdate::Mirror(m) => self.mirror = m.map(|m| *m),
-            PodUpdate::StaticRemoved => self.gone_from_api = true,
+            PodUpdate::Updated(p) => {
+                let due = needs_sync(&self.pod, &p);
+                self.pod = *p;
+                due
+            }
+            PodUpdate::Deleted => {
+                self.gone_from_api = true;
+                true
+            }
+            PodUpdate::Mirror(m) => {
+                self.mirror = m.map(|m| *m);
+                true
+            }
+            PodUpdate::StaticRemoved => {
+                self.gone_from_api = true;
+                true
+            }
             PodUpdate::Terminate(t) => {
                 if !self.finished {
                     self.evicted = Some(t);
                 }
+                true
             }
         }
     }
@@ -694,6 +737,35 @@ impl PodWorker {
         (out_cm, out_s)
     }
 
+    /// The Services whose variables a container of this pod gets: those of its
+    /// namespace and the master Service, from the kubelet's watch of Services. As
+    /// upstream, a pod from the API waits for that watch's first list (a little
+    /// while, then the start fails and is tried again), so that no container misses
+    /// `KUBERNETES_SERVICE_HOST` because the kubelet has just started; a static pod
+    /// does not wait.
+    async fn services(&self, ns: &str) -> Result<Vec<Service>, String> {
+        let store = &self.shared.services;
+        if !self.static_pod {
+            let synced = tokio::time::timeout(SERVICES_SYNC_WAIT, store.wait_until_ready()).await;
+            if !matches!(synced, Ok(Ok(()))) {
+                return Err(
+                    "services have not yet been read at least once, cannot construct envvars"
+                        .into(),
+                );
+            }
+        }
+        Ok(store
+            .state_filter(|s| {
+                let in_ns = s.metadata.namespace.as_deref() == Some(ns);
+                in_ns
+                    || s.metadata.namespace.as_deref() == Some("default")
+                        && s.metadata.name.as_deref() == Some("kubernetes")
+            })
+            .into_iter()
+            .map(|s| (*s).clone())
+            .collect())
+    }
+
     fn latest(&self, name: &str) -> Option<&Instance> {
         self.instances.get(name).and_then(|l| l.first())
     }
@@ -882,19 +954,15 @@ impl PodWorker {
         let (cms, secrets) = env::referenced_objects(c);
         let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
-        // Only the pod's namespace and the master Service feed the link variables:
-        // ask for those, not every Service of the cluster.
-        let mut services = Api::<Service>::namespaced(self.shared.client.clone(), &ns)
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        if ns != "default" {
-            let master = Api::<Service>::namespaced(self.shared.client.clone(), "default")
-                .get_opt("kubernetes")
-                .await;
-            services.extend(master.ok().flatten());
-        }
+        let services = self.services(&ns).await.map_err(|msg| {
+            self.event(
+                Some(field.clone()),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {msg}"),
+            );
+            waiting("CreateContainerConfigError", msg)
+        })?;
         let sources = EnvSources {
             services,
             config_maps,
@@ -1894,5 +1962,40 @@ mod tests {
         .unwrap();
         assert_eq!(field_path(&pod, "i"), "spec.initContainers{i}");
         assert_eq!(field_path(&pod, "c"), "spec.containers{c}");
+    }
+
+    #[test]
+    fn only_changes_to_what_runs_ask_for_a_sync() {
+        let pod = |v: serde_json::Value| -> Pod { serde_json::from_value(v).unwrap() };
+        let base = json!({
+            "metadata": {"name": "p", "resourceVersion": "1", "labels": {"a": "1"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Pending"}
+        });
+        let old = pod(base.clone());
+        let mut status_only = base.clone();
+        status_only["metadata"]["resourceVersion"] = json!("2");
+        status_only["status"] = json!({"phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}]});
+        assert!(!needs_sync(&old, &pod(status_only.clone())));
+        let mut relabelled = base.clone();
+        relabelled["metadata"]["labels"]["a"] = json!("2");
+        assert!(needs_sync(&old, &pod(relabelled)));
+        let mut deleted = base.clone();
+        deleted["metadata"]["deletionTimestamp"] = json!("2026-11-24T00:00:00Z");
+        assert!(needs_sync(&old, &pod(deleted)));
+        let mut resized = base.clone();
+        resized["spec"]["containers"][0]["image"] = json!("j");
+        assert!(needs_sync(&old, &pod(resized)));
+        // With a readiness gate, conditions others write decide Ready.
+        let mut gated = base.clone();
+        gated["spec"]["readinessGates"] = json!([{"conditionType": "example.com/gate"}]);
+        let mut gated_done = gated.clone();
+        gated_done["status"]["conditions"] =
+            json!([{"type": "example.com/gate", "status": "True"}]);
+        assert!(needs_sync(&pod(gated.clone()), &pod(gated_done.clone())));
+        let mut gated_phase = gated_done.clone();
+        gated_phase["status"]["phase"] = json!("Running");
+        assert!(!needs_sync(&pod(gated_done), &pod(gated_phase)));
     }
 }

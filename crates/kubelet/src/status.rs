@@ -430,19 +430,35 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         ready_msg.clone(),
         own,
     ));
-    // Readiness gates hold Ready back until their conditions are True.
-    let gates_ok = spec.readiness_gates.iter().flatten().all(|g| {
-        previous
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == g.condition_type))
-            .is_some_and(|c| c.status == "True")
-    });
-    if containers_ready && !gates_ok {
+    // Readiness gates hold Ready back until their conditions are True; the message
+    // names each gate that is not, as upstream's does.
+    let unready_gates: Vec<String> = spec
+        .readiness_gates
+        .iter()
+        .flatten()
+        .filter_map(|g| {
+            let found = previous
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == g.condition_type));
+            match found {
+                None => Some(format!(
+                    "corresponding condition of pod readiness gate {:?} does not exist.",
+                    g.condition_type
+                )),
+                Some(c) if c.status != "True" => Some(format!(
+                    "the status of pod readiness gate {:?} is not \"True\", but {}",
+                    g.condition_type, c.status
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect();
+    if containers_ready && !unready_gates.is_empty() {
         conditions.push(condition(
             "Ready",
             false,
             Some("ReadinessGatesNotReady".into()),
-            None,
+            Some(unready_gates.join(", ")),
             own,
         ));
     } else {

@@ -189,8 +189,14 @@ impl Cluster {
     /// Starts another component (`scheduler`, `controller-manager`, …) of the binary
     /// against this cluster.
     pub fn component(&self, name: &str, extra: &[&str]) -> Component {
+        self.component_in(name, Path::new("."), extra)
+    }
+
+    /// [`component`](Self::component) started in the working directory `cwd`.
+    pub fn component_in(&self, name: &str, cwd: &Path, extra: &[&str]) -> Component {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokube"));
-        cmd.arg(name)
+        cmd.current_dir(cwd)
+            .arg(name)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(extra)
