@@ -991,6 +991,59 @@ fn containers_get_the_variables_of_services_that_existed_when_they_started() {
         == Some(&later)));
 }
 
+const SECRETIVE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: secretive
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sh", "-c", "echo token=$(cat /etc/creds/token) password=$PASSWORD user=$USERNAME mode=$MODE; exec sleep 3600"]
+    env:
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef: {name: creds, key: password}
+    envFrom:
+    - secretRef: {name: creds}
+    - configMapRef: {name: knobs}
+    volumeMounts:
+    - {name: creds, mountPath: /etc/creds}
+  volumes:
+  - name: creds
+    secret: {secretName: creds}
+"#;
+
+#[test]
+fn secrets_and_config_maps_made_after_the_pod_reach_its_volume_and_environment() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], SECRETIVE);
+    // Nothing it needs exists yet: the volume cannot be set up.
+    assert!(eventually(Duration::from_secs(30), || {
+        k.ok(&["get", "events", "-o", "jsonpath={.items[*].reason}"])
+            .contains("FailedMount")
+    }));
+    assert_eq!(pod_json(&k, "secretive")["status"]["phase"], "Pending");
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=token=t0k3n",
+        "--from-literal=password=s3cret",
+        "--from-literal=USERNAME=alice",
+    ]);
+    k.ok(&["create", "configmap", "knobs", "--from-literal=MODE=fast"]);
+    assert!(eventually(Duration::from_secs(60), || {
+        String::from_utf8_lossy(&k.run(&["logs", "secretive"]).stdout)
+            == "token=t0k3n password=s3cret user=alice mode=fast\n"
+    }));
+}
+
 const GATED: &str = r#"
 apiVersion: v1
 kind: Pod

@@ -29,6 +29,7 @@ pub mod eviction;
 pub mod machine;
 mod network;
 mod node;
+mod objcache;
 pub mod ocispec;
 mod podworker;
 pub mod probes;
@@ -47,7 +48,7 @@ use container_runtime::{ContainerRuntime, OciRuntime, RuntimeConfig};
 use controllers::events::{EventBroadcaster, EventRecorder};
 use futures::StreamExt;
 use images::ImageStore;
-use k8s_openapi::api::core::v1::{EventSource, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, EventSource, Pod, Secret, Service};
 use kube::api::Api;
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
@@ -114,6 +115,9 @@ pub(crate) struct Shared {
     pub(crate) recorder: EventRecorder,
     /// Every Service of the cluster, from one watch (see [`watch_services`]).
     pub(crate) services: reflector::Store<Service>,
+    /// The ConfigMaps and Secrets pods refer to, each from a watch of its own.
+    pub(crate) config_maps: objcache::ObjectCache<ConfigMap>,
+    pub(crate) secrets: objcache::ObjectCache<Secret>,
     /// The pods this kubelet runs, by UID, with the status it last computed (what
     /// the kubelet API's `/pods` serves).
     pub(crate) pods: parking_lot::RwLock<HashMap<String, Pod>>,
@@ -271,6 +275,8 @@ pub async fn run(
         runtime,
         recorder,
         services,
+        config_maps: objcache::ObjectCache::new(client.clone()),
+        secrets: objcache::ObjectCache::new(client.clone()),
         pods: parking_lot::RwLock::new(HashMap::new()),
         pressure: Default::default(),
         thresholds,

@@ -169,6 +169,12 @@ fn new_container_id() -> String {
     format!("{a}{b}")
 }
 
+impl Drop for PodWorker {
+    fn drop(&mut self) {
+        self.release_objects();
+    }
+}
+
 impl PodWorker {
     /// A worker for `pod`, adopting the containers the runtime already runs for it.
     pub(crate) fn new(shared: Arc<Shared>, pod: Pod, adopted: Vec<Instance>) -> PodWorker {
@@ -714,23 +720,23 @@ impl PodWorker {
         Ok(out)
     }
 
+    /// The ConfigMaps and Secrets of the pod's namespace named, those that exist,
+    /// from the kubelet's watches of them.
     async fn fetch(
         &self,
         cms: &[String],
         secrets: &[String],
     ) -> (BTreeMap<String, ConfigMap>, BTreeMap<String, Secret>) {
         let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
-        let cm_api: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), &ns);
-        let s_api: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
         let mut out_cm = BTreeMap::new();
         let mut out_s = BTreeMap::new();
         for n in cms {
-            if let Ok(Some(cm)) = cm_api.get_opt(n).await {
+            if let Some(cm) = self.shared.config_maps.get(&self.uid, &ns, n).await {
                 out_cm.insert(n.clone(), cm);
             }
         }
         for n in secrets {
-            if let Ok(Some(s)) = s_api.get_opt(n).await {
+            if let Some(s) = self.shared.secrets.get(&self.uid, &ns, n).await {
                 out_s.insert(n.clone(), s);
             }
         }
@@ -1817,6 +1823,12 @@ impl PodWorker {
         }
     }
 
+    /// Stops the watches of ConfigMaps and Secrets only this pod used.
+    fn release_objects(&self) {
+        self.shared.config_maps.release(&self.uid);
+        self.shared.secrets.release(&self.uid);
+    }
+
     /// Marks the pod finished for good, for this worker and for node shutdown.
     fn finish(&mut self) {
         self.finished = true;
@@ -1826,6 +1838,7 @@ impl PodWorker {
     /// Removes containers, sandbox, volumes, pod directory and cgroup; with
     /// `logs`, the container logs too.
     fn cleanup(&mut self, logs: bool) {
+        self.release_objects();
         for (_, (_, tasks)) in self.probes.drain() {
             tasks.iter().for_each(JoinHandle::abort);
         }
