@@ -70,7 +70,13 @@ pub fn service_env(services: &[Service], namespace: &str, links: bool) -> Vec<(S
             ns == namespace || (ns == "default" && s.metadata.name.as_deref() == Some("kubernetes"))
         })
         .collect();
-    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    // By name, and of two Services of one name (a `kubernetes` of the pod's own
+    // namespace and the master), the namespace's first: with links it wins, as
+    // upstream's, whatever order the Services came in.
+    sorted.sort_by_key(|s| {
+        let in_ns = s.metadata.namespace.as_deref() == Some(namespace);
+        (s.metadata.name.clone(), !in_ns)
+    });
     let mut seen = std::collections::BTreeSet::new();
     for svc in sorted {
         let Some(spec) = &svc.spec else { continue };
@@ -79,12 +85,8 @@ pub fn service_env(services: &[Service], namespace: &str, links: bool) -> Vec<(S
             _ => continue,
         };
         let name = svc.metadata.name.clone().unwrap_or_default();
-        let in_ns = svc.metadata.namespace.as_deref() == Some(namespace);
-        if !in_ns && !seen.insert(name.clone()) {
-            continue;
-        }
         let master = svc.metadata.namespace.as_deref() == Some("default") && name == "kubernetes";
-        if !(links || master) {
+        if !(links || master) || !seen.insert(name.clone()) {
             continue;
         }
         let prefix = service_var_prefix(&name);
@@ -495,6 +497,20 @@ mod tests {
         let env: BTreeMap<_, _> = service_env(&services, "web", false).into_iter().collect();
         assert!(env.contains_key("KUBERNETES_SERVICE_HOST"));
         assert!(!env.contains_key("REDIS_PRIMARY_SERVICE_HOST"));
+    }
+
+    #[test]
+    fn a_namespaces_own_kubernetes_service_wins_over_the_master_with_links() {
+        let own = svc("web", "kubernetes", "10.43.0.20", json!([{"port": 8080}]));
+        let master = svc("default", "kubernetes", "10.43.0.1", json!([{"port": 443}]));
+        for services in [vec![own.clone(), master.clone()], vec![master, own]] {
+            let env: BTreeMap<_, _> = service_env(&services, "web", true).into_iter().collect();
+            assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.43.0.20");
+            assert_eq!(env["KUBERNETES_SERVICE_PORT"], "8080");
+            assert!(!env.contains_key("KUBERNETES_PORT_443_TCP"), "{env:?}");
+            let env: BTreeMap<_, _> = service_env(&services, "web", false).into_iter().collect();
+            assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.43.0.1");
+        }
     }
 
     #[test]

@@ -19,9 +19,9 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-/// How long a read waits for a new watch's first list before asking the API
-/// directly.
-const FIRST_LIST_WAIT: Duration = Duration::from_secs(10);
+/// How long a read waits for a watch's first list before asking the API directly
+/// (upstream's managers wait a second, then fail the read).
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(1);
 
 /// Objects of one kind, by namespace and name, each with the pods that use it.
 pub(crate) struct ObjectCache<K: Resource<DynamicType = ()> + 'static> {
