@@ -164,7 +164,9 @@ spec:
       containers:
       - name: main
         image: ferrokube.test/busybox:1
-        command: ["sh", "-c", "echo started as $(id -u) in $(hostname) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace); exec sleep 3600"]
+        command: ["sh", "-c", "echo started as $(id -u):$(id -g) in $(hostname) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace); exec sleep 3600"]
+        # The group comes from the image's /etc/passwd.
+        securityContext: {runAsUser: 65534}
         resources:
           limits: {memory: 64Mi, cpu: 200m}
 "#;
@@ -217,9 +219,9 @@ fn deployment_runs_and_cleans_up(runtime: &str) {
             .join(format!("agent/logs/default_{name}_{uid}/main/0.log"));
         assert!(
             eventually(Duration::from_secs(10), || std::fs::read_to_string(&log)
-                .is_ok_and(
-                    |l| l.contains(&format!("stdout F started as 0 in {name}"))
-                )),
+                .is_ok_and(|l| l.contains(&format!(
+                    "stdout F started as 65534:65534 in {name}"
+                )))),
             "log: {:?}",
             std::fs::read_to_string(&log)
         );

@@ -230,6 +230,76 @@ fn splice_resource_version(b: &[u8], rv: i64) -> Option<Vec<u8>> {
     }
 }
 
+/// An object's JSON with its lists left out: everything label and field selectors look
+/// at (labels, and field paths, which never cross a list), parsed without building
+/// the lists (containers, conditions, managed fields) that make up most of an object.
+pub fn without_lists(json: &[u8]) -> Value {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    match serde::de::DeserializeSeed::deserialize(NoLists, &mut de) {
+        Ok(Some(v)) => v,
+        _ => Value::Null,
+    }
+}
+
+/// Parses one JSON value, skipping lists (`None` for a list).
+#[derive(Clone, Copy)]
+struct NoLists;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoLists {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoLists {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(Value::Null))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if let Some(v) = map.next_value_seed(NoLists)? {
+                out.insert(key, v);
+            }
+        }
+        Ok(Some(Value::Object(out)))
+    }
+}
+
 /// Labels of an object.
 pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata")?.get("labels")?.as_object()
@@ -278,6 +348,28 @@ mod tests {
                 assert_eq!(&v["aaa"], aaa);
             }
         }
+    }
+
+    #[test]
+    fn without_lists_keeps_maps_and_scalars() {
+        let obj = json!({
+            "metadata": {"name": "a", "labels": {"app": "x"}, "managedFields": [{"manager": "m"}]},
+            "spec": {"nodeName": "n", "containers": [{"name": "c"}], "hostNetwork": true,
+                     "priority": -3, "weight": 1.5, "x": null},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready"}]},
+        });
+        let got = without_lists(&serde_json::to_vec(&obj).unwrap());
+        assert_eq!(
+            got,
+            json!({
+                "metadata": {"name": "a", "labels": {"app": "x"}},
+                "spec": {"nodeName": "n", "hostNetwork": true, "priority": -3, "weight": 1.5,
+                         "x": null},
+                "status": {"phase": "Running"},
+            })
+        );
+        assert_eq!(without_lists(b"[1,2]"), Value::Null);
+        assert_eq!(without_lists(b"{bad"), Value::Null);
     }
 
     #[test]

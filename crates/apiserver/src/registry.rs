@@ -53,9 +53,11 @@ impl Entry {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
-    /// Labels and fields for selectors.
+    /// Labels and fields for selectors (parsed without the object's lists, which no
+    /// selector looks into).
     pub fn attrs(&self, strategy: &dyn Strategy) -> &Attrs {
-        self.attrs.get_or_init(|| attrs_of(&self.value(), strategy))
+        self.attrs
+            .get_or_init(|| attrs_of(&object::without_lists(&self.json), strategy))
     }
 }
 

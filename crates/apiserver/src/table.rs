@@ -40,6 +40,25 @@ pub fn partial_metadata(obj: &Value, version: &str) -> Value {
     })
 }
 
+/// PartialObjectMetadata of an object given as JSON, rendered as JSON: the object's
+/// `metadata` is copied as it is, without parsing the rest of the object.
+pub fn partial_metadata_json(json: &[u8], version: &str) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    let m: Meta<'_> = serde_json::from_slice(json).ok()?;
+    let meta = m.metadata.map_or("{}", |r| r.get());
+    let mut out = Vec::with_capacity(meta.len() + 80);
+    out.extend_from_slice(b"{\"apiVersion\":\"meta.k8s.io/");
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(b"\",\"kind\":\"PartialObjectMetadata\",\"metadata\":");
+    out.extend_from_slice(meta.as_bytes());
+    out.push(b'}');
+    Some(out)
+}
+
 /// A PartialObjectMetadataList.
 pub fn partial_metadata_list(objs: &[Value], version: &str, list_meta: Value) -> Value {
     json!({
@@ -93,4 +112,29 @@ pub fn table(
         t["columnDefinitions"] = p.columns_json();
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_metadata_from_json_matches_the_parsed_form() {
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "7",
+                         "labels": {"x": "y"}, "ownerReferences": [{"uid": "u"}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        });
+        let bytes = serde_json::to_vec(&obj).unwrap();
+        let fast: Value =
+            serde_json::from_slice(&partial_metadata_json(&bytes, "v1").unwrap()).unwrap();
+        assert_eq!(fast, partial_metadata(&obj, "v1"));
+        let none: Value =
+            serde_json::from_slice(&partial_metadata_json(b"{\"kind\":\"X\"}", "v1beta1").unwrap())
+                .unwrap();
+        assert_eq!(none["metadata"], json!({}));
+        assert_eq!(none["apiVersion"], "meta.k8s.io/v1beta1");
+        assert!(partial_metadata_json(b"{not json", "v1").is_none());
+    }
 }

@@ -241,6 +241,14 @@ async fn run_once(
             ])
             .args(["--address", "127.0.0.1", "--node-ip", "127.0.0.1"])
             .args(["--eviction-hard", "memory.available<1Mi"])
+            // As a node of `ferrokube server` is set up (pods' nameserver the cluster
+            // DNS Service), so pods get no `MissingClusterDNS` warning.
+            .args([
+                "--cluster-dns",
+                "10.43.0.10",
+                "--cluster-domain",
+                "cluster.local",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -44,6 +44,10 @@ impl Renderer {
         if self.output == Output::Json && self.storage_version {
             return Some(entry.json.clone());
         }
+        if let Output::PartialMetadata(ver) = self.output {
+            // Metadata is the same in every version: no conversion, no full parse.
+            return table::partial_metadata_json(&entry.json, ver).map(Bytes::from);
+        }
         let mut v = entry.value();
         if !self.storage_version {
             v = crate::convert::from_storage(self.info, v);
