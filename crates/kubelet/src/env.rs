@@ -59,16 +59,19 @@ fn service_var_prefix(name: &str) -> String {
     name.to_uppercase().replace('-', "_")
 }
 
+/// Whether a Service feeds the variables of containers in `namespace`: the master
+/// Service is visible everywhere, others only in their namespace.
+pub fn feeds_env(s: &Service, namespace: &str) -> bool {
+    let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+    ns == namespace || (ns == "default" && s.metadata.name.as_deref() == Some("kubernetes"))
+}
+
 /// The Service variables: for each Service with a cluster IP, as docker links.
 pub fn service_env(services: &[Service], namespace: &str, links: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut sorted: Vec<&Service> = services
         .iter()
-        .filter(|s| {
-            let ns = s.metadata.namespace.as_deref().unwrap_or_default();
-            // The master service is visible everywhere, others only in their namespace.
-            ns == namespace || (ns == "default" && s.metadata.name.as_deref() == Some("kubernetes"))
-        })
+        .filter(|s| feeds_env(s, namespace))
         .collect();
     // By name, and of two Services of one name (a `kubernetes` of the pod's own
     // namespace and the master), the namespace's first: with links it wins, as

@@ -113,7 +113,7 @@ pub(crate) struct Shared {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) runtime: ContainerRuntime,
     pub(crate) recorder: EventRecorder,
-    /// Every Service of the cluster, from one watch (see [`watch_services`]).
+    /// Every Service of the cluster, from one watch.
     pub(crate) services: reflector::Store<Service>,
     /// The ConfigMaps and Secrets pods refer to, each from a watch of its own.
     pub(crate) config_maps: objcache::ObjectCache<ConfigMap>,
@@ -263,7 +263,15 @@ pub async fn run(
         host: Some(node_name.clone()),
     });
     let (services, services_writer) = reflector::store();
-    let services_watch = tokio::spawn(watch_services(client.clone(), services_writer));
+    // Every Service of the cluster, for the Service variables of the containers
+    // started: upstream's kubelet lists them from an informer too, so a container
+    // start costs no API request for them.
+    let services_watch = tokio::spawn(objcache::reflect(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        services_writer,
+        "Services".to_string(),
+    ));
     let shared = Arc::new(Shared {
         client: client.clone(),
         node_ip: config.node_ip.unwrap_or_else(default_address),
@@ -300,23 +308,6 @@ pub async fn run(
     gc.abort();
     drop(broadcaster);
     result
-}
-
-/// Keeps `writer`'s store of every Service in the cluster, for the Service
-/// variables of the containers the kubelet starts. Upstream's kubelet lists Services
-/// from an informer too: a container start then costs no API request for them. The
-/// watch restarts with back-off when it fails; managed fields are not kept.
-async fn watch_services(client: Client, writer: reflector::store::Writer<Service>) {
-    let stream = watcher::watcher(Api::<Service>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(|s| s.metadata.managed_fields = None);
-    reflector::reflector(writer, stream)
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                warn!(error = %e, "watching Services failed; retrying");
-            }
-        })
-        .await;
 }
 
 /// A pod the eviction manager asks its worker to stop.

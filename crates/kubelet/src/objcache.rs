@@ -4,6 +4,7 @@
 //! Watch`). A pod's volumes and environment then read them from memory, so a pod
 //! start costs no request for them (every pod's `kube-root-ca.crt` comes from one
 //! watch per namespace) and the periodic volume refresh costs none either.
+//! [`reflect`] runs such a watch into a store (also the kubelet's watch of Services).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -94,26 +95,38 @@ where
         let (store, writer) = reflector::store();
         let api = Api::<K>::namespaced(self.client.clone(), ns);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let stream = watcher::watcher(api, config)
-            .default_backoff()
-            .modify(|o| o.meta_mut().managed_fields = None);
-        let what = Arc::new(format!("{}/{ns}/{name}", K::kind(&())));
-        let watch = tokio::spawn(async move {
-            reflector::reflector(writer, stream)
-                .for_each(|event| {
-                    let what = what.clone();
-                    async move {
-                        if let Err(e) = event {
-                            warn!(object = %what, error = %e, "watching failed; retrying");
-                        }
-                    }
-                })
-                .await;
-        });
+        let what = format!("{}/{ns}/{name}", K::kind(&()));
+        let watch = tokio::spawn(reflect(api, config, writer, what));
         Entry {
             store,
             watch,
             users: HashSet::new(),
         }
     }
+}
+
+/// Keeps `writer`'s store of what `api` and `config` select, with back-off after
+/// failures (logged as about `what`) and without managed fields, until aborted.
+pub(crate) async fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    what: String,
+) where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let stream = watcher::watcher(api, config)
+        .default_backoff()
+        .modify(|o| o.meta_mut().managed_fields = None);
+    let what = Arc::new(what);
+    reflector::reflector(writer, stream)
+        .for_each(|event| {
+            let what = what.clone();
+            async move {
+                if let Err(e) = event {
+                    warn!(object = %what, error = %e, "watching failed; retrying");
+                }
+            }
+        })
+        .await;
 }

@@ -761,12 +761,7 @@ impl PodWorker {
             }
         }
         Ok(store
-            .state_filter(|s| {
-                let in_ns = s.metadata.namespace.as_deref() == Some(ns);
-                in_ns
-                    || s.metadata.namespace.as_deref() == Some("default")
-                        && s.metadata.name.as_deref() == Some("kubernetes")
-            })
+            .state_filter(|s| env::feeds_env(s, ns))
             .into_iter()
             .map(|s| (*s).clone())
             .collect())

@@ -64,7 +64,7 @@ impl Renderer {
                     false,
                 )
             }
-            Output::PartialMetadata(ver) => table::partial_metadata(&v, ver),
+            // (PartialMetadata returned above.)
             _ => v,
         };
         serde_json::to_vec(&out).ok().map(Bytes::from)
