@@ -475,14 +475,26 @@ fn pods_of_a_node_that_stops_heartbeating_are_rescheduled() {
     let _nodes = c.sim_nodes(&["--count", "2", "--lease-seconds", "1"]);
     let k = c.kubectl("1.33");
     assert!(eventually(Duration::from_secs(30), || ready_nodes(&k) == 2));
-    // Each node got a podCIDR from --cluster-cidr.
-    let nodes = k.json(&["get", "nodes", "-o", "json"]);
-    for n in nodes["items"].as_array().into_iter().flatten() {
+    // Each node gets a podCIDR from --cluster-cidr. The node IPAM controller
+    // assigns it after the Node registers, as upstream, so Ready may come first.
+    let cidrs = || -> Vec<String> {
+        let nodes = k.json(&["get", "nodes", "-o", "json"]);
+        nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["spec"]["podCIDR"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || cidrs().len() == 2),
+        "{}",
+        k.ok(&["get", "nodes", "-o", "yaml"])
+    );
+    for cidr in cidrs() {
         assert!(
-            n["spec"]["podCIDR"]
-                .as_str()
-                .is_some_and(|c| c.starts_with("10.42.") && c.ends_with("/24")),
-            "{n}"
+            cidr.starts_with("10.42.") && cidr.ends_with("/24"),
+            "{cidr}"
         );
     }
     k.apply(&[], TOLERANT);
