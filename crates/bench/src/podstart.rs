@@ -5,7 +5,9 @@
 //! pods created at once, each timed from its create request to the watch event
 //! that shows it Ready (p50/p99, upstream's pod startup latency with the image
 //! present). Also the kubelet's RSS idle and with the 100 pods, the shims', and
-//! the CPU time the burst cost: the server, the kubelet, and the whole machine.
+//! the CPU time the burst cost: the server, the kubelet, and the whole machine,
+//! and for each burst pod when the watch showed it bound, with a kubelet status,
+//! and Ready (`podstart_<runtime>_burst_trace` in the JSON results).
 
 use crate::client::{Pool, Target};
 use crate::{ms, percentile, start_server_with, Proc};
@@ -28,11 +30,22 @@ const NS: &str = "podstart";
 struct Outcome {
     single: Vec<Duration>,
     burst: Vec<Duration>,
+    /// Each burst pod's steps, in ms since the burst began, in order of Ready.
+    trace: Vec<PodSteps>,
     burst_total: Duration,
     kubelet_idle_kib: u64,
     kubelet_busy_kib: u64,
     shims_kib: u64,
     burst_cpu: BurstCpu,
+}
+
+/// When one pod of the burst reached each step, in ms since the burst began.
+#[derive(serde::Serialize)]
+struct PodSteps {
+    sent: f64,
+    bound: Option<f64>,
+    status: Option<f64>,
+    ready: Option<f64>,
 }
 
 /// CPU time spent from the first create of the burst until its last pod was Ready.
@@ -112,23 +125,41 @@ fn pod_body(name: &str) -> Bytes {
 /// Times when each pod was first seen Ready, fed by one watch.
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// Records when each pod of the namespace is first seen Ready. The watch callback
-/// is synchronous, so it hands the times to a task that takes the async lock.
-async fn watch_ready(pool: &Pool, seen: Seen) -> Result<()> {
+/// When the watch first showed each pod at each step: bound to the node, with a
+/// status from the kubelet (`startTime`), and Ready. The tail of a burst is read
+/// from these.
+type Steps = Arc<Mutex<HashMap<String, [Option<Instant>; 3]>>>;
+
+/// Records when each pod of the namespace is first seen Ready (and each earlier
+/// step). The watch callback is synchronous, so it hands the times to a task that
+/// takes the async locks.
+async fn watch_ready(pool: &Pool, seen: Seen, steps: Steps) -> Result<()> {
     let path = format!("/api/v1/namespaces/{NS}/pods?watch=1");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, usize, Instant)>();
     let forward = tokio::spawn(async move {
-        while let Some((name, at)) = rx.recv().await {
-            seen.lock().await.entry(name).or_insert(at);
+        while let Some((name, step, at)) = rx.recv().await {
+            steps.lock().await.entry(name.clone()).or_default()[step].get_or_insert(at);
+            if step == 2 {
+                seen.lock().await.entry(name).or_insert(at);
+            }
         }
     });
     let result = crate::client::for_each_watched(pool, &path, |obj| {
+        let at = Instant::now();
+        let Some(name) = obj["metadata"]["name"].as_str() else {
+            return;
+        };
         let ready = obj["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
         });
-        if let (true, Some(name)) = (ready, obj["metadata"]["name"].as_str()) {
-            let _ = tx.send((name.to_string(), Instant::now()));
+        let reached = [
+            obj["spec"]["nodeName"].is_string(),
+            obj["status"]["startTime"].is_string(),
+            ready,
+        ];
+        for (step, _) in reached.iter().enumerate().filter(|(_, r)| **r) {
+            let _ = tx.send((name.to_string(), step, at));
         }
     })
     .await;
@@ -281,9 +312,10 @@ async fn run_once(
     // The namespace's default ServiceAccount comes from the controller manager.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let seen: Seen = Arc::default();
+    let steps: Steps = Arc::default();
     let watcher = {
-        let (pool, seen) = (pool.clone(), seen.clone());
-        tokio::spawn(async move { watch_ready(&pool, seen).await })
+        let (pool, seen, steps) = (pool.clone(), seen.clone(), steps.clone());
+        tokio::spawn(async move { watch_ready(&pool, seen, steps).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let kubelet_idle_kib = crate::rss_kib(kubelet.0.id());
@@ -338,12 +370,27 @@ async fn run_once(
         machine: ticks(machine_ticks().saturating_sub(cpu_before.2)),
     };
     let mut latencies = Vec::new();
+    let mut trace = Vec::new();
     {
         let s = seen.lock().await;
+        let st = steps.lock().await;
+        let since = |at: Option<Instant>| at.map(|at| ms(at.saturating_duration_since(started)));
         for n in &names {
             latencies.push(s[n] - sent_at[n]);
+            let [bound, status, ready] = st.get(n).copied().unwrap_or_default();
+            trace.push(PodSteps {
+                sent: ms(sent_at[n] - started),
+                bound: since(bound),
+                status: since(status),
+                ready: since(ready),
+            });
         }
     }
+    trace.sort_by(|a, b| {
+        a.ready
+            .partial_cmp(&b.ready)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let kubelet_busy_kib = crate::rss_kib(kubelet.0.id());
     let shims = shims_kib(&state);
@@ -353,6 +400,7 @@ async fn run_once(
     Ok(Outcome {
         single,
         burst: latencies,
+        trace,
         burst_total,
         kubelet_idle_kib,
         kubelet_busy_kib,
@@ -425,6 +473,7 @@ pub async fn run_all(
         results[format!("podstart_{runtime}_kubelet_idle_mb")] = json!(mb(o.kubelet_idle_kib));
         results[format!("podstart_{runtime}_kubelet_busy_mb")] = json!(mb(o.kubelet_busy_kib));
         results[format!("podstart_{runtime}_shims_mb")] = json!(mb(o.shims_kib));
+        results[format!("podstart_{runtime}_burst_trace")] = json!(o.trace);
     }
     Ok(())
 }
