@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: EventRecorder,
     /// Every Service of the cluster, from one watch.
     pub(crate) services: reflector::Store<Service>,
+    /// That watch's first list, which pods from the API wait for.
+    pub(crate) services_listed: objcache::Listed,
     /// The ConfigMaps and Secrets pods refer to, each from a watch of its own.
     pub(crate) config_maps: objcache::ObjectCache<ConfigMap>,
     pub(crate) secrets: objcache::ObjectCache<Secret>,
@@ -282,6 +284,7 @@ pub async fn run(
         images,
         runtime,
         recorder,
+        services_listed: objcache::Listed::of(&services),
         services,
         config_maps: objcache::ObjectCache::new(client.clone()),
         secrets: objcache::ObjectCache::new(client.clone()),

@@ -751,14 +751,10 @@ impl PodWorker {
     /// does not wait.
     async fn services(&self, ns: &str) -> Result<Vec<Service>, String> {
         let store = &self.shared.services;
-        if !self.static_pod {
-            let synced = tokio::time::timeout(SERVICES_SYNC_WAIT, store.wait_until_ready()).await;
-            if !matches!(synced, Ok(Ok(()))) {
-                return Err(
-                    "services have not yet been read at least once, cannot construct envvars"
-                        .into(),
-                );
-            }
+        if !self.static_pod && !self.shared.services_listed.within(SERVICES_SYNC_WAIT).await {
+            return Err(
+                "services have not yet been read at least once, cannot construct envvars".into(),
+            );
         }
         Ok(store
             .state_filter(|s| env::feeds_env(s, ns))
