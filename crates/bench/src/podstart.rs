@@ -32,6 +32,8 @@ struct Outcome {
     burst: Vec<Duration>,
     /// Each burst pod's steps, in ms since the burst began, in order of Ready.
     trace: Vec<PodSteps>,
+    /// When the burst began, in ms since the Unix epoch (to line logs up with it).
+    started_unix_ms: f64,
     burst_total: Duration,
     kubelet_idle_kib: u64,
     kubelet_busy_kib: u64,
@@ -42,6 +44,7 @@ struct Outcome {
 /// When one pod of the burst reached each step, in ms since the burst began.
 #[derive(serde::Serialize)]
 struct PodSteps {
+    name: String,
     sent: f64,
     bound: Option<f64>,
     status: Option<f64>,
@@ -104,6 +107,17 @@ fn perf_control(cmd: &str) {
             eprintln!("perf control {}: {e}", Path::new(&fifo).display());
         }
     }
+}
+
+/// Where the kubelet's log goes: the file `FERROKUBE_BENCH_KUBELET_LOG` names (its
+/// level from `RUST_LOG`, which the bench's children inherit), else nowhere.
+fn kubelet_log() -> Result<Stdio> {
+    Ok(match std::env::var_os("FERROKUBE_BENCH_KUBELET_LOG") {
+        Some(path) => std::fs::File::create(&path)
+            .with_context(|| format!("creating {}", Path::new(&path).display()))?
+            .into(),
+        None => Stdio::null(),
+    })
 }
 
 fn ticks(n: u64) -> Duration {
@@ -281,7 +295,7 @@ async fn run_once(
                 "cluster.local",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(kubelet_log()?)
             .spawn()
             .context("starting the kubelet")?,
     );
@@ -342,6 +356,9 @@ async fn run_once(
         machine_ticks(),
     );
     let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, ms);
     let sends = futures::stream::iter(names.clone())
         .map(|name| {
             let pool = pool.clone();
@@ -379,6 +396,7 @@ async fn run_once(
             latencies.push(s[n] - sent_at[n]);
             let [bound, status, ready] = st.get(n).copied().unwrap_or_default();
             trace.push(PodSteps {
+                name: n.clone(),
                 sent: ms(sent_at[n] - started),
                 bound: since(bound),
                 status: since(status),
@@ -401,6 +419,7 @@ async fn run_once(
         single,
         burst: latencies,
         trace,
+        started_unix_ms,
         burst_total,
         kubelet_idle_kib,
         kubelet_busy_kib,
@@ -474,6 +493,7 @@ pub async fn run_all(
         results[format!("podstart_{runtime}_kubelet_busy_mb")] = json!(mb(o.kubelet_busy_kib));
         results[format!("podstart_{runtime}_shims_mb")] = json!(mb(o.shims_kib));
         results[format!("podstart_{runtime}_burst_trace")] = json!(o.trace);
+        results[format!("podstart_{runtime}_burst_started_unix_ms")] = json!(o.started_unix_ms);
     }
     Ok(())
 }

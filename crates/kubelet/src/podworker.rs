@@ -350,7 +350,12 @@ impl PodWorker {
                 }
             }
         }
-        // Probers follow running instances.
+        self.follow_running();
+    }
+
+    /// Starts probers and exit watchers for running instances that have none, and
+    /// stops the probers of instances no longer running.
+    fn follow_running(&mut self) {
         let running: Vec<(String, String)> = self
             .instances
             .values()
@@ -432,6 +437,10 @@ impl PodWorker {
             warn!(pod = %pod_key(&self.pod), %message, "pod setup failed");
         } else {
             self.run_containers().await;
+            // Containers started just now get their probers before the status is
+            // computed, so one without a startup or readiness probe is reported
+            // started and ready in the same update that reports it running.
+            self.follow_running();
         }
         self.report().await;
         let terminal = self
@@ -453,6 +462,7 @@ impl PodWorker {
     async fn prepare_pod(&mut self) -> Result<(), String> {
         let dir = self.pod_dir();
         let spec = self.pod.spec.clone().unwrap_or_default();
+        let mut laps = Laps::new();
         std::fs::create_dir_all(dir.join("etc")).map_err(|e| e.to_string())?;
         let hostname = spec
             .hostname
@@ -493,6 +503,7 @@ impl PodWorker {
             .map_err(|e| format!("creating the pod cgroup: {e}"))?;
             self.cgroup_limits = Some(resources);
         }
+        laps.lap("files_cgroup");
         // Sandbox namespaces (again if the holder of the old ones died).
         self.replace_lost_sandbox(&spec).await;
         if self.sandbox.is_none() {
@@ -562,6 +573,7 @@ impl PodWorker {
             };
             std::fs::write(dir.join("etc/hosts"), hosts).map_err(|e| e.to_string())?;
         }
+        laps.lap("sandbox_network");
         // Volumes: set up once, then refreshed every resync period (so configMap,
         // secret, downward API and token updates reach running pods), not at every
         // sync a status echo or a container exit causes.
@@ -573,7 +585,9 @@ impl PodWorker {
         }
         let (cms, secrets) = volumes::referenced_objects(&self.pod);
         let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
+        laps.lap("volume_objects");
         let tokens = self.refresh_tokens().await?;
+        laps.lap("tokens");
         let sources = VolumeSources {
             config_maps,
             secrets,
@@ -602,6 +616,8 @@ impl PodWorker {
             }
         }
         self.volumes_synced = Some(Instant::now());
+        laps.lap("volumes");
+        debug!(pod = %pod_key(&self.pod), %laps, "pod set up");
         Ok(())
     }
 
@@ -912,6 +928,7 @@ impl PodWorker {
                 "IfNotPresent".into()
             }
         });
+        let mut laps = Laps::new();
         let store = self.shared.images.clone();
         let lookup = image_ref.clone();
         let found = tokio::task::spawn_blocking(move || store.resolve(&lookup))
@@ -947,6 +964,7 @@ impl PodWorker {
             }
             _ => self.pull(c, &image_ref, &field).await?,
         };
+        laps.lap("image");
         // Environment.
         let (cms, secrets) = env::referenced_objects(c);
         let (config_maps, secrets) = self.fetch(&cms, &secrets).await;
@@ -960,6 +978,7 @@ impl PodWorker {
             );
             waiting("CreateContainerConfigError", msg)
         })?;
+        laps.lap("env_objects");
         let sources = EnvSources {
             services,
             config_maps,
@@ -1015,6 +1034,7 @@ impl PodWorker {
                     let msg = format!("failed to create containerd container: {e}");
                     waiting("CreateContainerError", msg)
                 })?;
+        laps.lap("rootfs");
         let fail = |this: &Self, reason: &str, msg: String| {
             let _ = images::ImageStore::unmount_rootfs(&container_dir);
             this.event(
@@ -1161,7 +1181,8 @@ impl PodWorker {
             "Created",
             format!("Created container: {}", c.name),
         );
-        match self
+        laps.lap("spec");
+        let started = self
             .shared
             .runtime
             .start_with_io(
@@ -1175,8 +1196,10 @@ impl PodWorker {
                     tty: c.tty.unwrap_or(false),
                 },
             )
-            .await
-        {
+            .await;
+        laps.lap("runtime");
+        debug!(pod = %pod_key(&self.pod), container = %c.name, %laps, "container start");
+        match started {
             Ok(info) => {
                 info!(pod = %pod_key(&self.pod), container = %c.name, id = %id, "started container");
                 self.event(
@@ -1881,6 +1904,38 @@ impl PodWorker {
 }
 
 /// The runtime's QoS class for an API QoS class name.
+/// How long each step of a pod's setup or a container's start took, for the debug
+/// log: `name=ms` pairs in order.
+struct Laps {
+    at: Instant,
+    done: Vec<(&'static str, u128)>,
+}
+
+impl Laps {
+    fn new() -> Laps {
+        Laps {
+            at: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends the step called `name`, which began at the previous lap.
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done.push((name, (now - self.at).as_millis()));
+        self.at = now;
+    }
+}
+
+impl std::fmt::Display for Laps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, ms)) in self.done.iter().enumerate() {
+            write!(f, "{}{name}={ms}ms", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
+    }
+}
+
 fn qos_class(qos: &str) -> QosClass {
     match qos {
         "Guaranteed" => QosClass::Guaranteed,
