@@ -30,7 +30,8 @@ pub use auth::{auths_from_docker_config, RegistryAuth};
 pub use error::{Error, PullError, PullErrorKind};
 pub use reference::{normalize_reference, Reference};
 pub use store::{
-    DiskUsage, GcReport, ImageStore, MountPoint, PullOptions, ARCHIVE_SUFFIXES, DEFAULT_GC_MIN_AGE,
+    DiskUsage, GcReport, ImageStore, MountPoint, PullOptions, RootfsLayers, Unresolved,
+    ARCHIVE_SUFFIXES, DEFAULT_GC_MIN_AGE,
 };
 pub use testimage::{busybox_image, TestImage};
 

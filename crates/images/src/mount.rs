@@ -29,6 +29,34 @@ pub fn mount_points() -> io::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The mount tables of every mount namespace with a process in it, concatenated
+/// (`/proc/<pid>/mountinfo` of one process per namespace): a mount made inside a
+/// container's own namespace shows up here and nowhere on the host.
+pub fn all_mount_tables() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Ok(m) = fs::metadata("/proc/self/ns/mnt") {
+        seen.insert(m.ino());
+    }
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        if !name.as_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let Ok(ns) = fs::metadata(p.path().join("ns/mnt")) else {
+            continue;
+        };
+        if seen.insert(ns.ino()) {
+            out.push_str(&fs::read_to_string(p.path().join("mountinfo")).unwrap_or_default());
+        }
+    }
+    out
+}
+
 /// Undoes the octal escapes (`\040` for space, ...) of mountinfo fields.
 fn unescape_mountinfo(field: &str) -> Vec<u8> {
     let b = field.as_bytes();
@@ -126,18 +154,15 @@ fn overlay_has_index() -> bool {
     Path::new("/sys/module/overlay/parameters/index").exists()
 }
 
-/// Mounts overlayfs at `target` with `lowers` (top first), `upper` and `work`.
-pub fn mount_overlay(
+/// The options of an overlayfs mount of `lowers` (top first), `upper` and `work`, as
+/// `mount(2)` takes them joined with commas; `None` when they do not fit its one
+/// page, an error when a path cannot be given this way.
+pub fn overlay_options(
     lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
-    target: &Path,
-) -> Result<(), Error> {
-    for p in lowers
-        .iter()
-        .map(PathBuf::as_path)
-        .chain([upper, work, target])
-    {
+) -> Result<Option<Vec<String>>, Error> {
+    for p in lowers.iter().map(PathBuf::as_path).chain([upper, work]) {
         check_path(p)?;
     }
     let lower = lowers
@@ -145,32 +170,62 @@ pub fn mount_overlay(
         .map(|p| p.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(":");
-    let mut data = format!(
-        "lowerdir={lower},upperdir={},workdir={}",
-        upper.display(),
-        work.display()
-    );
-    let index = overlay_has_index();
-    if index {
-        data.push_str(",index=off");
+    let mut opts = vec![
+        format!("lowerdir={lower}"),
+        format!("upperdir={}", upper.display()),
+        format!("workdir={}", work.display()),
+    ];
+    if overlay_has_index() {
+        opts.push("index=off".to_string());
     }
+    let len = opts.iter().map(|o| o.len() + 1).sum::<usize>();
+    Ok((len <= MAX_MOUNT_DATA).then_some(opts))
+}
+
+/// Whether a directory of an unpacked layer is opaque (hides the layers below it).
+pub fn is_opaque_dir(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    // SAFETY: lgetxattr writes at most `buf.len()` bytes into `buf`; both strings are
+    // NUL-terminated.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+/// Mounts overlayfs at `target` with `lowers` (top first), `upper` and `work`.
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), Error> {
+    check_path(target)?;
     let mount_err = |source: io::Error| Error::Mount {
         path: target.to_path_buf(),
         source,
     };
-    if data.len() <= MAX_MOUNT_DATA {
-        mount(
+    match overlay_options(lowers, upper, work)? {
+        Some(opts) => mount(
             Some("overlay"),
             target,
             Some("overlay"),
             MsFlags::empty(),
-            Some(data.as_str()),
+            Some(opts.join(",").as_str()),
         )
-        .map_err(|e| mount_err(e.into()))
-    } else {
-        // Too many layers for one page of options: the new mount API accepts the lower
-        // directories one at a time (`lowerdir+`, Linux 6.8+).
-        mount_overlay_fsconfig(lowers, upper, work, target, index).map_err(mount_err)
+        .map_err(|e| mount_err(e.into())),
+        // Too many layers for one page of options: the new mount API accepts the
+        // lower directories one at a time (`lowerdir+`, Linux 6.8+).
+        None => mount_overlay_fsconfig(lowers, upper, work, target, overlay_has_index())
+            .map_err(mount_err),
     }
 }
 

@@ -228,6 +228,72 @@ fn whiteouts_and_opaque_directories() {
 }
 
 #[test]
+fn layers_tell_files_as_the_mounted_overlay_shows_them() {
+    if !can_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = MountGuard(dir.path().to_path_buf());
+    let store = open_store(dir.path());
+    let img = TestImage::new("ferrokube.test/files:1")
+        .bytes("/etc/passwd", "one", 0o644)
+        .bytes("/etc/group", "g", 0o644)
+        .bytes("/data/old", "old", 0o644)
+        .bytes("/keep/f", "kept", 0o644)
+        .bytes("/gone/f", "gone", 0o644)
+        .layer()
+        .bytes("/etc/passwd", "two", 0o644)
+        .whiteout("/etc/group")
+        .opaque("/data")
+        .bytes("/data/new", "new", 0o644)
+        .whiteout("/gone")
+        .symlink("/s", "etc")
+        .bytes("/keep/other", "o", 0o644);
+    let image = import(&store, &img, dir.path());
+    let cdir = dir.path().join("c");
+    let layers = store
+        .prepare_rootfs_with(&image, &cdir, &[MountPoint::File("/etc/hosts".into())])
+        .unwrap();
+    assert!(!layers.mounted);
+    assert!(layers.overlay_options().is_some());
+    assert_eq!(mount_count(&layers.rootfs), 0, "prepared, not mounted");
+    let paths = [
+        "etc/passwd",
+        "etc/group",
+        "etc/hosts",
+        "data/old",
+        "data/new",
+        "keep/f",
+        "gone/f",
+        "etc",
+        "missing/x",
+    ];
+    let from_layers: Vec<_> = paths
+        .iter()
+        .map(|p| layers.read_file(Path::new(p)).unwrap())
+        .collect();
+    assert_eq!(
+        layers.read_file(Path::new("s/passwd")),
+        Err(images::Unresolved),
+        "a symlink on the way is left to the mounted root"
+    );
+    layers.mount().unwrap();
+    let rootfs = &layers.rootfs;
+    for (p, got) in paths.iter().zip(&from_layers) {
+        let mounted = fs::metadata(rootfs.join(p))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|_| fs::read(rootfs.join(p)).unwrap());
+        assert_eq!(got, &mounted, "{p}");
+    }
+    assert_eq!(from_layers[0].as_deref(), Some(&b"two"[..]));
+    assert_eq!(from_layers[1], None, "whiteout");
+    assert_eq!(from_layers[3], None, "opaque directory");
+    assert_eq!(from_layers[5].as_deref(), Some(&b"kept"[..]));
+    ImageStore::unmount_rootfs(&cdir).unwrap();
+}
+
+#[test]
 fn mount_is_idempotent_and_unmount_leaves_nothing() {
     if !can_mount() {
         return;

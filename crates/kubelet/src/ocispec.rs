@@ -219,16 +219,24 @@ pub struct User {
     pub additional_gids: Vec<u32>,
 }
 
-fn lookup_passwd(rootfs: &Path, name: &str) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
+/// Reads a file of the image's root filesystem (`etc/passwd`, `etc/group`).
+pub type ImageFiles<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// [`ImageFiles`] of a root filesystem mounted at `rootfs`.
+pub fn files_under(rootfs: &Path) -> impl Fn(&str) -> Option<String> + '_ {
+    move |rel| std::fs::read_to_string(rootfs.join(rel)).ok()
+}
+
+fn lookup_passwd(files: ImageFiles<'_>, name: &str) -> Option<(u32, u32)> {
+    let text = files("etc/passwd")?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
     })
 }
 
-fn lookup_group(rootfs: &Path, name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(rootfs.join("etc/group")).ok()?;
+fn lookup_group(files: ImageFiles<'_>, name: &str) -> Option<u32> {
+    let text = files("etc/group")?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok())?
@@ -242,7 +250,7 @@ pub fn resolve_user(
     pod: &Pod,
     c: &Container,
     image_user: &str,
-    rootfs: &Path,
+    files: ImageFiles<'_>,
 ) -> Result<User, SpecError> {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let csc = c.security_context.as_ref();
@@ -264,11 +272,11 @@ pub fn resolve_user(
     let (uid, mut gid) = match run_as_user {
         Some(uid) => {
             let uid = uid as u32;
-            (uid, lookup_passwd_uid(rootfs, uid).unwrap_or(0))
+            (uid, lookup_passwd_uid(files, uid).unwrap_or(0))
         }
         None if user_part.is_empty() => (0, 0),
         None => match user_part.parse::<u32>() {
-            Ok(uid) => (uid, lookup_passwd_uid(rootfs, uid).unwrap_or(0)),
+            Ok(uid) => (uid, lookup_passwd_uid(files, uid).unwrap_or(0)),
             Err(_) => {
                 if non_root {
                     return Err(SpecError::NonNumericUser {
@@ -277,7 +285,7 @@ pub fn resolve_user(
                         container: c.name.clone(),
                     });
                 }
-                lookup_passwd(rootfs, user_part)
+                lookup_passwd(files, user_part)
                     .ok_or_else(|| SpecError::UnknownUser(user_part.to_string()))?
             }
         },
@@ -286,7 +294,7 @@ pub fn resolve_user(
         gid = match g.parse::<u32>() {
             Ok(g) => g,
             Err(_) => {
-                lookup_group(rootfs, g).ok_or_else(|| SpecError::UnknownGroup(g.to_string()))?
+                lookup_group(files, g).ok_or_else(|| SpecError::UnknownGroup(g.to_string()))?
             }
         };
     }
@@ -317,8 +325,8 @@ pub fn resolve_user(
     })
 }
 
-fn lookup_passwd_uid(rootfs: &Path, uid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
+fn lookup_passwd_uid(files: ImageFiles<'_>, uid: u32) -> Option<u32> {
+    let text = files("etc/passwd")?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[3].parse().ok())?
@@ -331,8 +339,11 @@ pub struct SpecInput<'a> {
     pub pod: &'a Pod,
     /// The container.
     pub container: &'a Container,
-    /// Mounted root filesystem.
+    /// The root filesystem: mounted there, or the mount point of `root_mount`.
     pub rootfs: &'a Path,
+    /// Options of the overlayfs the runtime mounts at `rootfs` in the container's own
+    /// mount namespace (the built-in runtime); `None` when `rootfs` is mounted.
+    pub root_mount: Option<Vec<String>>,
     /// Process arguments.
     pub args: Vec<String>,
     /// Environment (image env merged under the kubelet's).
@@ -424,7 +435,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let no_new_privs = sc.and_then(|s| s.allow_privilege_escalation) == Some(false) && !privileged;
     let env: Vec<String> = input.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
 
-    let mut mounts = vec![
+    let mut mounts = Vec::new();
+    if let Some(options) = &input.root_mount {
+        mounts.push(
+            json!({"destination": "/", "type": "overlay", "source": "overlay", "options": options}),
+        );
+    }
+    mounts.extend([
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
@@ -432,7 +449,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-    ];
+    ]);
     for m in &input.mounts {
         let mut options = vec!["rbind", "rprivate"];
         options.push(if m.read_only { "ro" } else { "rw" });
@@ -555,7 +572,7 @@ mod tests {
             json!({"metadata": {"name": "p"}, "spec": {"securityContext": {"supplementalGroups": [7], "fsGroup": 9}, "containers": [{"name": "c"}]}}),
         );
         let c = p.spec.as_ref().unwrap().containers[0].clone();
-        let u = resolve_user(&p, &c, "www", dir.path()).unwrap();
+        let u = resolve_user(&p, &c, "www", &files_under(dir.path())).unwrap();
         assert_eq!(
             u,
             User {
@@ -565,16 +582,25 @@ mod tests {
             }
         );
         assert_eq!(
-            resolve_user(&p, &c, "www:staff", dir.path()).unwrap().gid,
+            resolve_user(&p, &c, "www:staff", &files_under(dir.path()))
+                .unwrap()
+                .gid,
             50
         );
         assert_eq!(
-            resolve_user(&p, &c, "1000:1000", dir.path()).unwrap().uid,
+            resolve_user(&p, &c, "1000:1000", &files_under(dir.path()))
+                .unwrap()
+                .uid,
             1000
         );
-        assert_eq!(resolve_user(&p, &c, "", dir.path()).unwrap().uid, 0);
         assert_eq!(
-            resolve_user(&p, &c, "ghost", dir.path())
+            resolve_user(&p, &c, "", &files_under(dir.path()))
+                .unwrap()
+                .uid,
+            0
+        );
+        assert_eq!(
+            resolve_user(&p, &c, "ghost", &files_under(dir.path()))
                 .unwrap_err()
                 .to_string(),
             "unable to find user ghost: no matching entries in passwd file"
@@ -584,7 +610,7 @@ mod tests {
         );
         let c2 = p2.spec.as_ref().unwrap().containers[0].clone();
         assert!(matches!(
-            resolve_user(&p2, &c2, "", dir.path()),
+            resolve_user(&p2, &c2, "", &files_under(dir.path())),
             Err(SpecError::RunsAsRoot { .. })
         ));
     }
@@ -601,6 +627,7 @@ mod tests {
             pod: &p,
             container: &c,
             rootfs: Path::new("/r"),
+            root_mount: None,
             args: vec!["sh".into()],
             env: merge_env(
                 &["PATH=/bin".into(), "A=image".into()],

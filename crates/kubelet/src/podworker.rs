@@ -1026,14 +1026,17 @@ impl PodWorker {
         let store = self.shared.images.clone();
         let (img, dir) = (image.clone(), container_dir.clone());
         let points = init_mount_points(c);
-        let rootfs =
-            tokio::task::spawn_blocking(move || store.mount_rootfs_with(&img, &dir, &points))
-                .await
-                .map_err(|e| waiting("CreateContainerError", e.to_string()))?
-                .map_err(|e| {
-                    let msg = format!("failed to create containerd container: {e}");
-                    waiting("CreateContainerError", msg)
-                })?;
+        let in_container = self.shared.config.oci_runtime == "builtin";
+        let root = tokio::task::spawn_blocking(move || {
+            prepare_root(&store, &img, &dir, &points, in_container)
+        })
+        .await
+        .map_err(|e| waiting("CreateContainerError", e.to_string()))?
+        .map_err(|e| {
+            let msg = format!("failed to create containerd container: {e}");
+            waiting("CreateContainerError", msg)
+        })?;
+        let rootfs = root.layers.rootfs.clone();
         laps.lap("rootfs");
         let fail = |this: &Self, reason: &str, msg: String| {
             let _ = images::ImageStore::unmount_rootfs(&container_dir);
@@ -1045,7 +1048,18 @@ impl PodWorker {
             );
             waiting(reason, msg)
         };
-        let user = match ocispec::resolve_user(&self.pod, c, &image.config.user, &rootfs) {
+        let mounted_files = ocispec::files_under(&rootfs);
+        let layer_files = |rel: &str| match (&root.user_files, rel) {
+            (Some((passwd, _)), "etc/passwd") => passwd.clone(),
+            (Some((_, group)), "etc/group") => group.clone(),
+            _ => None,
+        };
+        let files: ocispec::ImageFiles<'_> = if root.user_files.is_some() {
+            &layer_files
+        } else {
+            &mounted_files
+        };
+        let user = match ocispec::resolve_user(&self.pod, c, &image.config.user, files) {
             Ok(u) => u,
             Err(e) => return Err(fail(self, "CreateContainerConfigError", e.to_string())),
         };
@@ -1128,6 +1142,7 @@ impl PodWorker {
             pod: &self.pod,
             container: c,
             rootfs: &rootfs,
+            root_mount: root.root_mount,
             args,
             env,
             cwd,
@@ -1977,6 +1992,55 @@ fn format_delay(d: Duration) -> String {
 
 /// Where the service account admission mounts a pod's API token.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A container's root filesystem as the kubelet hands it to the runtime.
+struct PreparedRoot {
+    layers: images::RootfsLayers,
+    /// Options of the overlayfs the runtime mounts in the container's own mount
+    /// namespace; `None` when it is mounted on the host.
+    root_mount: Option<Vec<String>>,
+    /// The image's `etc/passwd` and `etc/group`, read from the layers when the root
+    /// is not mounted on the host.
+    user_files: Option<(Option<String>, Option<String>)>,
+}
+
+/// Prepares a container's root filesystem. With `in_container` (the built-in runtime)
+/// it is mounted in the container's own mount namespace, so the host's mount table
+/// (which every new container's namespace copies) does not grow with containers;
+/// the image's user files are then read from its layers. Otherwise, or when the
+/// layers cannot tell those files or the options do not fit one mount call, it is
+/// mounted here.
+fn prepare_root(
+    store: &images::ImageStore,
+    image: &images::Image,
+    dir: &std::path::Path,
+    points: &[images::MountPoint],
+    in_container: bool,
+) -> Result<PreparedRoot, images::Error> {
+    let layers = store.prepare_rootfs_with(image, dir, points)?;
+    if in_container {
+        if let Some(options) = layers.overlay_options() {
+            let read = |rel: &str| {
+                layers
+                    .read_file(std::path::Path::new(rel))
+                    .map(|f| f.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            };
+            if let (Ok(passwd), Ok(group)) = (read("etc/passwd"), read("etc/group")) {
+                return Ok(PreparedRoot {
+                    layers,
+                    root_mount: Some(options),
+                    user_files: Some((passwd, group)),
+                });
+            }
+        }
+    }
+    layers.mount()?;
+    Ok(PreparedRoot {
+        layers,
+        root_mount: None,
+        user_files: None,
+    })
+}
 
 /// The mount points every container of an image gets (the runtime's `/proc`, `/sys`
 /// and `/dev`, the pod's etc files) plus the service account directory when `c`

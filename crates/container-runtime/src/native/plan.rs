@@ -71,6 +71,10 @@ pub(crate) enum CgroupView {
 /// The root filesystem.
 pub(crate) struct RootPlan {
     pub rootfs: PathBuf,
+    /// A file system mounted at `rootfs` in the container's mount namespace (a mount
+    /// whose destination is `/`, such as the image's overlayfs); without one,
+    /// `rootfs` is prepared on the host and bound.
+    pub mount: Option<MountPlan>,
     pub readonly: bool,
     pub mounts: Vec<MountPlan>,
     pub cgroup: CgroupView,
@@ -217,10 +221,18 @@ impl InitPlan {
         ns.join = join_order.into_iter().map(|(_, fd, f)| (fd, f)).collect();
 
         let mut mounts = Vec::new();
+        let mut root_mount = None;
         let mut fresh_dev = false;
         let mut has_cgroup_mount = false;
         for m in spec.mounts().iter().flatten() {
             let plan = mount_plan(m)?;
+            if plan.dest == Path::new("/") {
+                if !matches!(plan.kind, MountKind::Fs { .. }) || root_mount.is_some() {
+                    return Err("the only mount at / must be a file system".into());
+                }
+                root_mount = Some(plan);
+                continue;
+            }
             if plan.dest == Path::new("/dev") {
                 fresh_dev = !matches!(plan.kind, MountKind::Bind { .. });
             }
@@ -276,6 +288,7 @@ impl InitPlan {
 
         let root = RootPlan {
             rootfs,
+            mount: root_mount,
             readonly: root.readonly().unwrap_or(false),
             mounts,
             cgroup,

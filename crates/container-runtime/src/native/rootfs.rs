@@ -1,7 +1,9 @@
 //! The container's root filesystem, built by the child in its new mount namespace: the
-//! spec's mounts in order (mount points resolved inside the root with `openat2`'s
-//! `RESOLVE_IN_ROOT`, so symlinks in the image cannot lead out of it), the cgroup view,
-//! device nodes and `/dev` links, then `pivot_root`, sysctls, masked and read-only paths.
+//! root (a spec mount at `/`, such as the image's overlayfs, or the prepared rootfs
+//! bound onto itself), the spec's mounts in order (mount points resolved inside the
+//! root with `openat2`'s `RESOLVE_IN_ROOT`, so symlinks in the image cannot lead out
+//! of it), the cgroup view, device nodes and `/dev` links, then `pivot_root`, sysctls,
+//! masked and read-only paths.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -95,14 +97,25 @@ pub(crate) fn prepare(plan: &RootPlan, cwd: &Path) -> Result<OwnedFd, String> {
     )
     .map_err(ctx("making / private"))?;
     let rootfs = cstr(&plan.rootfs)?;
-    mount_raw(
-        Some(&rootfs),
-        &rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )
-    .map_err(ctx(format!("binding the root {}", plan.rootfs.display())))?;
+    match &plan.mount {
+        // The root's own file system, mounted only in this namespace: the host's mount
+        // table does not grow with containers, and it goes away with the container.
+        Some(MountPlan {
+            kind: MountKind::Fs { fstype, source },
+            flags,
+            data,
+            ..
+        }) => mount_raw(Some(source), &rootfs, Some(fstype), *flags, data.as_deref())
+            .map_err(ctx(format!("mounting the root {}", plan.rootfs.display())))?,
+        _ => mount_raw(
+            Some(&rootfs),
+            &rootfs,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
+        .map_err(ctx(format!("binding the root {}", plan.rootfs.display())))?,
+    }
     // SAFETY: open(2) with a NUL-terminated path.
     let fd = unsafe {
         libc::open(

@@ -38,7 +38,7 @@ mod rootfs;
 pub use gc::{DiskUsage, GcReport};
 pub use import::ARCHIVE_SUFFIXES;
 pub use pull::PullOptions;
-pub use rootfs::MountPoint;
+pub use rootfs::{MountPoint, RootfsLayers, Unresolved};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -459,7 +459,14 @@ impl ImageStore {
             }
         }
         let layers_dir = self.layers_dir();
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        // Containers of the built-in runtime mount their root in their own mount
+        // namespace: every namespace's table is looked at, and only when needed.
+        let mountinfo = std::cell::OnceCell::new();
+        let mountinfo = || {
+            mountinfo
+                .get_or_init(crate::mount::all_mount_tables)
+                .as_str()
+        };
         for entry in
             fs::read_dir(&layers_dir).ctx(|| format!("reading {}", layers_dir.display()))?
         {
@@ -468,7 +475,7 @@ impl ImageStore {
             if crate::digest::is_sha256_hex(&name) && !chains.contains(&name) {
                 // Never pull a layer from under a mounted container, even one whose
                 // image was removed without being marked in use.
-                if mountinfo.contains(&format!("{}/{name}/fs", layers_dir.display())) {
+                if mountinfo().contains(&format!("{}/{name}/fs", layers_dir.display())) {
                     tracing::warn!(chain_id = %name, "unreferenced layer is still mounted; keeping it for now");
                     continue;
                 }
@@ -495,7 +502,7 @@ impl ImageStore {
             } else {
                 name.split('-').next().is_none_or(|c| !chains.contains(c))
             };
-            if !stale || mountinfo.contains(&format!("{}/{name}/", init_dir.display())) {
+            if !stale || mountinfo().contains(&format!("{}/{name}/", init_dir.display())) {
                 continue;
             }
             tracing::debug!(init = %name, "deleting unreferenced init layer");

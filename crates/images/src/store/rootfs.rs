@@ -37,6 +37,106 @@ impl MountPoint {
     }
 }
 
+/// A container's root filesystem: overlayfs of the image's layers and the container's
+/// writable layer, mounted at `rootfs`, or about to be.
+#[derive(Clone, Debug)]
+pub struct RootfsLayers {
+    /// The lower directories, top first (empty when already mounted).
+    pub lowers: Vec<PathBuf>,
+    /// The writable layer.
+    pub upper: PathBuf,
+    /// overlayfs's work directory.
+    pub work: PathBuf,
+    /// `<container_dir>/rootfs`, the mount point.
+    pub rootfs: PathBuf,
+    /// Mounted in this mount namespace already (a restarted kubelet adopting a
+    /// container): there is nothing left to mount.
+    pub mounted: bool,
+}
+
+/// A file of a root filesystem that its layers alone do not settle (a symbolic link
+/// on the way, an unreadable entry): read it through the mounted overlay instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unresolved;
+
+impl RootfsLayers {
+    /// Mounts the overlay at `rootfs` in this mount namespace, unless it is mounted.
+    pub fn mount(&self) -> Result<(), Error> {
+        if self.mounted {
+            return Ok(());
+        }
+        mount::mount_overlay(&self.lowers, &self.upper, &self.work, &self.rootfs)?;
+        tracing::debug!(rootfs = %self.rootfs.display(), layers = self.lowers.len(), "mounted container rootfs");
+        Ok(())
+    }
+
+    /// The overlayfs mount's options (`lowerdir=...`, `upperdir=...`, ...), for a
+    /// runtime that mounts the root in the container's own mount namespace; `None`
+    /// when already mounted or when they do not fit the one page `mount(2)` takes.
+    pub fn overlay_options(&self) -> Option<Vec<String>> {
+        if self.mounted {
+            return None;
+        }
+        mount::overlay_options(&self.lowers, &self.upper, &self.work)
+            .ok()
+            .flatten()
+    }
+
+    /// The contents of the regular file at `rel` (relative to the root) as the
+    /// overlay shows it, read from the layers without mounting them: the topmost
+    /// layer's entry wins, whiteouts delete and opaque directories hide what lies
+    /// below. `Ok(None)` when the file does not exist (or is not a regular file).
+    pub fn read_file(&self, rel: &Path) -> Result<Option<Vec<u8>>, Unresolved> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let comps: Vec<&std::ffi::OsStr> = rel
+            .components()
+            .map(|c| match c {
+                std::path::Component::Normal(n) => Ok(n),
+                _ => Err(Unresolved),
+            })
+            .collect::<Result<_, _>>()?;
+        if comps.is_empty() || self.mounted {
+            return Err(Unresolved);
+        }
+        'layers: for layer in std::iter::once(&self.upper).chain(&self.lowers) {
+            let mut cur = layer.clone();
+            let mut opaque = false;
+            for (i, c) in comps.iter().enumerate() {
+                cur.push(c);
+                let md = match fs::symlink_metadata(&cur) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if opaque {
+                            return Ok(None);
+                        }
+                        continue 'layers;
+                    }
+                    Err(_) => return Err(Unresolved),
+                };
+                let ft = md.file_type();
+                if ft.is_char_device() && md.rdev() == 0 {
+                    return Ok(None);
+                }
+                if ft.is_symlink() {
+                    return Err(Unresolved);
+                }
+                if i + 1 == comps.len() {
+                    if !ft.is_file() {
+                        return Ok(None);
+                    }
+                    return fs::read(&cur).map(Some).map_err(|_| Unresolved);
+                }
+                if !ft.is_dir() {
+                    // A file where a directory was expected hides the layers below.
+                    return Ok(None);
+                }
+                opaque |= mount::is_opaque_dir(&cur);
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl ImageStore {
     /// Root filesystem for one container: unpacks the image's layers (once per chain id,
     /// shared by all images, atomically), then mounts overlayfs at
@@ -59,17 +159,41 @@ impl ImageStore {
         container_dir: &Path,
         points: &[MountPoint],
     ) -> Result<PathBuf, Error> {
+        let layers = self.prepare_rootfs_with(image, container_dir, points)?;
+        layers.mount()?;
+        Ok(layers.rootfs)
+    }
+
+    /// Everything [`mount_rootfs_with`](Self::mount_rootfs_with) does but the mount
+    /// itself: the layers unpacked, the init layer made, the writable layer's
+    /// directories and the mount point created. The caller mounts the result here
+    /// ([`RootfsLayers::mount`]) or in the container's own mount namespace
+    /// ([`RootfsLayers::overlay_options`]).
+    pub fn prepare_rootfs_with(
+        &self,
+        image: &Image,
+        container_dir: &Path,
+        points: &[MountPoint],
+    ) -> Result<RootfsLayers, Error> {
         fs::create_dir_all(container_dir)
             .ctx(|| format!("creating {}", container_dir.display()))?;
         let cdir = fs::canonicalize(container_dir)
             .ctx(|| format!("resolving {}", container_dir.display()))?;
         let rootfs = cdir.join("rootfs");
-        let result = container_dir.join("rootfs");
+        let upper = cdir.join("upper");
+        let work = cdir.join("work");
         let mounted = rootfs.is_dir()
             && mount::is_mount_point(&rootfs).ctx(|| "reading /proc/self/mountinfo".to_string())?;
         let rec = self.touch(&image.id)?;
+        let mut layers = RootfsLayers {
+            lowers: Vec::new(),
+            upper,
+            work,
+            rootfs: container_dir.join("rootfs"),
+            mounted,
+        };
         if mounted {
-            return Ok(result);
+            return Ok(layers);
         }
         let mut lowers = Vec::with_capacity(rec.layers.len());
         for layer in &rec.layers {
@@ -81,9 +205,7 @@ impl ImageStore {
                 lowers.insert(0, init);
             }
         }
-        let upper = cdir.join("upper");
-        let work = cdir.join("work");
-        for d in [&upper, &work, &rootfs] {
+        for d in [&layers.upper, &layers.work, &rootfs] {
             fs::create_dir_all(d).ctx(|| format!("creating {}", d.display()))?;
         }
         if lowers.is_empty() {
@@ -92,9 +214,8 @@ impl ImageStore {
             fs::create_dir_all(&empty).ctx(|| format!("creating {}", empty.display()))?;
             lowers.push(empty);
         }
-        mount::mount_overlay(&lowers, &upper, &work, &rootfs)?;
-        tracing::debug!(image = %image.id, rootfs = %rootfs.display(), layers = lowers.len(), "mounted container rootfs");
-        Ok(result)
+        layers.lowers = lowers;
+        Ok(layers)
     }
 
     /// Unmounts `<container_dir>/rootfs` and anything else mounted below `container_dir`
