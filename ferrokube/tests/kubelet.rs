@@ -1120,6 +1120,68 @@ fn a_readiness_gate_holds_ready_back_until_its_condition_is_true() {
     assert!(ready.get("reason").is_none_or(|r| r.is_null()), "{ready}");
 }
 
+const PLAIN: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: plain
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: ferrokube.test/busybox:1
+    command: ["sleep", "3600"]
+"#;
+
+/// As upstream's status manager does, the kubelet writes back what it reports when
+/// someone else rewrote it (here the Ready condition and the container's ready flag),
+/// at its next periodic sync, and leaves conditions others own as they are.
+#[test]
+fn a_status_rewritten_by_others_is_written_back() {
+    let c = start("builtin");
+    let k = c.kubectl("1.33");
+    let _cleanup = Cleanup(&k, c.dir.path().to_path_buf());
+    k.apply(&[], PLAIN);
+    let ready = || condition(&pod_json(&k, "plain"), "Ready")["status"] == "True";
+    assert!(eventually(Duration::from_secs(60), ready));
+    let patch_status = |patch: serde_json::Value| {
+        k.ok(&[
+            "patch",
+            "pod",
+            "plain",
+            "--subresource=status",
+            "-p",
+            &patch.to_string(),
+        ]);
+    };
+    patch_status(serde_json::json!({"status": {
+        "conditions": [{"type": "Ready", "status": "False", "reason": "Rewritten"}],
+        "containerStatuses": [{"name": "main", "ready": false}]
+    }}));
+    let pod = pod_json(&k, "plain");
+    assert_eq!(condition(&pod, "Ready")["status"], "False", "{pod:#}");
+    assert!(
+        eventually(Duration::from_secs(30), ready),
+        "{:#}",
+        pod_json(&k, "plain")
+    );
+    let pod = pod_json(&k, "plain");
+    assert!(condition(&pod, "Ready")["reason"].is_null(), "{pod:#}");
+    assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
+    // A condition of someone else's stays through the kubelet's next syncs.
+    patch_status(serde_json::json!({"status": {
+        "conditions": [{"type": "example.com/other", "status": "True"}]
+    }}));
+    std::thread::sleep(Duration::from_secs(12));
+    let pod = pod_json(&k, "plain");
+    assert_eq!(
+        condition(&pod, "example.com/other")["status"],
+        "True",
+        "{pod:#}"
+    );
+    assert_eq!(condition(&pod, "Ready")["status"], "True", "{pod:#}");
+}
+
 const PROBED: &str = r#"
 apiVersion: v1
 kind: Pod

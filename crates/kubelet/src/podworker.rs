@@ -123,6 +123,10 @@ pub(crate) struct PodWorker {
     pod_ip: Option<std::net::IpAddr>,
     first_seen: Timestamp,
     last_status: Option<PodStatus>,
+    /// The status as the API held it right after the kubelet's last write, and the
+    /// pod's resourceVersion then: a newer copy that differs from it in what the
+    /// kubelet reports was rewritten by someone else.
+    after_post: Option<(u64, PodStatus)>,
     /// Containers watched for exit; the watchers add the ones that exited to `exited`.
     watched: HashSet<String>,
     exited: Arc<parking_lot::Mutex<HashSet<String>>>,
@@ -202,6 +206,7 @@ impl PodWorker {
             pod_ip: None,
             first_seen: Timestamp::now(),
             last_status: None,
+            after_post: None,
             watched: HashSet::new(),
             exited: Arc::default(),
             states_read: None,
@@ -1500,6 +1505,12 @@ impl PodWorker {
             .await
         {
             Ok(p) => {
+                let rv = p
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok());
+                self.after_post = rv.zip(p.status.clone());
                 self.pod.status = p.status;
                 self.last_status = Some(status);
                 true
@@ -1540,7 +1551,7 @@ impl PodWorker {
         if self.static_pod && !self.ensure_mirror(&api).await {
             return;
         }
-        if self.last_status.as_ref() == Some(&status) {
+        if self.last_status.as_ref() == Some(&status) && !self.rewritten_by_others() {
             return;
         }
         let uid = if self.static_pod {
@@ -1552,6 +1563,27 @@ impl PodWorker {
             self.uid.clone()
         };
         self.post_status(&uid, status).await;
+    }
+
+    /// Whether the API's copy of the status, newer than the kubelet's last write,
+    /// differs from what that write left in what the kubelet reports (someone else
+    /// rewrote it): the kubelet then writes its own again, as upstream's status
+    /// manager does at its periodic sync. Older copies (a watch lagging behind the
+    /// write) do not count.
+    fn rewritten_by_others(&self) -> bool {
+        let Some((posted_rv, after)) = &self.after_post else {
+            return false;
+        };
+        let rv: Option<u64> = self
+            .pod
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok());
+        match (rv, &self.pod.status) {
+            (Some(rv), Some(now)) if rv > *posted_rv => !status::same_by_kubelet(after, now),
+            _ => false,
+        }
     }
 
     /// Makes sure a static pod's mirror exists in the API (creating it, owned by

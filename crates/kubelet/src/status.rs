@@ -327,6 +327,47 @@ fn condition(
     }
 }
 
+/// The pod conditions the kubelet sets (as upstream's `PodStatus` owners: the rest
+/// belong to the scheduler, controllers, or readiness-gate writers).
+const OWN_CONDITIONS: [&str; 4] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "ContainersReady",
+    "Ready",
+];
+
+/// Whether two statuses agree on everything the kubelet reports: phase, reason and
+/// message, addresses, start time, QoS class, container statuses and its own
+/// conditions. Upstream's status manager compares the API's copy with its own this
+/// way, so a status someone else rewrote is written back, and changes others may
+/// make (their own conditions, `nominatedNodeName`) are left alone.
+pub fn same_by_kubelet(a: &PodStatus, b: &PodStatus) -> bool {
+    let own = |s: &PodStatus| {
+        let mut cs: Vec<PodCondition> = s
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned()
+            .collect();
+        cs.sort_by(|x, y| x.type_.cmp(&y.type_));
+        cs
+    };
+    a.phase == b.phase
+        && a.reason == b.reason
+        && a.message == b.message
+        && a.host_ip == b.host_ip
+        && a.host_ips == b.host_ips
+        && a.pod_ip == b.pod_ip
+        && a.pod_ips == b.pod_ips
+        && a.start_time == b.start_time
+        && a.qos_class == b.qos_class
+        && a.container_statuses == b.container_statuses
+        && a.init_container_statuses == b.init_container_statuses
+        && a.ephemeral_container_statuses == b.ephemeral_container_statuses
+        && own(a) == own(b)
+}
+
 /// The whole status; conditions the kubelet does not own are kept from `pod`.
 pub fn pod_status(o: &Observed<'_>) -> PodStatus {
     let spec = o.pod.spec.clone().unwrap_or_default();
@@ -484,17 +525,11 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             own,
         ));
     }
-    let owned = [
-        "PodReadyToStartContainers",
-        "Initialized",
-        "ContainersReady",
-        "Ready",
-    ];
     for c in previous
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default()
     {
-        let ours = owned.contains(&c.type_.as_str())
+        let ours = OWN_CONDITIONS.contains(&c.type_.as_str())
             || (evicted.is_some() && c.type_ == "DisruptionTarget");
         if !ours {
             conditions.push(c);
@@ -608,6 +643,43 @@ mod tests {
     /// reset the transition time of what the kubelet already posted (Ready=True), so the
     /// same state gives the same status and no new update; conditions of others still
     /// come from the pod.
+    #[test]
+    fn only_what_the_kubelet_reports_counts_as_a_difference() {
+        let p = pod(json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}));
+        let base = status_of(&p, &[instance("c", 0, running())], &[]);
+        // Others' conditions and fields are theirs.
+        let mut theirs = base.clone();
+        theirs
+            .conditions
+            .get_or_insert_with(Vec::new)
+            .push(PodCondition {
+                type_: "example.com/Gate".into(),
+                status: "True".into(),
+                ..Default::default()
+            });
+        theirs.nominated_node_name = Some("n2".into());
+        assert!(same_by_kubelet(&base, &theirs));
+        // The same own conditions in another order are the same.
+        let mut reordered = base.clone();
+        reordered.conditions.as_mut().unwrap().reverse();
+        assert!(same_by_kubelet(&base, &reordered));
+        // A rewritten Ready condition, phase or container status is not.
+        let mut not_ready = base.clone();
+        for c in not_ready.conditions.iter_mut().flatten() {
+            if c.type_ == "Ready" {
+                c.status = "False".into();
+            }
+        }
+        assert!(!same_by_kubelet(&base, &not_ready));
+        let mut failed = base.clone();
+        failed.phase = Some("Failed".into());
+        assert!(!same_by_kubelet(&base, &failed));
+        let mut cs = base.clone();
+        let first = &mut cs.container_statuses.as_mut().unwrap()[0];
+        first.ready = !first.ready;
+        assert!(!same_by_kubelet(&base, &cs));
+    }
+
     #[test]
     fn own_conditions_continue_from_the_last_posted_status() {
         let posted_at = Time(Timestamp::UNIX_EPOCH + Duration::from_secs(1000));
