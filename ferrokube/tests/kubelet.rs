@@ -96,6 +96,19 @@ fn pod_json(k: &Kubectl, name: &str) -> serde_json::Value {
     k.json(&["get", "pod", name])
 }
 
+/// Patches the pod's status as a controller would (`kubectl patch --subresource=status`,
+/// strategic merge: conditions merge by type).
+fn patch_status(k: &Kubectl, name: &str, patch: serde_json::Value) {
+    k.ok(&[
+        "patch",
+        "pod",
+        name,
+        "--subresource=status",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
 fn pods(k: &Kubectl, selector: &str) -> Vec<serde_json::Value> {
     k.json(&["get", "pods", "-l", selector])["items"]
         .as_array()
@@ -1093,14 +1106,7 @@ fn a_readiness_gate_holds_ready_back_until_its_condition_is_true() {
         let patch = serde_json::json!({"status": {"conditions": [
             {"type": "example.com/load-balancer", "status": status}
         ]}});
-        k.ok(&[
-            "patch",
-            "pod",
-            "gated",
-            "--subresource=status",
-            "-p",
-            &patch.to_string(),
-        ]);
+        patch_status(&k, "gated", patch);
     };
     set("False");
     assert!(eventually(Duration::from_secs(8), || {
@@ -1144,20 +1150,14 @@ fn a_status_rewritten_by_others_is_written_back() {
     k.apply(&[], PLAIN);
     let ready = || condition(&pod_json(&k, "plain"), "Ready")["status"] == "True";
     assert!(eventually(Duration::from_secs(60), ready));
-    let patch_status = |patch: serde_json::Value| {
-        k.ok(&[
-            "patch",
-            "pod",
-            "plain",
-            "--subresource=status",
-            "-p",
-            &patch.to_string(),
-        ]);
-    };
-    patch_status(serde_json::json!({"status": {
-        "conditions": [{"type": "Ready", "status": "False", "reason": "Rewritten"}],
-        "containerStatuses": [{"name": "main", "ready": false}]
-    }}));
+    patch_status(
+        &k,
+        "plain",
+        serde_json::json!({"status": {
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Rewritten"}],
+            "containerStatuses": [{"name": "main", "ready": false}]
+        }}),
+    );
     let pod = pod_json(&k, "plain");
     assert_eq!(condition(&pod, "Ready")["status"], "False", "{pod:#}");
     assert!(
@@ -1169,9 +1169,13 @@ fn a_status_rewritten_by_others_is_written_back() {
     assert!(condition(&pod, "Ready")["reason"].is_null(), "{pod:#}");
     assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
     // A condition of someone else's stays through the kubelet's next syncs.
-    patch_status(serde_json::json!({"status": {
-        "conditions": [{"type": "example.com/other", "status": "True"}]
-    }}));
+    patch_status(
+        &k,
+        "plain",
+        serde_json::json!({"status": {
+            "conditions": [{"type": "example.com/other", "status": "True"}]
+        }}),
+    );
     std::thread::sleep(Duration::from_secs(12));
     let pod = pod_json(&k, "plain");
     assert_eq!(

@@ -182,25 +182,6 @@ pub fn overlay_options(
     Ok((len <= MAX_MOUNT_DATA).then_some(opts))
 }
 
-/// Whether a directory of an unpacked layer is opaque (hides the layers below it).
-pub fn is_opaque_dir(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    // SAFETY: lgetxattr writes at most `buf.len()` bytes into `buf`; both strings are
-    // NUL-terminated.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
-}
-
 /// Mounts overlayfs at `target` with `lowers` (top first), `upper` and `work`.
 pub fn mount_overlay(
     lowers: &[PathBuf],

@@ -431,6 +431,29 @@ fn apply_meta(path: &Path, meta: &EntryMeta, is_symlink: bool) -> Result<(), Err
     Ok(())
 }
 
+/// Whether a directory of an unpacked layer is opaque (hides the layers below it):
+/// it has the marker [`unpack`](self) gives directories with a `.wh..wh..opq` entry.
+pub(crate) fn is_opaque_dir(path: &Path) -> bool {
+    let (Ok(c), Ok(name)) = (
+        CString::new(path.as_os_str().as_bytes()),
+        CString::new(OVERLAY_OPAQUE_XATTR),
+    ) else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    // SAFETY: lgetxattr writes at most `buf.len()` bytes into `buf`; both strings are
+    // NUL-terminated.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         Error::io(

@@ -1053,18 +1053,8 @@ impl PodWorker {
             );
             waiting(reason, msg)
         };
-        let mounted_files = ocispec::files_under(&rootfs);
-        let layer_files = |rel: &str| match (&root.user_files, rel) {
-            (Some((passwd, _)), "etc/passwd") => passwd.clone(),
-            (Some((_, group)), "etc/group") => group.clone(),
-            _ => None,
-        };
-        let files: ocispec::ImageFiles<'_> = if root.user_files.is_some() {
-            &layer_files
-        } else {
-            &mounted_files
-        };
-        let user = match ocispec::resolve_user(&self.pod, c, &image.config.user, files) {
+        let files = |rel: &str| root.file(rel);
+        let user = match ocispec::resolve_user(&self.pod, c, &image.config.user, &files) {
             Ok(u) => u,
             Err(e) => return Err(fail(self, "CreateContainerConfigError", e.to_string())),
         };
@@ -2034,6 +2024,19 @@ struct PreparedRoot {
     /// The image's `etc/passwd` and `etc/group`, read from the layers when the root
     /// is not mounted on the host.
     user_files: Option<(Option<String>, Option<String>)>,
+}
+
+impl PreparedRoot {
+    /// A file of the image's root filesystem for [`ocispec::resolve_user`]: the user
+    /// files read from the layers, or whatever the root mounted here holds.
+    fn file(&self, rel: &str) -> Option<String> {
+        match (&self.user_files, rel) {
+            (Some((passwd, _)), "etc/passwd") => passwd.clone(),
+            (Some((_, group)), "etc/group") => group.clone(),
+            (Some(_), _) => None,
+            (None, _) => ocispec::files_under(&self.layers.rootfs)(rel),
+        }
+    }
 }
 
 /// Prepares a container's root filesystem. With `in_container` (the built-in runtime)

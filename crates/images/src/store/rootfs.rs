@@ -130,7 +130,7 @@ impl RootfsLayers {
                     // A file where a directory was expected hides the layers below.
                     return Ok(None);
                 }
-                opaque |= mount::is_opaque_dir(&cur);
+                opaque |= crate::unpack::is_opaque_dir(&cur);
             }
         }
         Ok(None)
